@@ -1,0 +1,34 @@
+# The two commands: `make run` (set up + run the whole pipeline) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
+export GX_ANALYTICS_ENABLED ?= false
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install run dev test clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DAGSTER_HOME):
+	mkdir -p $@
+
+run: install | $(DAGSTER_HOME)
+	$(BIN)/dagster asset materialize --select '*' -m orchestration.definitions
+	$(BIN)/python -m orchestration.summary
+
+dev: install | $(DAGSTER_HOME)
+	$(BIN)/dagster dev -m orchestration.definitions
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(DATA_DIR) dbt_project/target

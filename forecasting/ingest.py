@@ -1,0 +1,165 @@
+"""Load Rossmann-layout CSV files into the warehouse's `raw` schema.
+
+Files are first loaded into a side schema (`raw_incoming`) so they can be validated before they
+replace anything: `promote_incoming` swaps them into `raw` in one transaction, and a failed load or
+validation leaves the previous `raw` tables untouched.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+RAW_SCHEMA = "raw"
+INCOMING_SCHEMA = "raw_incoming"
+
+# Kaggle's column names and the types they are loaded with; StateHoliday stays text ('0','a','b','c').
+RAW_COLUMNS: dict[str, dict[str, str]] = {
+    "sales": {
+        "Store": "INTEGER",
+        "DayOfWeek": "INTEGER",
+        "Date": "DATE",
+        "Sales": "INTEGER",
+        "Customers": "INTEGER",
+        "Open": "INTEGER",
+        "Promo": "INTEGER",
+        "StateHoliday": "VARCHAR",
+        "SchoolHoliday": "INTEGER",
+    },
+    "stores": {
+        "Store": "INTEGER",
+        "StoreType": "VARCHAR",
+        "Assortment": "VARCHAR",
+        "CompetitionDistance": "DOUBLE",
+        "CompetitionOpenSinceMonth": "INTEGER",
+        "CompetitionOpenSinceYear": "INTEGER",
+        "Promo2": "INTEGER",
+        "Promo2SinceWeek": "INTEGER",
+        "Promo2SinceYear": "INTEGER",
+        "PromoInterval": "VARCHAR",
+    },
+    "plan": {
+        "Id": "INTEGER",
+        "Store": "INTEGER",
+        "DayOfWeek": "INTEGER",
+        "Date": "DATE",
+        "Open": "INTEGER",
+        "Promo": "INTEGER",
+        "StateHoliday": "VARCHAR",
+        "SchoolHoliday": "INTEGER",
+    },
+}
+
+# File stems per table; the first existing candidate wins. The plan is optional.
+RAW_FILES: dict[str, tuple[str, ...]] = {
+    "sales": ("train.csv", "train.csv.gz"),
+    "stores": ("store.csv", "store.csv.gz"),
+    "plan": ("test.csv", "test.csv.gz"),
+}
+OPTIONAL_TABLES = {"plan"}
+OPTIONAL_COLUMNS = {"plan": {"Id"}}
+# Blanks in exports show up as empty fields or as the literal NULL / NA.
+NULL_STRINGS = ["", "NULL", "NA"]
+
+
+class RawInputError(ValueError):
+    """The raw input folder or one of its files is not in the expected Rossmann layout."""
+
+
+@dataclass(frozen=True)
+class RawLoad:
+    table: str
+    source_file: Path | None
+    n_rows: int
+
+
+def find_raw_files(raw_dir: Path) -> dict[str, Path | None]:
+    """Map each raw table to its file in `raw_dir`; raise a clear error for a missing required file."""
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise RawInputError(f"Raw data folder {raw_dir} does not exist (set RAW_DATA_DIR to a folder with "
+                            "train.csv[.gz] and store.csv, or unset it to use the embedded default data).")
+    found: dict[str, Path | None] = {}
+    for table, names in RAW_FILES.items():
+        path = next((raw_dir / n for n in names if (raw_dir / n).is_file()), None)
+        if path is None and table not in OPTIONAL_TABLES:
+            raise RawInputError(f"{raw_dir} has no {' or '.join(names)}: it is required.")
+        found[table] = path
+    return found
+
+
+def _header(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+        first = fh.readline().strip()
+    return [c.strip().strip('"') for c in first.split(",")] if first else []
+
+
+def _check_header(table: str, path: Path) -> list[str]:
+    """Return the file's columns after checking them against the layout (extra columns are refused)."""
+    expected = RAW_COLUMNS[table]
+    header = _header(path)
+    missing = [c for c in expected if c not in header and c not in OPTIONAL_COLUMNS.get(table, set())]
+    unexpected = [c for c in header if c not in expected]
+    if missing or unexpected or len(set(header)) != len(header):
+        raise RawInputError(
+            f"{path.name}: columns {header} do not match the Rossmann layout "
+            f"{list(expected)} (missing: {missing or 'none'}, unexpected: {unexpected or 'none'})."
+        )
+    return header
+
+
+def _select_sql(table: str, path: Path | None, header: list[str]) -> str:
+    """SELECT giving the table's exact columns and types; absent optional columns become NULL."""
+    columns = RAW_COLUMNS[table]
+    if path is None:
+        casts = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items())
+        return f"SELECT {casts} WHERE false"
+    file_types = ", ".join(f"'{c}': '{columns[c]}'" for c in header)
+    projection = ", ".join(c if c in header else f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items())
+    # Explicit types and no sniffing of types: a value that does not fit fails loudly with its line.
+    return (
+        f"SELECT {projection} FROM read_csv('{path.as_posix()}', header=true, delim=',', quote='\"', "
+        f"columns={{{file_types}}}, dateformat='%Y-%m-%d', nullstr={NULL_STRINGS})"
+    )
+
+
+def load_incoming(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[RawLoad]:
+    """Load every raw file into `raw_incoming.<table>`, replacing what a previous attempt left there."""
+    files = find_raw_files(raw_dir)
+    headers = {t: _check_header(t, p) for t, p in files.items() if p is not None}
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {INCOMING_SCHEMA}")
+    loads = []
+    for table, path in files.items():
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {INCOMING_SCHEMA}.{table} AS "
+                        + _select_sql(table, path, headers.get(table, [])))
+        except duckdb.Error as exc:
+            raise RawInputError(f"{path.name if path else table}: could not be read: {exc}") from exc
+        n_rows = con.execute(f"SELECT count(*) FROM {INCOMING_SCHEMA}.{table}").fetchone()[0]
+        if n_rows == 0 and table not in OPTIONAL_TABLES:
+            raise RawInputError(f"{path.name}: has no data rows.")
+        loads.append(RawLoad(table, path, n_rows))
+    return loads
+
+
+def promote_incoming(con: duckdb.DuckDBPyConnection) -> None:
+    """Replace the `raw` tables by the validated incoming ones, all or nothing."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+        for table in RAW_COLUMNS:
+            con.execute(f"CREATE OR REPLACE TABLE {RAW_SCHEMA}.{table} AS "
+                        f"SELECT * FROM {INCOMING_SCHEMA}.{table}")
+        con.execute(f"DROP SCHEMA {INCOMING_SCHEMA} CASCADE")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def discard_incoming(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")

@@ -1,0 +1,129 @@
+"""The write-back contract: forecast, metric and registry tables in schema `ml`.
+
+Users and BI tools read these tables, so their columns are fixed here. A write replaces the rows of
+the model versions it carries in a single transaction: a rerun never duplicates rows, and a failure
+leaves the tables as they were.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import duckdb
+import pandas as pd
+
+ML_SCHEMA = "ml"
+
+TABLE_COLUMNS: dict[str, dict[str, str]] = {
+    "store_sales_forecast": {
+        "store_id": "INTEGER NOT NULL",
+        "forecast_date": "DATE NOT NULL",
+        "model": "VARCHAR NOT NULL",
+        "model_version": "VARCHAR NOT NULL",
+        "sales_pred": "DOUBLE NOT NULL",
+        "sales_lower": "DOUBLE NOT NULL",
+        "sales_upper": "DOUBLE NOT NULL",
+        "customers_pred": "DOUBLE",
+        "created_at": "TIMESTAMP NOT NULL",
+    },
+    "model_metrics": {
+        "model": "VARCHAR NOT NULL",
+        "model_version": "VARCHAR NOT NULL",
+        "split": "VARCHAR NOT NULL",
+        "metric": "VARCHAR NOT NULL",
+        "value": "DOUBLE",
+        "created_at": "TIMESTAMP NOT NULL",
+    },
+    "model_registry": {
+        "model": "VARCHAR NOT NULL",
+        "model_version": "VARCHAR NOT NULL",
+        "trained_at": "TIMESTAMP NOT NULL",
+        "train_start": "DATE NOT NULL",
+        "train_end": "DATE NOT NULL",
+        "n_train_rows": "BIGINT NOT NULL",
+        "params": "JSON",
+        "artifact_path": "VARCHAR NOT NULL",
+    },
+}
+
+# Each table's key: a write must not carry two rows with the same key.
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "store_sales_forecast": ("model_version", "store_id", "forecast_date"),
+    "model_metrics": ("model", "model_version", "split", "metric"),
+    "model_registry": ("model", "model_version"),
+}
+
+
+class WriteBackError(ValueError):
+    """Model output that does not fit the write-back contract."""
+
+
+def ensure_ml_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {ML_SCHEMA}")
+    for table, columns in TABLE_COLUMNS.items():
+        cols = ", ".join(f"{name} {ddl}" for name, ddl in columns.items())
+        con.execute(f"CREATE TABLE IF NOT EXISTS {ML_SCHEMA}.{table} ({cols})")
+
+
+def _conform(table: str, frame: pd.DataFrame, created_at: datetime) -> pd.DataFrame:
+    """Columns in contract order, created_at filled, keys checked; raise before anything is written."""
+    columns = list(TABLE_COLUMNS[table])
+    frame = frame.copy()
+    if "created_at" in columns:
+        frame["created_at"] = pd.Timestamp(created_at).tz_localize(None)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise WriteBackError(f"ml.{table}: output lacks columns {missing}")
+    frame = frame[columns]
+    required = [c for c, ddl in TABLE_COLUMNS[table].items() if "NOT NULL" in ddl]
+    null_counts = frame[required].isna().sum()
+    if null_counts.any():
+        raise WriteBackError(f"ml.{table}: NULLs in required columns {null_counts[null_counts > 0].to_dict()}")
+    duplicated = frame.duplicated(list(TABLE_KEYS[table]))
+    if duplicated.any():
+        raise WriteBackError(
+            f"ml.{table}: {int(duplicated.sum())} rows repeat the key {TABLE_KEYS[table]}, e.g. "
+            f"{frame.loc[duplicated, list(TABLE_KEYS[table])].head(3).to_dict('records')}"
+        )
+    return frame
+
+
+def write_model_outputs(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    forecasts: pd.DataFrame,
+    metrics: pd.DataFrame,
+    registry: pd.DataFrame,
+    created_at: datetime | None = None,
+) -> dict[str, int]:
+    """Replace the rows of every (model, model_version) in `registry` in all three tables, atomically."""
+    created_at = created_at or datetime.now(timezone.utc)
+    frames = {
+        "store_sales_forecast": _conform("store_sales_forecast", forecasts, created_at),
+        "model_metrics": _conform("model_metrics", metrics, created_at),
+        "model_registry": _conform("model_registry", registry, created_at),
+    }
+    versions = frames["model_registry"][["model", "model_version"]]
+    for table in ("store_sales_forecast", "model_metrics"):
+        unknown = frames[table].merge(versions, how="left", indicator=True)["_merge"] == "left_only"
+        if unknown.any():
+            raise WriteBackError(f"ml.{table}: rows for model versions missing from the registry")
+
+    ensure_ml_tables(con)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.register("written_versions", versions)
+        for table, frame in frames.items():
+            con.execute(
+                f"DELETE FROM {ML_SCHEMA}.{table} AS t USING written_versions AS v "
+                "WHERE t.model = v.model AND t.model_version = v.model_version"
+            )
+            con.register("incoming_rows", frame)
+            con.execute(f"INSERT INTO {ML_SCHEMA}.{table} BY NAME SELECT * FROM incoming_rows")
+            con.unregister("incoming_rows")
+        con.unregister("written_versions")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return {table: len(frame) for table, frame in frames.items()}

@@ -1,0 +1,105 @@
+"""Raw loads: the Rossmann-layout files into schema `raw`, validated before they replace anything."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+
+from expectations import validate_table
+from forecasting import synthetic
+from forecasting.ingest import INCOMING_SCHEMA, RAW_COLUMNS, discard_incoming, load_incoming, promote_incoming
+from orchestration.resources import DuckDBWarehouse, PlatformPaths
+
+GX_CHECK = "great_expectations"
+RAW_TABLE_DESCRIPTIONS = {
+    "sales": "Daily sales history per store, as in Kaggle's train.csv.",
+    "stores": "One row per store (type, assortment, competition, Promo2), as in store.csv.",
+    "plan": "The forecast plan (test.csv layout): known future calendar per store-day; empty without test.csv.",
+}
+
+
+def raw_key(table: str) -> AssetKey:
+    return AssetKey(["raw", table])
+
+
+def ensure_default_data(paths: PlatformPaths) -> None:
+    """Write the embedded synthetic dataset once; it is deterministic, so a rerun would write the same bytes."""
+    if not (paths.input_dir / "train.csv").exists():
+        synthetic.generate_dataset(paths.input_dir)
+
+
+@multi_asset(
+    name="raw_tables",
+    specs=[
+        AssetSpec(raw_key(t), description=d, group_name="raw", kinds={"duckdb"})
+        for t, d in RAW_TABLE_DESCRIPTIONS.items()
+    ],
+    check_specs=[
+        AssetCheckSpec(GX_CHECK, asset=raw_key(t), blocking=True,
+                       description=f"Great Expectations suite for raw.{t}")
+        for t in RAW_TABLE_DESCRIPTIONS
+    ],
+)
+def raw_tables(context: AssetExecutionContext, paths: PlatformPaths, warehouse: DuckDBWarehouse):
+    """Load the input files, validate them, and only then swap them into `raw` in one transaction."""
+    if paths.uses_default_data:
+        ensure_default_data(paths)
+    context.log.info(f"Loading raw files from {paths.input_dir}")
+    with warehouse.connect() as con:
+        loads = {load.table: load for load in load_incoming(con, paths.input_dir)}
+
+    outcomes = {
+        table: validate_table(warehouse.path, f"raw.{table}", read_schema=INCOMING_SCHEMA,
+                              data_docs_dir=paths.reports_dir / "data_docs")
+        for table in RAW_COLUMNS
+    }
+    checks = [
+        AssetCheckResult(
+            asset_key=raw_key(table),
+            check_name=GX_CHECK,
+            passed=outcome.success,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "expectations": outcome.n_expectations,
+                "rows": outcome.n_rows,
+                "blocking_failures": len(outcome.blocking_failures),
+                "warnings": len(outcome.warnings),
+                "summary": MetadataValue.md(outcome.summary_markdown()),
+            },
+        )
+        for table, outcome in outcomes.items()
+    ]
+    failed = [table for table, outcome in outcomes.items() if not outcome.success]
+    if failed:
+        with warehouse.connect() as con:
+            discard_incoming(con)
+        for check in checks:
+            yield check
+        details = "\n\n".join(f"### raw.{t}\n{outcomes[t].summary_markdown()}" for t in failed)
+        raise Failure(
+            description=f"Raw data failed validation for {', '.join(failed)}; raw tables left unchanged.",
+            metadata={"failed_expectations": MetadataValue.md(details)},
+        )
+
+    with warehouse.connect() as con:
+        promote_incoming(con)
+    for table, load in loads.items():
+        yield MaterializeResult(
+            asset_key=raw_key(table),
+            metadata={
+                "rows": load.n_rows,
+                "source_file": str(load.source_file) if load.source_file else "(none: no plan file)",
+                "table": f"raw.{table}",
+            },
+        )
+    yield from checks

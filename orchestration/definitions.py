@@ -1,0 +1,32 @@
+"""The platform's one Dagster code location: files -> raw -> dbt -> checks -> models -> ml -> BI marts."""
+
+from dagster import Definitions, define_asset_job, in_process_executor
+from dagster_dbt import DbtCliResource
+
+from orchestration.assets.dbt import dbt_project, forecast_marts, warehouse_models
+from orchestration.assets.forecasts import features_expectations, ml_tables, model_assets
+from orchestration.assets.raw import raw_tables
+from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
+
+ALL_ASSETS = [raw_tables, warehouse_models, *model_assets, ml_tables, forecast_marts]
+
+
+def build_resources(**overrides) -> dict:
+    resources = {
+        "paths": PlatformPaths(),
+        "warehouse": DuckDBWarehouse(),
+        "training": TrainingSettings(),
+        "dbt": DbtCliResource(project_dir=dbt_project),
+    }
+    return {**resources, **overrides}
+
+
+defs = Definitions(
+    assets=ALL_ASSETS,
+    asset_checks=[features_expectations],
+    jobs=[define_asset_job("forecast_pipeline", selection="*",
+                           description="Everything: raw loads, dbt, checks, models, write-back, BI marts.")],
+    resources=build_resources(),
+    # DuckDB takes one writer process at a time: run the steps one after another in one process.
+    executor=in_process_executor,
+)

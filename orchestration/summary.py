@@ -1,0 +1,50 @@
+"""Printed at the end of `make run`: where the tables are, what they hold, and queries to start from."""
+
+from __future__ import annotations
+
+from orchestration.resources import DuckDBWarehouse, PlatformPaths
+
+EXAMPLE_QUERIES = {
+    "Latest forecast per model for store 1": """
+SELECT forecast_date, model, round(sales_pred) AS sales_pred, round(sales_lower) AS lower,
+       round(sales_upper) AS upper
+FROM marts.fct_sales_forecast
+WHERE store_id = 1 AND is_latest_version
+ORDER BY forecast_date, model
+LIMIT 6""",
+    "Validation accuracy of the latest versions": """
+SELECT m.model, m.model_version, m.metric, round(m.value, 4) AS value
+FROM ml.model_metrics m
+JOIN (SELECT model, max(model_version) AS model_version FROM ml.model_registry GROUP BY model) l
+  USING (model, model_version)
+WHERE m.split = 'validation' AND m.metric = 'rmspe'
+ORDER BY value""",
+    "Monthly forecast totals, all stores": """
+SELECT month_start, model, round(sum(sales_pred)) AS sales_pred
+FROM marts.fct_sales_forecast_monthly
+WHERE is_latest_version
+GROUP BY ALL ORDER BY month_start, model""",
+}
+
+
+def main() -> None:
+    warehouse, paths = DuckDBWarehouse(), PlatformPaths()
+    with warehouse.connect(read_only=True) as con:
+        tables = con.execute("""
+            SELECT table_schema || '.' || table_name AS name, estimated_size AS approx_rows
+            FROM duckdb_tables() WHERE table_schema IN ('raw', 'marts', 'ml')
+            ORDER BY table_schema, table_name""").fetchall()
+        print(f"\nWarehouse: {warehouse.path}")
+        print(f"Input data: {paths.input_dir}{' (embedded default)' if paths.uses_default_data else ''}")
+        print(f"Model artifacts: {paths.models_dir}   Data Docs: {paths.reports_dir / 'data_docs'}")
+        print("\nTables:")
+        for name, rows in tables:
+            print(f"  {name:<45} ~{rows:,} rows")
+        print(f"\nQuery it: duckdb {warehouse.path} (or any DuckDB client, read-only: duckdb -readonly ...)")
+        for title, sql in EXAMPLE_QUERIES.items():
+            print(f"\n-- {title}{sql};")
+            print(con.sql(sql))
+
+
+if __name__ == "__main__":
+    main()
