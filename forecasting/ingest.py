@@ -8,6 +8,8 @@ validation leaves the previous `raw` tables untouched.
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,3 +165,21 @@ def promote_incoming(con: duckdb.DuckDBPyConnection) -> None:
 
 def discard_incoming(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
+
+
+@contextmanager
+def incoming_as_raw(warehouse_path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only view of the incoming tables under their final names (`raw.<table>`).
+
+    Validation suites refer to `raw.*` (also across tables); this lets them check the new files
+    before `promote_incoming` makes them the real `raw` tables.
+    """
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{Path(warehouse_path).as_posix()}' AS warehouse (READ_ONLY)")
+        con.execute(f"CREATE SCHEMA {RAW_SCHEMA}")
+        for table in RAW_COLUMNS:
+            con.execute(f"CREATE VIEW {RAW_SCHEMA}.{table} AS SELECT * FROM warehouse.{INCOMING_SCHEMA}.{table}")
+        yield con
+    finally:
+        con.close()

@@ -17,7 +17,13 @@ from dagster import (
 
 from expectations import validate_table
 from forecasting import synthetic
-from forecasting.ingest import INCOMING_SCHEMA, RAW_COLUMNS, discard_incoming, load_incoming, promote_incoming
+from forecasting.ingest import (
+    RAW_COLUMNS,
+    discard_incoming,
+    incoming_as_raw,
+    load_incoming,
+    promote_incoming,
+)
 from orchestration.resources import DuckDBWarehouse, PlatformPaths
 
 GX_CHECK = "great_expectations"
@@ -58,11 +64,11 @@ def raw_tables(context: AssetExecutionContext, paths: PlatformPaths, warehouse: 
     with warehouse.connect() as con:
         loads = {load.table: load for load in load_incoming(con, paths.input_dir)}
 
-    outcomes = {
-        table: validate_table(warehouse.path, f"raw.{table}", read_schema=INCOMING_SCHEMA,
-                              data_docs_dir=paths.reports_dir / "data_docs")
-        for table in RAW_COLUMNS
-    }
+    with incoming_as_raw(warehouse.path) as incoming:
+        outcomes = {
+            table: validate_table(incoming, f"raw.{table}", data_docs_dir=paths.reports_dir / "data_docs")
+            for table in RAW_COLUMNS
+        }
     checks = [
         AssetCheckResult(
             asset_key=raw_key(table),

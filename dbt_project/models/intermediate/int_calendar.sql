@@ -1,0 +1,72 @@
+-- Date spine: one row per calendar day from the first history date to the end of the
+-- forecast horizon (the last plan date, or the assumed horizon after the last history
+-- date when raw.plan is empty), with the calendar attributes the marts use.
+
+with
+
+history_bounds as (
+
+    select
+        min(sale_date) as first_history_date,
+        max(sale_date) as last_history_date
+    from {{ ref('stg_rossmann__sales') }}
+
+),
+
+plan_bounds as (
+
+    select
+        min(sale_date) as first_plan_date,
+        max(sale_date) as last_plan_date
+    from {{ ref('stg_rossmann__plan') }}
+
+),
+
+bounds as (
+
+    select
+        least(first_history_date, first_plan_date) as first_date,
+        coalesce(
+            last_plan_date,
+            last_history_date + {{ var('assumed_horizon_days') }}
+        ) as last_date
+    from history_bounds
+    cross join plan_bounds
+
+),
+
+spine as (
+
+    select cast(unnest(generate_series(
+        cast(first_date as timestamp),
+        cast(last_date as timestamp),
+        interval 1 day
+    )) as date) as calendar_date
+    from bounds
+    where first_date is not null
+
+),
+
+calendar as (
+
+    select
+        calendar_date,
+        cast(isodow(calendar_date) as integer) as day_of_week,
+        cast(dayofmonth(calendar_date) as integer) as day_of_month,
+        cast(month(calendar_date) as integer) as month,
+        cast(year(calendar_date) as integer) as year,
+        cast(weekofyear(calendar_date) as integer) as week_of_year,
+        cast(isoyear(calendar_date) as integer) as iso_year,
+        cast(dayofyear(calendar_date) as integer) as day_of_year,
+        cast(date_trunc('week', calendar_date) as date) as week_start,
+        cast(date_trunc('month', calendar_date) as date) as month_start,
+        -- Kaggle PromoInterval spells September 'Sept'; 'Sep' matches it as a substring
+        ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'][
+            month(calendar_date)
+        ] as month_abbr
+
+    from spine
+
+)
+
+select * from calendar
