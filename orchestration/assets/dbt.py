@@ -1,7 +1,5 @@
 """dbt models as Dagster assets: the warehouse models, and the BI marts downstream of the forecasts."""
 
-from __future__ import annotations
-
 import os
 from collections.abc import Mapping
 from pathlib import Path

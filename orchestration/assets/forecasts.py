@@ -1,7 +1,5 @@
 """Model training assets, the feature-mart validation that gates them, and the `ml` write-back."""
 
-from __future__ import annotations
-
 import json
 
 import pandas as pd

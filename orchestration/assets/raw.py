@@ -1,7 +1,5 @@
 """Raw loads: the Rossmann-layout files into schema `raw`, validated before they replace anything."""
 
-from __future__ import annotations
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
