@@ -31,16 +31,17 @@ def main() -> None:
     warehouse, paths = DuckDBWarehouse(), PlatformPaths()
     with warehouse.connect(read_only=True) as con:
         tables = con.execute("""
-            SELECT table_schema || '.' || table_name AS name, estimated_size AS approx_rows
-            FROM duckdb_tables() WHERE table_schema IN ('raw', 'marts', 'ml')
-            ORDER BY table_schema, table_name""").fetchall()
+            SELECT schema_name || '.' || table_name AS name, estimated_size AS approx_rows
+            FROM duckdb_tables() WHERE schema_name IN ('raw', 'marts', 'ml')
+            ORDER BY schema_name, table_name""").fetchall()
         print(f"\nWarehouse: {warehouse.path}")
         print(f"Input data: {paths.input_dir}{' (embedded default)' if paths.uses_default_data else ''}")
         print(f"Model artifacts: {paths.models_dir}   Data Docs: {paths.reports_dir / 'data_docs'}")
         print("\nTables:")
         for name, rows in tables:
             print(f"  {name:<45} ~{rows:,} rows")
-        print(f"\nQuery it: duckdb {warehouse.path} (or any DuckDB client, read-only: duckdb -readonly ...)")
+        print(f"\nQuery it from any DuckDB client, e.g.: .venv/bin/python -c \"import duckdb; "
+              f"print(duckdb.connect('{warehouse.path}', read_only=True).sql('SELECT ...'))\"")
         for title, sql in EXAMPLE_QUERIES.items():
             print(f"\n-- {title}{sql};")
             print(con.sql(sql))

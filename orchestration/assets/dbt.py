@@ -1,6 +1,7 @@
 """dbt models as Dagster assets: the warehouse models, and the BI marts downstream of the forecasts."""
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,9 @@ from orchestration.resources import REPO_ROOT, DuckDBWarehouse
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 FORECAST_TAG = "tag:forecast"
+
+# dbt is installed next to this interpreter; find it there even when the venv is not activated.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 

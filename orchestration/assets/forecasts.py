@@ -1,7 +1,5 @@
 """Model training assets, the feature-mart validation that gates them, and the `ml` write-back."""
 
-import json
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -20,7 +18,8 @@ from dagster import (
 
 from expectations import validate_table
 from forecasting.features import load_feature_frame
-from forecasting.training import MODEL_NAMES, params_for, train_and_forecast
+from forecasting.models import MODEL_NAMES
+from forecasting.training import default_params, fast_params, train_and_forecast
 from forecasting.writeback import write_model_outputs
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 
@@ -64,12 +63,12 @@ def _model_asset(model_name: str):
     def train(context: AssetExecutionContext, warehouse: DuckDBWarehouse, paths: PlatformPaths,
               training: TrainingSettings) -> Output[dict]:
         frame = load_feature_frame(warehouse.path)
-        trained = train_and_forecast(model_name, frame, params_for(model_name, training.profile),
-                                     paths.models_dir)
+        params = fast_params(model_name) if training.profile == "fast" else default_params(model_name)
+        trained = train_and_forecast(model_name, frame, params, paths.models_dir)
         metrics = trained.metrics.set_index("metric")["value"]
         return Output(
             # What the write-back needs; the fitted model itself stays in its artifact folder.
-            {"forecast": trained.forecast, "metrics": trained.metrics, "registry": trained.registry},
+            {"forecast": trained.forecast, "metrics": trained.metrics, "registry": trained.registry_frame()},
             metadata={
                 "model_version": trained.model_version,
                 "artifact_path": MetadataValue.path(str(trained.artifact_path)),
@@ -97,8 +96,7 @@ def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse,
     trained = {"baseline": baseline, "random_forest": random_forest, "lstm": lstm}
     forecasts = pd.concat([t["forecast"] for t in trained.values()], ignore_index=True)
     metrics = pd.concat([t["metrics"] for t in trained.values()], ignore_index=True)
-    registry = pd.DataFrame([t["registry"] for t in trained.values()])
-    registry["params"] = registry["params"].map(lambda p: p if isinstance(p, str) else json.dumps(p))
+    registry = pd.concat([t["registry"] for t in trained.values()], ignore_index=True)
     with warehouse.connect() as con:
         counts = write_model_outputs(con, forecasts=forecasts, metrics=metrics, registry=registry)
     versions = registry[["model", "model_version"]].to_dict("records")

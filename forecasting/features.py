@@ -1,0 +1,243 @@
+"""Feature frame loading, time-based splits and leakage-free store statistics.
+
+Input to every model is a pandas DataFrame with the columns of ``marts.fct_store_daily_features``:
+history rows (``is_history`` true, with ``sales``/``customers``) and plan rows (``is_history`` false).
+
+Store statistics (target encodings of the store identity) are computed ONLY from the rows handed to
+:func:`compute_store_stats` -- the training part of the history -- and then joined onto any frame with
+:func:`add_store_stats`.  Nothing from a validation or forecast window can leak into the features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FEATURE_TABLE = "marts.fct_store_daily_features"
+
+KEY_COLUMNS = ["store_id", "sale_date"]
+TARGET_COLUMNS = ["sales", "customers"]
+
+NUMERIC_FEATURES = [
+    "day_of_week",
+    "day_of_month",
+    "month",
+    "year",
+    "week_of_year",
+    "day_of_year",
+    "competition_distance_m",
+    "months_since_competition_open",
+    "days_since_state_holiday",
+    "days_until_state_holiday",
+    "days_since_closed",
+    "days_until_closed",
+]
+CATEGORICAL_FEATURES = ["store_type", "assortment", "state_holiday"]
+BOOLEAN_FEATURES = [
+    "is_promo",
+    "is_state_holiday",
+    "is_school_holiday",
+    "is_competition_open",
+    "is_promo2_active",
+    "is_promo2_month",
+]
+# Joined on by add_store_stats(); computed from training history only.
+STORE_STAT_FEATURES = [
+    "store_log_sales_mean",
+    "store_log_sales_median",
+    "store_log_sales_std",
+    "store_dow_log_sales_mean",
+    "store_promo_log_sales_mean",
+    "store_dow_promo_log_sales_mean",
+    "store_month_log_sales_effect",
+    "store_recent_log_sales_mean",
+    "store_log_customers_mean",
+    "store_sales_per_customer",
+    "store_open_share",
+]
+
+_BOOL_COLUMNS = ["is_history", "is_open", *BOOLEAN_FEATURES]
+_INT_COLUMNS = ["store_id", *NUMERIC_FEATURES[:6]]
+
+
+def load_feature_frame(warehouse_path: str | Path) -> pd.DataFrame:
+    """Read ``marts.fct_store_daily_features`` from a DuckDB file (read-only) as a clean DataFrame."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse_path), read_only=True)
+    try:
+        frame = con.execute(f"SELECT * FROM {FEATURE_TABLE} ORDER BY store_id, sale_date").df()
+    finally:
+        con.close()
+    return prepare_frame(frame)
+
+
+def prepare_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Normalise dtypes (nullable ints -> float, nullable booleans -> bool, dates -> datetime64).
+
+    ``is_open`` NULL (Kaggle's plan has a few) counts as open; other NULL booleans count as false.
+    Returns a copy sorted by store_id, sale_date with a fresh RangeIndex.
+    """
+    df = frame.copy()
+    df["sale_date"] = pd.to_datetime(df["sale_date"]).astype("datetime64[ns]")
+    for col in _BOOL_COLUMNS:
+        if col in df.columns:
+            fill = True if col == "is_open" else False
+            df[col] = df[col].astype("boolean").fillna(fill).astype(bool)
+    for col in _INT_COLUMNS:
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col]).astype("int64")
+    for col in [c for c in NUMERIC_FEATURES + TARGET_COLUMNS if c in df.columns and c not in _INT_COLUMNS]:
+        df[col] = pd.to_numeric(df[col]).astype("float64")
+    for col in CATEGORICAL_FEATURES:
+        if col in df.columns:
+            df[col] = df[col].astype(object).where(df[col].notna(), "missing").astype(str)
+    if "state_holiday" in df.columns:
+        df["state_holiday"] = df["state_holiday"].where(df["state_holiday"].isin(["a", "b", "c"]), "0")
+    return df.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
+
+
+def history_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.loc[frame["is_history"]].reset_index(drop=True)
+
+
+def plan_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.loc[~frame["is_history"]].reset_index(drop=True)
+
+
+def validation_split(history: pd.DataFrame, horizon_days: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Time-based split: the last ``horizon_days`` calendar days of history are validation.
+
+    The cut-off is global (same date for every store).  Plan rows, if present, are dropped.
+    """
+    hist = history.loc[history["is_history"]] if "is_history" in history.columns else history
+    cutoff = validation_cutoff(hist, horizon_days)
+    train = hist.loc[hist["sale_date"] <= cutoff].reset_index(drop=True)
+    valid = hist.loc[hist["sale_date"] > cutoff].reset_index(drop=True)
+    return train, valid
+
+
+def validation_cutoff(history: pd.DataFrame, horizon_days: int = 42) -> pd.Timestamp:
+    """Last training date: max history date minus ``horizon_days``."""
+    return pd.Timestamp(history["sale_date"].max()) - pd.Timedelta(days=horizon_days)
+
+
+def _open_sold(history: pd.DataFrame) -> pd.DataFrame:
+    """History rows usable for sales statistics: open days with sales > 0."""
+    mask = history["is_open"].to_numpy(bool) & (history["sales"].to_numpy(float) > 0)
+    if "is_history" in history.columns:
+        mask &= history["is_history"].to_numpy(bool)
+    out = history.loc[mask, ["store_id", "sale_date", "day_of_week", "month", "is_promo", "sales", "customers"]].copy()
+    out["log_sales"] = np.log1p(out["sales"].to_numpy(float))
+    out["log_customers"] = np.log1p(out["customers"].fillna(0).to_numpy(float))
+    return out
+
+
+@dataclass
+class StoreStats:
+    """Per-store statistics from a training history; joined onto rows by :func:`add_store_stats`."""
+
+    store: pd.DataFrame  # index store_id
+    store_dow: pd.DataFrame  # index (store_id, day_of_week)
+    store_promo: pd.DataFrame  # index (store_id, is_promo)
+    store_dow_promo: pd.DataFrame  # index (store_id, day_of_week, is_promo)
+    store_month: pd.DataFrame  # index (store_id, month)
+    global_defaults: dict = field(default_factory=dict)
+    train_start: pd.Timestamp | None = None
+    train_end: pd.Timestamp | None = None
+
+
+def compute_store_stats(train: pd.DataFrame, recent_days: int = 91) -> StoreStats:
+    """Store-level statistics from the (training) history rows only.
+
+    Only open days with sales > 0 enter the sales statistics.  ``recent_days`` sets the window (before the
+    last training date) for ``store_recent_log_sales_mean``.
+    """
+    hist = train.loc[train["is_history"]] if "is_history" in train.columns else train
+    d = _open_sold(hist)
+    if d.empty:
+        raise ValueError("compute_store_stats: no open history rows with sales > 0")
+    g = d.groupby("store_id")
+    store = pd.DataFrame(
+        {
+            "store_log_sales_mean": g["log_sales"].mean(),
+            "store_log_sales_median": g["log_sales"].median(),
+            "store_log_sales_std": g["log_sales"].std(ddof=0),
+            "store_log_customers_mean": g["log_customers"].mean(),
+            "store_sales_per_customer": g["sales"].sum() / g["customers"].sum().clip(lower=1.0),
+        }
+    )
+    n_days = hist.groupby("store_id").size()
+    n_open = hist.loc[hist["is_open"]].groupby("store_id").size()
+    store["store_open_share"] = (n_open.reindex(n_days.index).fillna(0) / n_days).reindex(store.index)
+    end = pd.Timestamp(hist["sale_date"].max())
+    recent = d.loc[d["sale_date"] > end - pd.Timedelta(days=recent_days)]
+    store["store_recent_log_sales_mean"] = recent.groupby("store_id")["log_sales"].mean().reindex(store.index)
+    store["store_recent_log_sales_mean"] = store["store_recent_log_sales_mean"].fillna(store["store_log_sales_mean"])
+
+    store_dow = d.groupby(["store_id", "day_of_week"])["log_sales"].mean().to_frame("store_dow_log_sales_mean")
+    store_promo = d.groupby(["store_id", "is_promo"])["log_sales"].mean().to_frame("store_promo_log_sales_mean")
+    store_dow_promo = (
+        d.groupby(["store_id", "day_of_week", "is_promo"])["log_sales"].mean().to_frame("store_dow_promo_log_sales_mean")
+    )
+    # Month effect: mean log sales in the month minus the store's mean (seasonality), shrunk toward 0 when thin.
+    sm = d.groupby(["store_id", "month"])["log_sales"].agg(["mean", "size"])
+    base = store["store_log_sales_mean"].reindex(sm.index.get_level_values("store_id")).to_numpy()
+    shrink = sm["size"].to_numpy() / (sm["size"].to_numpy() + 10.0)
+    store_month = pd.DataFrame({"store_month_log_sales_effect": (sm["mean"].to_numpy() - base) * shrink}, index=sm.index)
+    defaults = {c: float(store[c].median()) for c in store.columns}
+    return StoreStats(
+        store=store,
+        store_dow=store_dow,
+        store_promo=store_promo,
+        store_dow_promo=store_dow_promo,
+        store_month=store_month,
+        global_defaults=defaults,
+        train_start=pd.Timestamp(hist["sale_date"].min()),
+        train_end=end,
+    )
+
+
+def _lookup(frame: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    idx = pd.MultiIndex.from_frame(frame[keys]) if len(keys) > 1 else pd.Index(frame[keys[0]])
+    return table.reindex(idx).reset_index(drop=True)
+
+
+def add_store_stats(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
+    """Return a copy of ``frame`` with the STORE_STAT_FEATURES columns joined on (row order kept).
+
+    Fallbacks: store x weekday / store x promo / store x weekday x promo -> store mean; month effect -> 0;
+    unknown store -> median over stores.
+    """
+    out = frame.reset_index(drop=True).copy()
+    keys = out[["store_id", "day_of_week", "month", "is_promo"]].copy()
+    keys["is_promo"] = keys["is_promo"].astype(bool)
+    st = _lookup(keys, stats.store, ["store_id"])
+    for col in stats.store.columns:
+        out[col] = st[col].fillna(stats.global_defaults[col]).to_numpy()
+    mean = out["store_log_sales_mean"].to_numpy()
+    out["store_dow_log_sales_mean"] = _lookup(keys, stats.store_dow, ["store_id", "day_of_week"]).iloc[:, 0].fillna(
+        pd.Series(mean)
+    ).to_numpy()
+    out["store_promo_log_sales_mean"] = _lookup(keys, stats.store_promo, ["store_id", "is_promo"]).iloc[:, 0].fillna(
+        pd.Series(mean)
+    ).to_numpy()
+    out["store_dow_promo_log_sales_mean"] = (
+        _lookup(keys, stats.store_dow_promo, ["store_id", "day_of_week", "is_promo"])
+        .iloc[:, 0]
+        .fillna(pd.Series(out["store_dow_log_sales_mean"].to_numpy()))
+        .to_numpy()
+    )
+    out["store_month_log_sales_effect"] = (
+        _lookup(keys, stats.store_month, ["store_id", "month"]).iloc[:, 0].fillna(0.0).to_numpy()
+    )
+    return out
+
+
+def model_feature_columns(include_store_stats: bool = True) -> dict[str, list[str]]:
+    """Columns by kind as the tabular models use them."""
+    numeric = NUMERIC_FEATURES + (STORE_STAT_FEATURES if include_store_stats else [])
+    return {"numeric": numeric, "categorical": list(CATEGORICAL_FEATURES), "boolean": list(BOOLEAN_FEATURES)}

@@ -1,0 +1,486 @@
+"""Global sequence-to-sequence LSTM over sliding windows of per-store daily series (Keras 3).
+
+Data layout
+    Every store is reindexed onto one continuous daily grid (``[stores, days, channels]``); days without a row
+    (refurbishment gaps, before a store's first day) are zeros with ``observed = 0`` -- so gaps never shift the
+    calendar.  Sales and customers are scaled per store: ``(log1p(x) - mean) / std`` with the store's mean/std
+    over its *training* open days with sales > 0.
+
+Window
+    ``lookback_days`` days of [scaled sales, scaled customers, future=0, observed, known covariates] followed by
+    the horizon days, where the sales/customers channels are zeroed and ``future = 1`` but the known
+    covariates (open, promo, state/school holiday, promo2 month, day-of-week one-hot, day-of-month and
+    day-of-year sin/cos, distances to closed days and holidays) are present.  Static store channels (store
+    type, assortment, scaled store level) are repeated along time.  Windows are cut from the grid with
+    ``numpy.lib.stride_tricks.sliding_window_view`` (no Python loops over rows).
+
+Network
+    Two stacked ``LSTM(return_sequences=True)`` layers and a per-step ``Dense(2)`` head (what TimeDistributed would do) predict scaled
+    log sales and customers at every step; the loss is a masked MSE that only counts horizon steps on open
+    observed days with sales > 0.  The network is length-agnostic, so a plan longer than the training horizon
+    (Kaggle's is 48 days) still works.  One global model for all stores.
+
+Training
+    ``fit``: fresh random windows every epoch (``windows_per_epoch`` drawn from all valid window
+    positions, seeded); early stopping on a time-based validation slice -- one window per store whose horizon
+    is the last ``horizon_days`` of the training data; the training windows' horizons end before it.
+    ``refit``: warm start from a fitted model on the full history for ``refit_epochs`` epochs (used by
+    :mod:`forecasting.training` after validation, much cheaper than training from scratch).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import joblib  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from keras import ops  # noqa: E402
+from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
+
+from forecasting.models import prediction_frame  # noqa: E402
+
+DEFAULT_PARAMS: dict = {
+    "lookback_days": 42,
+    "horizon_days": 42,
+    "units": [64, 32],
+    "dropout": 0.0,
+    "batch_size": 256,
+    "epochs": 10,
+    "windows_per_epoch": "auto",  # int, or "auto": 5% of the candidate windows, clipped to [4096, 32768]
+    "patience": 3,
+    "learning_rate": 2e-3,
+    "refit_epochs": 2,
+    "refit_learning_rate": 1e-3,
+    "customers_weight": 0.5,
+    "min_lookback_observed": 0.5,
+    "seed": 42,
+    "verbose": 2,
+}
+FAST_PARAMS: dict = {
+    **DEFAULT_PARAMS,
+    "lookback_days": 21,
+    "units": [8, 8],
+    "batch_size": 64,
+    "epochs": 2,
+    "windows_per_epoch": 256,
+    "patience": 1,
+    "refit_epochs": 1,
+    "verbose": 0,
+}
+MODEL_FILE = "lstm.keras"
+STATE_FILE = "lstm_state.joblib"
+
+STORE_TYPES = ["a", "b", "c", "d"]
+ASSORTMENTS = ["a", "b", "c"]
+# channel layout
+CH_SALES, CH_CUST, CH_FUTURE, CH_OBSERVED = 0, 1, 2, 3
+COVARIATE_NAMES = (
+    ["is_open", "is_promo", "is_state_holiday", "is_school_holiday", "is_promo2_month"]
+    + [f"dow_{d}" for d in range(1, 8)]
+    + ["dom_sin", "dom_cos", "doy_sin", "doy_cos"]
+    + ["days_since_closed", "days_until_closed", "days_since_state_holiday", "days_until_state_holiday"]
+)
+STATIC_NAMES = [f"store_type_{t}" for t in STORE_TYPES] + [f"assortment_{a}" for a in ASSORTMENTS] + ["store_level"]
+CHANNELS = ["sales_scaled", "customers_scaled", "is_future", "observed"] + COVARIATE_NAMES + STATIC_NAMES
+N_CHANNELS = len(CHANNELS)
+_COV0 = 4
+_STAT0 = _COV0 + len(COVARIATE_NAMES)
+
+
+@dataclass
+class StoreScaler:
+    """Per-store mean/std of log1p(sales) and log1p(customers) on training open days with sales > 0."""
+
+    table: pd.DataFrame  # index store_id; columns s_mu, s_sd, c_mu, c_sd, level, static channels
+    default: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_history(cls, hist: pd.DataFrame, min_sd: float = 0.05) -> "StoreScaler":
+        d = hist.loc[hist["is_open"].astype(bool) & (hist["sales"] > 0)]
+        ls = np.log1p(d["sales"].to_numpy(float))
+        lc = np.log1p(d["customers"].fillna(0).to_numpy(float))
+        g = pd.DataFrame({"store_id": d["store_id"].to_numpy(), "ls": ls, "lc": lc}).groupby("store_id")
+        t = pd.DataFrame(
+            {
+                "s_mu": g["ls"].mean(),
+                "s_sd": g["ls"].std(ddof=0).fillna(0).clip(lower=min_sd),
+                "c_mu": g["lc"].mean(),
+                "c_sd": g["lc"].std(ddof=0).fillna(0).clip(lower=min_sd),
+            }
+        )
+        lvl_mu, lvl_sd = float(t["s_mu"].mean()), float(t["s_mu"].std(ddof=0) or 1.0)
+        t["level"] = (t["s_mu"] - lvl_mu) / (lvl_sd if lvl_sd > 0 else 1.0)
+        first = hist.drop_duplicates("store_id").set_index("store_id")
+        static = _static_channels(first).reindex(t.index).fillna(0.0)
+        static["store_level"] = t["level"]
+        t = pd.concat([t, static], axis=1)
+        default = {c: float(t[c].median()) for c in ["s_mu", "s_sd", "c_mu", "c_sd", "level"]}
+        return cls(table=t, default=default)
+
+    def lookup(self, store_ids: np.ndarray) -> pd.DataFrame:
+        t = self.table.reindex(pd.Index(store_ids))
+        for c, v in self.default.items():
+            t[c] = t[c].fillna(v)
+        t["store_level"] = t["store_level"].fillna(self.default["level"])
+        return t.fillna(0.0)
+
+
+def _static_channels(by_store: pd.DataFrame) -> pd.DataFrame:
+    st = by_store["store_type"].astype(str) if "store_type" in by_store.columns else pd.Series("", index=by_store.index)
+    asr = by_store["assortment"].astype(str) if "assortment" in by_store.columns else pd.Series("", index=by_store.index)
+    out = {f"store_type_{t}": (st == t).astype("float32") for t in STORE_TYPES}
+    out.update({f"assortment_{a}": (asr == a).astype("float32") for a in ASSORTMENTS})
+    return pd.DataFrame(out, index=by_store.index)
+
+
+def _col(df: pd.DataFrame, name: str, default: float = 0.0) -> np.ndarray:
+    if name not in df.columns:
+        return np.full(len(df), default, dtype="float32")
+    s = df[name]
+    if s.dtype == bool or str(s.dtype) == "boolean":
+        return s.astype("boolean").fillna(name == "is_open").to_numpy(dtype="float32")
+    return pd.to_numeric(s).astype("float64").fillna(default).to_numpy(dtype="float32")
+
+
+def _covariates(df: pd.DataFrame) -> np.ndarray:
+    """Known covariate channels for rows (vectorised), shape [n, len(COVARIATE_NAMES)]."""
+    n = len(df)
+    dates = pd.to_datetime(df["sale_date"])
+    dow = dates.dt.dayofweek.to_numpy() + 1  # 1=Mon..7=Sun
+    dom = dates.dt.day.to_numpy()
+    doy = dates.dt.dayofyear.to_numpy()
+    dim = dates.dt.days_in_month.to_numpy()
+    out = np.zeros((n, len(COVARIATE_NAMES)), dtype="float32")
+    for j, c in enumerate(["is_open", "is_promo", "is_state_holiday", "is_school_holiday", "is_promo2_month"]):
+        out[:, j] = _col(df, c, 1.0 if c == "is_open" else 0.0)
+    out[np.arange(n), 5 + dow - 1] = 1.0
+    out[:, 12] = np.sin(2 * np.pi * (dom - 1) / dim)
+    out[:, 13] = np.cos(2 * np.pi * (dom - 1) / dim)
+    out[:, 14] = np.sin(2 * np.pi * (doy - 1) / 365.25)
+    out[:, 15] = np.cos(2 * np.pi * (doy - 1) / 365.25)
+    for j, c in enumerate(["days_since_closed", "days_until_closed", "days_since_state_holiday", "days_until_state_holiday"]):
+        out[:, 16 + j] = np.clip(_col(df, c, 14.0), 0, 14) / 14.0
+    return out
+
+
+@dataclass
+class Grid:
+    """Dense [stores, days, channels] array plus targets/weights (float32)."""
+
+    stores: np.ndarray
+    start: pd.Timestamp
+    x: np.ndarray  # [S, T, C]
+    y: np.ndarray  # [S, T, 3]: scaled sales, scaled customers, weight
+
+
+def _fill_rows(grid: Grid, rows: pd.DataFrame, scaler: StoreScaler, future: bool) -> None:
+    if rows.empty:
+        return
+    s_idx = np.searchsorted(grid.stores, rows["store_id"].to_numpy())
+    t_idx = ((pd.to_datetime(rows["sale_date"]) - grid.start).dt.days).to_numpy()
+    ok = (s_idx < len(grid.stores)) & (t_idx >= 0) & (t_idx < grid.x.shape[1])
+    ok &= grid.stores[np.minimum(s_idx, len(grid.stores) - 1)] == rows["store_id"].to_numpy()
+    rows, s_idx, t_idx = rows.loc[ok], s_idx[ok], t_idx[ok]
+    grid.x[s_idx, t_idx, _COV0:_STAT0] = _covariates(rows)
+    grid.x[s_idx, t_idx, CH_OBSERVED] = 1.0
+    if future:
+        return
+    sc = scaler.lookup(rows["store_id"].to_numpy())
+    sales = rows["sales"].to_numpy(float)
+    cust = rows["customers"].fillna(0).to_numpy(float)
+    good = rows["is_open"].astype(bool).to_numpy() & (sales > 0)
+    ss = np.where(good, (np.log1p(np.where(good, sales, 0)) - sc["s_mu"].to_numpy()) / sc["s_sd"].to_numpy(), 0.0)
+    cs = np.where(good, (np.log1p(np.where(good, cust, 0)) - sc["c_mu"].to_numpy()) / sc["c_sd"].to_numpy(), 0.0)
+    grid.x[s_idx, t_idx, CH_SALES] = ss
+    grid.x[s_idx, t_idx, CH_CUST] = cs
+    grid.y[s_idx, t_idx, 0] = ss
+    grid.y[s_idx, t_idx, 1] = cs
+    grid.y[s_idx, t_idx, 2] = good.astype("float32")
+
+
+def build_grid(
+    stores: np.ndarray,
+    start: pd.Timestamp,
+    n_days: int,
+    scaler: StoreScaler,
+    history: pd.DataFrame | None,
+    future_rows: pd.DataFrame | None = None,
+    future_from: pd.Timestamp | None = None,
+) -> Grid:
+    """Dense grid; history rows before ``future_from`` carry actuals, ``future_rows`` only covariates."""
+    stores = np.sort(np.asarray(stores))
+    grid = Grid(
+        stores=stores,
+        start=pd.Timestamp(start),
+        x=np.zeros((len(stores), n_days, N_CHANNELS), dtype="float32"),
+        y=np.zeros((len(stores), n_days, 3), dtype="float32"),
+    )
+    if history is not None and len(history):
+        h = history
+        if future_from is not None:
+            h = h.loc[pd.to_datetime(h["sale_date"]) < future_from]
+        _fill_rows(grid, h, scaler, future=False)
+    if future_rows is not None and len(future_rows):
+        _fill_rows(grid, future_rows, scaler, future=True)
+    if future_from is not None:
+        f0 = (pd.Timestamp(future_from) - grid.start).days
+        grid.x[:, f0:, CH_FUTURE] = 1.0
+        grid.x[:, f0:, CH_SALES] = 0.0
+        grid.x[:, f0:, CH_CUST] = 0.0
+    static = scaler.lookup(stores)[STATIC_NAMES].to_numpy(dtype="float32")
+    grid.x[:, :, _STAT0:] = static[:, None, :]
+    return grid
+
+
+def _windows(grid: Grid, s_idx: np.ndarray, a_idx: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Materialise windows (store s, start a) of length ``window``; the last ``horizon`` steps are masked."""
+    xv = sliding_window_view(grid.x, window, axis=1)  # [S, T-W+1, C, W] (a view)
+    yv = sliding_window_view(grid.y, window, axis=1)
+    x = np.ascontiguousarray(xv[s_idx, a_idx].transpose(0, 2, 1))
+    y = np.ascontiguousarray(yv[s_idx, a_idx].transpose(0, 2, 1))
+    lb = window - horizon
+    x[:, lb:, CH_SALES] = 0.0
+    x[:, lb:, CH_CUST] = 0.0
+    x[:, lb:, CH_FUTURE] = 1.0
+    y[:, :lb, 2] = 0.0  # loss only on horizon steps
+    return x, y
+
+
+def _candidates(grid: Grid, window: int, horizon: int, max_end: int, min_obs: float) -> tuple[np.ndarray, np.ndarray]:
+    """All (store, start) window positions whose end <= max_end with a horizon target and enough lookback."""
+    lb = window - horizon
+    S, T, _ = grid.x.shape
+    n_pos = T - window + 1
+    if n_pos <= 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    w_cum = np.concatenate([np.zeros((S, 1)), np.cumsum(grid.y[:, :, 2], axis=1)], axis=1)
+    o_cum = np.concatenate([np.zeros((S, 1)), np.cumsum(grid.x[:, :, CH_OBSERVED], axis=1)], axis=1)
+    a = np.arange(n_pos)
+    hz_w = w_cum[:, a + window] - w_cum[:, a + lb]
+    lb_obs = (o_cum[:, a + lb] - o_cum[:, a]) / max(lb, 1)
+    ok = (hz_w > 0) & (lb_obs >= min_obs) & ((a + window - 1) <= max_end)[None, :]
+    s_idx, a_idx = np.nonzero(ok)
+    return s_idx, a_idx
+
+
+def masked_loss(customers_weight: float = 0.5):
+    def loss(y_true, y_pred):
+        w = y_true[..., 2]
+        err = ops.square(y_true[..., 0] - y_pred[..., 0]) + customers_weight * ops.square(y_true[..., 1] - y_pred[..., 1])
+        return ops.sum(w * err) / (ops.sum(w) + 1e-6)
+
+    loss.__name__ = "masked_mse"
+    return loss
+
+
+def build_network(params: dict) -> keras.Model:
+    units = list(params["units"])
+    inp = keras.Input(shape=(None, N_CHANNELS), name="window")
+    x = keras.layers.LSTM(units[0], return_sequences=True, name="lstm_1")(inp)
+    if params.get("dropout"):
+        x = keras.layers.Dropout(params["dropout"])(x)
+    x = keras.layers.LSTM(units[1] if len(units) > 1 else units[0], return_sequences=True, name="lstm_2")(x)
+    out = keras.layers.Dense(2, name="head")(x)  # applied per time step (TimeDistributed mis-shapes in predict())
+    return keras.Model(inp, out, name="store_sales_lstm")
+
+
+class _WindowDataset(keras.utils.PyDataset):
+    """Fresh random windows every epoch, drawn (seeded) from the candidate positions."""
+
+    def __init__(self, grid, s_idx, a_idx, window, horizon, batch_size, steps, seed):
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.grid, self.s_idx, self.a_idx = grid, s_idx, a_idx
+        self.window, self.horizon, self.batch_size = window, horizon, batch_size
+        self.steps = max(1, min(steps, math.ceil(len(s_idx) / batch_size)))
+        self.rng = np.random.default_rng(seed)
+        self._draw()
+
+    def _draw(self):
+        n = min(len(self.s_idx), self.steps * self.batch_size)
+        self.order = self.rng.choice(len(self.s_idx), size=n, replace=False)
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, i):
+        sel = self.order[i * self.batch_size : (i + 1) * self.batch_size]
+        if len(sel) == 0:
+            sel = self.order[: self.batch_size]
+        return _windows(self.grid, self.s_idx[sel], self.a_idx[sel], self.window, self.horizon)
+
+    def on_epoch_end(self):
+        self._draw()
+
+
+class _ValRMSPE(keras.callbacks.Callback):
+    """Adds ``val_rmspe`` (sales, original scale, open days with sales > 0) to the epoch logs."""
+
+    def __init__(self, x, y, mu, sd, verbose):
+        super().__init__()
+        self.x, self.y, self.mu, self.sd, self.verbose = x, y, mu, sd, verbose
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        p = self.model.predict(self.x, batch_size=1024, verbose=0)[..., 0]
+        w = self.y[..., 2] > 0
+        act = np.expm1(self.y[..., 0] * self.sd[:, None] + self.mu[:, None])
+        pred = np.expm1(p * self.sd[:, None] + self.mu[:, None])
+        r = float(np.sqrt(np.mean(((act - pred) / act)[w] ** 2))) if w.any() else float("nan")
+        if logs is not None:
+            logs["val_rmspe"] = r
+        if self.verbose:
+            print(f"[lstm] epoch {epoch + 1}: val_rmspe={r:.4f} ({time.perf_counter() - self.t0:.0f}s)", flush=True)
+
+
+@dataclass
+class LSTMModel:
+    params: dict
+    network: keras.Model
+    scaler: StoreScaler
+    train_start: pd.Timestamp
+    train_end: pd.Timestamp
+    history: dict = field(default_factory=dict)
+
+
+def _history_only(df: pd.DataFrame) -> pd.DataFrame:
+    h = df.loc[df["is_history"]] if "is_history" in df.columns else df
+    return h.reset_index(drop=True)
+
+
+def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
+    window = int(p["lookback_days"]) + int(p["horizon_days"])
+    horizon = int(p["horizon_days"])
+    start = pd.Timestamp(hist["sale_date"].min())
+    end = pd.Timestamp(hist["sale_date"].max())
+    n_days = (end - start).days + 1
+    stores = np.unique(hist["store_id"].to_numpy())
+    grid = build_grid(stores, start, n_days, scaler, hist)
+    min_obs = float(p["min_lookback_observed"])
+    callbacks, val = [], None
+    max_end = n_days - 1
+    if with_validation:
+        # validation slice: one window per store with horizon = last `horizon` training days
+        vs, va = _candidates(grid, window, horizon, n_days - 1, 0.0)
+        keep = va == n_days - window
+        vs, va = vs[keep], va[keep]
+        if len(vs):
+            val = _windows(grid, vs, va, window, horizon)
+            max_end = n_days - 1 - horizon
+    s_idx, a_idx = _candidates(grid, window, horizon, max_end, min_obs)
+    if len(s_idx) == 0:  # very short history: drop the validation slice, then the lookback requirement
+        val, max_end = None, n_days - 1
+        s_idx, a_idx = _candidates(grid, window, horizon, max_end, 0.0)
+    if len(s_idx) == 0:
+        raise ValueError(f"lstm: history of {n_days} days too short for windows of {window} days")
+    bs = int(p["batch_size"])
+    wpe = p.get("windows_per_epoch", "auto")
+    if wpe in (None, "auto"):
+        wpe = int(np.clip(0.05 * len(s_idx), 4096, 32768))
+    ds = _WindowDataset(grid, s_idx, a_idx, window, horizon, bs, math.ceil(int(wpe) / bs), int(p["seed"]))
+    network.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
+        loss=masked_loss(float(p["customers_weight"])),
+    )
+    verbose = int(p.get("verbose", 0))
+    if val is not None:
+        sc = scaler.lookup(grid.stores[vs])
+        callbacks.append(_ValRMSPE(val[0], val[1], sc["s_mu"].to_numpy(), sc["s_sd"].to_numpy(), verbose))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_rmspe", mode="min", patience=int(p["patience"]), restore_best_weights=True)
+        )
+    if verbose:
+        print(
+            f"[lstm] {len(stores)} stores x {n_days} days, {len(s_idx):,} candidate windows, "
+            f"{ds.steps} x {p['batch_size']} windows/epoch, validation windows: {0 if val is None else len(val[0])}",
+            flush=True,
+        )
+    hist_cb = network.fit(
+        ds,
+        epochs=int(epochs),
+        validation_data=val if val is not None else None,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    return {k: [float(v) for v in vals] for k, vals in hist_cb.history.items()}, start, end
+
+
+def fit(train_df: pd.DataFrame, params: dict | None = None) -> LSTMModel:
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    keras.utils.set_random_seed(int(p["seed"]))
+    hist = _history_only(train_df)
+    scaler = StoreScaler.from_history(hist)
+    network = build_network(p)
+    history, start, end = _train(network, hist, scaler, p, p["epochs"], float(p["learning_rate"]), with_validation=True)
+    return LSTMModel(params=p, network=network, scaler=scaler, train_start=start, train_end=end, history=history)
+
+
+def refit(fitted: LSTMModel, full_df: pd.DataFrame, params: dict | None = None) -> LSTMModel:
+    """Warm start: continue training ``fitted`` on the full history for ``refit_epochs`` epochs."""
+    p = {**fitted.params, **(params or {})}
+    keras.utils.set_random_seed(int(p["seed"]) + 1)
+    hist = _history_only(full_df)
+    scaler = StoreScaler.from_history(hist)
+    network = build_network(p)
+    network.set_weights(fitted.network.get_weights())
+    history = {}
+    start, end = pd.Timestamp(hist["sale_date"].min()), pd.Timestamp(hist["sale_date"].max())
+    if int(p["refit_epochs"]) > 0:
+        history, start, end = _train(
+            network, hist, scaler, p, p["refit_epochs"], float(p["refit_learning_rate"]), with_validation=False
+        )
+    return LSTMModel(params=p, network=network, scaler=scaler, train_start=start, train_end=end, history=history)
+
+
+def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.DataFrame) -> pd.DataFrame:
+    """Forecast ``target_df`` rows from the last ``lookback_days`` of ``context_df`` history before them.
+
+    The forecast origin is the earliest target date; context rows on/after it are ignored (no leakage of
+    actuals from the target window).
+    """
+    p = fitted.params
+    target = target_df.reset_index(drop=True)
+    if target.empty:
+        return prediction_frame(target, np.zeros(0), np.zeros(0))
+    lookback = int(p["lookback_days"])
+    tdates = pd.to_datetime(target["sale_date"])
+    origin = tdates.min()
+    start = origin - pd.Timedelta(days=lookback)
+    n_days = (tdates.max() - start).days + 1
+    stores = np.unique(target["store_id"].to_numpy())
+    ctx = None
+    if context_df is not None and len(context_df):
+        ctx = _history_only(context_df)
+        cd = pd.to_datetime(ctx["sale_date"])
+        ctx = ctx.loc[(cd >= start) & (cd < origin) & ctx["store_id"].isin(stores)]
+    grid = build_grid(stores, start, n_days, fitted.scaler, ctx, future_rows=target, future_from=origin)
+    raw = fitted.network.predict(grid.x, batch_size=512, verbose=0)  # [S, T, 2]
+    sc = fitted.scaler.lookup(grid.stores)
+    s_i = np.searchsorted(grid.stores, target["store_id"].to_numpy())
+    t_i = (tdates - start).dt.days.to_numpy()
+    ps = raw[s_i, t_i, 0] * sc["s_sd"].to_numpy()[s_i] + sc["s_mu"].to_numpy()[s_i]
+    pc = raw[s_i, t_i, 1] * sc["c_sd"].to_numpy()[s_i] + sc["c_mu"].to_numpy()[s_i]
+    return prediction_frame(target, np.expm1(np.clip(ps, 0, 20)), np.expm1(np.clip(pc, 0, 20)))
+
+
+def save(fitted: LSTMModel, directory: str | Path) -> Path:
+    directory = Path(directory)
+    path = directory / MODEL_FILE
+    fitted.network.save(path)
+    state = {k: getattr(fitted, k) for k in ["params", "scaler", "train_start", "train_end", "history"]}
+    joblib.dump(state, directory / STATE_FILE)
+    return path
+
+
+def load(directory: str | Path) -> LSTMModel:
+    directory = Path(directory)
+    network = keras.models.load_model(directory / MODEL_FILE, compile=False)
+    state = joblib.load(directory / STATE_FILE)
+    return LSTMModel(network=network, **state)

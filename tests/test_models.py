@@ -1,0 +1,321 @@
+"""Features, models and the training entry point on small generated frames (a handful of stores, ~200 days)."""
+
+import json
+import re
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.features import (
+    BOOLEAN_FEATURES,
+    CATEGORICAL_FEATURES,
+    NUMERIC_FEATURES,
+    STORE_STAT_FEATURES,
+    add_store_stats,
+    compute_store_stats,
+    history_rows,
+    load_feature_frame,
+    plan_rows,
+    prepare_frame,
+    validation_split,
+)
+from forecasting.models import MODEL_NAMES, PREDICTION_COLUMNS, get_model
+from forecasting.training import FORECAST_COLUMNS, train_and_forecast
+
+HORIZON = 42
+
+
+def make_frame(n_stores=4, n_days=200, plan_days=HORIZON, seed=0, gap_store=2):
+    """A frame with the columns of marts.fct_store_daily_features: history then plan rows.
+
+    Store ``gap_store`` misses 20 days of history (refurbishment-like gap).
+    """
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2014-09-01", periods=n_days + plan_days, freq="D")
+    stores = np.arange(1, n_stores + 1)
+    s = np.repeat(stores, len(dates))
+    d = pd.DatetimeIndex(np.tile(dates, n_stores))
+    n = len(s)
+    dow = pd.DatetimeIndex(d).dayofweek.to_numpy() + 1
+    week = np.asarray((d - dates[0]).days) // 7
+    holiday = np.isin(pd.DatetimeIndex(d).strftime("%m-%d"), ["10-03", "12-25", "12-26", "01-01"])
+    is_open = (dow != 7) & ~holiday & (rng.random(n) > 0.01)
+    is_promo = (week % 2 == 0) & (dow <= 5)
+    level = rng.uniform(3000, 9000, n_stores)[s - 1]
+    dow_eff = np.array([1.15, 1.0, 0.95, 0.95, 1.05, 0.9, 0.5])[dow - 1]
+    sales = level * dow_eff * np.where(is_promo, 1.25, 1.0) * np.exp(rng.normal(0, 0.08, n))
+    sales = np.where(is_open, np.round(sales), 0.0)
+    customers = np.where(is_open, np.round(sales / rng.uniform(8, 10, n_stores)[s - 1]), 0.0)
+    is_hist = d < dates[n_days]
+    frame = pd.DataFrame(
+        {
+            "store_id": s.astype("int32"),
+            "sale_date": d,
+            "is_history": is_hist,
+            "sales": np.where(is_hist, sales, np.nan),
+            "customers": np.where(is_hist, customers, np.nan),
+            "is_open": is_open,
+            "is_promo": is_promo,
+            "state_holiday": np.where(holiday, "a", "0"),
+            "is_state_holiday": holiday,
+            "is_school_holiday": (pd.DatetimeIndex(d).month == 10) & (pd.DatetimeIndex(d).day < 15),
+            "day_of_week": dow,
+            "day_of_month": pd.DatetimeIndex(d).day,
+            "month": pd.DatetimeIndex(d).month,
+            "year": pd.DatetimeIndex(d).year,
+            "week_of_year": pd.DatetimeIndex(d).isocalendar().week.to_numpy().astype(int),
+            "day_of_year": pd.DatetimeIndex(d).dayofyear,
+            "store_type": np.array(["a", "b", "c", "d"])[(s - 1) % 4],
+            "assortment": np.array(["a", "c", "b"])[(s - 1) % 3],
+            "competition_distance_m": np.where(s == 1, np.nan, 500.0 * s),
+            "is_competition_open": s != 1,
+            "months_since_competition_open": pd.Series(np.where(s % 2 == 0, 24.0, np.nan)).astype("Int32").to_numpy(),
+            "is_promo2_active": s % 2 == 1,
+            "is_promo2_month": (s % 2 == 1) & np.isin(pd.DatetimeIndex(d).month, [1, 4, 7, 10]),
+            "days_since_state_holiday": 14,
+            "days_until_state_holiday": 14,
+            "days_since_closed": np.minimum(dow % 7, 14),
+            "days_until_closed": 7 - dow,
+        }
+    )
+    if gap_store:
+        gap = (frame["store_id"] == gap_store) & frame["sale_date"].between(dates[60], dates[79])
+        frame = frame.loc[~gap]
+    return frame.reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return prepare_frame(make_frame())
+
+
+@pytest.fixture(scope="module")
+def split(frame):
+    return validation_split(history_rows(frame), HORIZON)
+
+
+def _fast(name):
+    return dict(get_model(name).FAST_PARAMS)
+
+
+# --------------------------------------------------------------------------------------------- features
+
+
+def test_feature_lists_are_disjoint_and_present(frame):
+    cols = NUMERIC_FEATURES + CATEGORICAL_FEATURES + BOOLEAN_FEATURES
+    assert len(cols) == len(set(cols))
+    assert set(cols) <= set(frame.columns)
+
+
+def test_validation_split_last_42_days(frame):
+    train, valid = validation_split(frame, HORIZON)  # plan rows are dropped
+    hist = history_rows(frame)
+    assert len(train) + len(valid) == len(hist)
+    assert valid["sale_date"].nunique() == HORIZON
+    assert valid["sale_date"].min() == hist["sale_date"].max() - pd.Timedelta(days=HORIZON - 1)
+    assert train["sale_date"].max() < valid["sale_date"].min()
+    assert valid["is_history"].all() and train["is_history"].all()
+
+
+def test_load_feature_frame_roundtrip(tmp_path):
+    raw = make_frame(n_stores=2, n_days=60, plan_days=7, gap_store=0)
+    db = tmp_path / "wh.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE SCHEMA marts")
+    con.register("src", raw.sample(frac=1.0, random_state=1))  # shuffled: loader must sort
+    con.execute("CREATE TABLE marts.fct_store_daily_features AS SELECT * FROM src")
+    con.close()
+    loaded = load_feature_frame(db)
+    assert len(loaded) == len(raw)
+    assert loaded[["store_id", "sale_date"]].equals(
+        loaded[["store_id", "sale_date"]].sort_values(["store_id", "sale_date"]).reset_index(drop=True)
+    )
+    assert loaded["is_history"].dtype == bool and loaded["is_open"].dtype == bool
+    assert loaded["months_since_competition_open"].dtype == "float64"
+    duckdb.connect(str(db)).close()  # the loader closed its (read-only) connection
+
+
+def test_store_stats_from_train_only_no_leakage(frame, split):
+    train, valid = split
+    stats = compute_store_stats(train)
+    assert stats.train_end == train["sale_date"].max()
+    feats = add_store_stats(valid, stats)
+    assert set(STORE_STAT_FEATURES) <= set(feats.columns)
+    assert not feats[STORE_STAT_FEATURES].isna().any().any()
+    # changing the history outside the training window must not change the statistics or features
+    hist2 = history_rows(frame).copy()
+    in_valid = hist2["sale_date"] > train["sale_date"].max()
+    hist2.loc[in_valid, ["sales", "customers"]] *= 10
+    train2, valid2 = validation_split(hist2, HORIZON)
+    feats2 = add_store_stats(valid2, compute_store_stats(train2))
+    pd.testing.assert_frame_equal(feats[STORE_STAT_FEATURES], feats2[STORE_STAT_FEATURES])
+    tr_feats = add_store_stats(train, stats)[STORE_STAT_FEATURES]
+    tr_feats2 = add_store_stats(train2, compute_store_stats(train2))[STORE_STAT_FEATURES]
+    pd.testing.assert_frame_equal(tr_feats, tr_feats2)
+    # and the statistics do move when training sales change (they are not constant)
+    train3 = train.copy()
+    train3["sales"] *= 2
+    assert not np.allclose(
+        add_store_stats(valid, compute_store_stats(train3))["store_log_sales_mean"], feats["store_log_sales_mean"]
+    )
+
+
+def test_store_stats_fallback_for_unknown_store(split):
+    train, valid = split
+    stats = compute_store_stats(train)
+    other = valid.head(3).assign(store_id=999)
+    feats = add_store_stats(other, stats)
+    assert not feats[STORE_STAT_FEATURES].isna().any().any()
+
+
+# --------------------------------------------------------------------------------------------- models
+
+
+@pytest.fixture(scope="module")
+def fitted_models(split):
+    train, _ = split
+    return {name: get_model(name).fit(train, _fast(name)) for name in MODEL_NAMES}
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_fit_predict_shapes_and_closed_days(name, split, fitted_models):
+    train, valid = split
+    shuffled = valid.sample(frac=1.0, random_state=3)
+    pred = get_model(name).predict(fitted_models[name], train, shuffled)
+    assert list(pred.columns) == PREDICTION_COLUMNS
+    assert len(pred) == len(shuffled)
+    np.testing.assert_array_equal(pred["store_id"].to_numpy(), shuffled["store_id"].to_numpy())
+    np.testing.assert_array_equal(pred["sale_date"].to_numpy(), shuffled["sale_date"].to_numpy())
+    closed = ~shuffled["is_open"].to_numpy()
+    assert closed.any()
+    assert (pred.loc[closed, ["sales_pred", "customers_pred"]].to_numpy() == 0).all()
+    open_pred = pred.loc[~closed, "sales_pred"].to_numpy()
+    assert np.isfinite(open_pred).all() and (open_pred > 0).all()
+    assert np.isfinite(pred["customers_pred"]).all()
+
+
+def test_baseline_uses_store_dow_promo_medians(split, fitted_models):
+    train, valid = split
+    pred = get_model("baseline").predict(fitted_models["baseline"], train, valid)
+    row = valid.loc[valid["is_open"]].iloc[0]
+    end = train["sale_date"].max()
+    recent = train.loc[
+        (train["sale_date"] > end - pd.Timedelta(days=91))
+        & (train["store_id"] == row["store_id"])
+        & (train["day_of_week"] == row["day_of_week"])
+        & (train["is_promo"] == row["is_promo"])
+        & train["is_open"]
+        & (train["sales"] > 0)
+    ]
+    got = pred.loc[valid.index[valid["is_open"]][0], "sales_pred"]
+    assert got == pytest.approx(recent["sales"].median())
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_predictions_ignore_validation_actuals(name, frame, split, fitted_models):
+    """No leakage: validation-window sales changes must not change the fit or the validation predictions."""
+    train, valid = split
+    module = get_model(name)
+    hist2 = history_rows(frame).copy()
+    in_valid = hist2["sale_date"] > train["sale_date"].max()
+    hist2.loc[in_valid, ["sales", "customers"]] *= 10
+    train2, valid2 = validation_split(hist2, HORIZON)
+    pd.testing.assert_frame_equal(train, train2)
+    p1 = module.predict(fitted_models[name], train, valid)
+    # the context may even contain the (changed) validation rows: they must be ignored
+    p2 = module.predict(module.fit(train2, _fast(name)), hist2, valid2)
+    np.testing.assert_allclose(p1["sales_pred"], p2["sales_pred"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_save_load_roundtrip(name, tmp_path, split, fitted_models):
+    train, valid = split
+    module = get_model(name)
+    module.save(fitted_models[name], tmp_path)
+    loaded = module.load(tmp_path)
+    pd.testing.assert_frame_equal(
+        module.predict(fitted_models[name], train, valid), module.predict(loaded, train, valid), rtol=1e-5
+    )
+
+
+def test_lstm_windows_handle_gaps_and_long_plans(frame, split):
+    lstm = get_model("lstm")
+    train, _ = split
+    fitted = lstm.fit(train, _fast("lstm"))
+    # grid is continuous daily: the gap store's missing days are unobserved zeros, calendar unshifted
+    hist = history_rows(frame)
+    start = hist["sale_date"].min()
+    n_days = (hist["sale_date"].max() - start).days + 1
+    grid = lstm.build_grid(np.unique(hist["store_id"]), start, n_days, fitted.scaler, hist)
+    assert grid.x.shape[:2] == (hist["store_id"].nunique(), n_days)
+    obs = grid.x[:, :, lstm.CH_OBSERVED]
+    assert obs.sum() == len(hist)
+    assert (obs[1, 60:80] == 0).all()  # store 2's gap
+    # a plan longer than the training horizon (Kaggle's is 48 days) still gets a forecast
+    last = hist["sale_date"].max()
+    plan = make_frame(n_stores=4, n_days=200, plan_days=50, gap_store=0)
+    plan = prepare_frame(plan)
+    plan = plan.loc[~plan["is_history"]].reset_index(drop=True)
+    assert plan["sale_date"].min() == last + pd.Timedelta(days=1)
+    pred = lstm.predict(fitted, hist, plan)
+    assert len(pred) == len(plan) and np.isfinite(pred["sales_pred"]).all()
+    assert (pred.loc[~plan["is_open"].to_numpy(), "sales_pred"] == 0).all()
+
+
+# --------------------------------------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_train_and_forecast_writes_artifacts(name, frame, tmp_path):
+    tm = train_and_forecast(name, frame, _fast(name), models_dir=tmp_path, horizon_days=HORIZON)
+    assert re.fullmatch(r"\d{8}T\d{12}Z", tm.model_version)
+    vdir = tmp_path / name / tm.model_version
+    assert vdir.is_dir() and str(vdir.resolve()) == tm.artifact_path
+    for f in ["forecast.parquet", "metrics.parquet", "meta.json"]:
+        assert (vdir / f).is_file()
+    assert any(p.name.startswith(("model", "lstm")) for p in vdir.iterdir())
+    # forecast: exactly one row per plan store-day, contract columns
+    plan = plan_rows(frame)
+    fc = tm.forecast
+    assert list(fc.columns) == FORECAST_COLUMNS
+    assert len(fc) == len(plan)
+    assert not fc.duplicated(["model_version", "store_id", "forecast_date"]).any()
+    merged = plan.merge(fc, left_on=["store_id", "sale_date"], right_on=["store_id", "forecast_date"], how="left")
+    assert merged["sales_pred"].notna().all()
+    assert (fc["model"] == name).all() and (fc["model_version"] == tm.model_version).all()
+    assert (fc["sales_lower"] <= fc["sales_pred"] + 1e-9).all()
+    assert (fc["sales_pred"] <= fc["sales_upper"] + 1e-9).all()
+    closed = ~merged["is_open"].to_numpy()
+    assert (merged.loc[closed, ["sales_pred", "sales_lower", "sales_upper", "customers_pred"]].to_numpy() == 0).all()
+    assert (merged.loc[~closed, "sales_upper"] > merged.loc[~closed, "sales_lower"]).any()
+    # metrics
+    m = tm.metrics
+    assert list(m.columns) == ["model", "model_version", "split", "metric", "value"]
+    assert set(m["metric"]) == {"rmspe", "rmse", "mae", "mape"}
+    assert (m["split"] == "validation").all()
+    rmspe = float(m.loc[m["metric"] == "rmspe", "value"].iloc[0])
+    assert 0 < rmspe < 1.0
+    pd.testing.assert_frame_equal(pd.read_parquet(vdir / "metrics.parquet"), m)
+    assert len(pd.read_parquet(vdir / "forecast.parquet")) == len(fc)
+    # registry
+    r = tm.registry
+    hist = history_rows(frame)
+    assert r["train_start"] == hist["sale_date"].min().date() and r["train_end"] == hist["sale_date"].max().date()
+    assert r["n_train_rows"] == len(hist)
+    assert r["params"] == json.loads(tm.registry_frame()["params"].iloc[0])
+    meta = json.loads((vdir / "meta.json").read_text())
+    assert meta["model_version"] == tm.model_version
+    assert meta["validation_metrics"]["rmspe"] == pytest.approx(rmspe)
+    # the saved model loads and forecasts the plan the same way
+    loaded = get_model(name).load(vdir)
+    again = get_model(name).predict(loaded, hist, plan)
+    np.testing.assert_allclose(again["sales_pred"].to_numpy(), fc["sales_pred"].to_numpy(), rtol=1e-5)
+
+
+def test_two_runs_get_distinct_versions(frame, tmp_path):
+    a = train_and_forecast("baseline", frame, None, models_dir=tmp_path)
+    b = train_and_forecast("baseline", frame, None, models_dir=tmp_path)
+    assert a.model_version != b.model_version
+    assert sorted(p.name for p in (tmp_path / "baseline").iterdir()) == sorted([a.model_version, b.model_version])
