@@ -74,6 +74,10 @@ def test_metrics_registry_and_bi_marts(platform):
         query(data_dir, "SELECT count(*) FROM ml.store_sales_forecast")
     assert query(data_dir, "SELECT count(DISTINCT model) FROM marts.fct_sales_forecast_monthly") == [(3,)]
     assert (data_dir / "reports" / "data_docs" / "index.html").exists()
+    assert query(data_dir, "SELECT count(DISTINCT store_id) FROM marts.dim_store_segment") == [(N_STORES,)]
+    insight_meta = result.asset_materializations_for_node("warehouse_models")
+    charted = {m.asset_key.path[-1] for m in insight_meta if "chart" in m.metadata}
+    assert {"insight_promo_effect", "insight_seasonality"} <= charted
     checks = {(e.asset_key, e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert checks[(AssetKey(["marts", "fct_store_daily_features"]), "great_expectations")]
     assert checks[(AssetKey(["raw", "sales"]), "great_expectations")]

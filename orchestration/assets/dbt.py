@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey
+from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from forecasting.charts import INSIGHT_CHARTS, insight_charts_markdown
 from orchestration.resources import REPO_ROOT, DuckDBWarehouse
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -55,7 +56,22 @@ translator = WarehouseDbtTranslator()
 def _build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBWarehouse):
     # The dbt profile reads the warehouse path from the environment; keep it the resource's path.
     os.environ["WAREHOUSE_PATH"] = str(Path(warehouse.path).resolve())
-    yield from dbt.cli(["build"], context=context).stream()
+    # dbt holds the DuckDB file until it exits: collect its events, then chart the insight marts.
+    events = list(dbt.cli(["build"], context=context).stream())
+    charted = {
+        context.asset_key_for_output(e.output_name).path[-1]
+        for e in events
+        if isinstance(e, Output) and context.asset_key_for_output(e.output_name).path[-1] in INSIGHT_CHARTS
+    }
+    charts = {}
+    if charted:
+        with warehouse.connect(read_only=True) as con:
+            charts = insight_charts_markdown(con, sorted(charted))
+    for event in events:
+        name = context.asset_key_for_output(event.output_name).path[-1] if isinstance(event, Output) else None
+        if charts.get(name):
+            event = event.with_metadata({**event.metadata, "chart": MetadataValue.md(charts[name])})
+        yield event
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, exclude=FORECAST_TAG,

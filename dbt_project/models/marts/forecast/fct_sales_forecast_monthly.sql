@@ -24,7 +24,8 @@ aggregated as (
         sum(actual_sales) as actual_sales,
         sum(actual_customers) as actual_customers,
         cast(count(*) filter (where has_actuals) as integer) as n_days_with_actuals,
-        sum(sales_pred) filter (where has_actuals) as sales_pred_on_actual_days
+        sum(sales_pred) filter (where has_actuals) as sales_pred_on_actual_days,
+        sum(customers_pred) filter (where has_actuals) as customers_pred_on_actual_days
 
     from forecasts
     group by store_id, month_start, model, model_version
@@ -49,7 +50,15 @@ final as (
         is_latest_version,
         -- additions
         sales_pred_on_actual_days,
-        sales_pred_on_actual_days - actual_sales as sales_error_on_actual_days
+        sales_pred_on_actual_days - actual_sales as sales_error_on_actual_days,
+        -- (additions) accuracy where actuals exist, over the forecast days that have them
+        n_days_with_actuals = n_days as has_complete_actuals,
+        100 * (1 - abs(sales_pred_on_actual_days - actual_sales) / nullif(actual_sales, 0))
+            as sales_accuracy_pct,
+        customers_pred_on_actual_days,
+        customers_pred_on_actual_days - actual_customers as customers_error_on_actual_days,
+        100 * (1 - abs(customers_pred_on_actual_days - actual_customers) / nullif(actual_customers, 0))
+            as customers_accuracy_pct
 
     from aggregated
 
