@@ -89,7 +89,8 @@ def prepare_frame(frame: pd.DataFrame) -> pd.DataFrame:
             df[col] = df[col].astype("boolean").fillna(fill).astype(bool)
     for col in _INT_COLUMNS:
         if col in df.columns:
-            df[col] = pd.to_numeric(df[col]).astype("int64")
+            num = pd.to_numeric(df[col]).astype("float64")
+            df[col] = num if num.isna().any() else num.astype("int64")
     for col in [c for c in NUMERIC_FEATURES + TARGET_COLUMNS if c in df.columns and c not in _INT_COLUMNS]:
         df[col] = pd.to_numeric(df[col]).astype("float64")
     for col in CATEGORICAL_FEATURES:

@@ -15,14 +15,16 @@ Window
     ``numpy.lib.stride_tricks.sliding_window_view`` (no Python loops over rows).
 
 Network
-    Two stacked ``LSTM(return_sequences=True)`` layers and a per-step ``Dense(2)`` head (what TimeDistributed would do) predict scaled
-    log sales and customers at every step; the loss is a masked MSE that only counts horizon steps on open
-    observed days with sales > 0.  The network is length-agnostic, so a plan longer than the training horizon
+    Two stacked ``LSTM(return_sequences=True)`` layers and a per-step ``Dense(2)`` head (Dense on a 3-D tensor
+    is what TimeDistributed(Dense) does; TimeDistributed itself mis-shapes ``predict()`` output when the time
+    axis is dynamic in Keras 3.15) predict scaled log sales and customers at every step; the loss is a masked
+    MSE that only counts horizon steps on open observed days with sales > 0.  The network is length-agnostic, so a plan longer than the training horizon
     (Kaggle's is 48 days) still works.  One global model for all stores.
 
 Training
     ``fit``: fresh random windows every epoch (``windows_per_epoch`` drawn from all valid window
-    positions, seeded); early stopping on a time-based validation slice -- one window per store whose horizon
+    positions with a seeded numpy Generator; seeds via ``keras.utils.set_random_seed``, so runs repeat
+    exactly); learning-rate halving and early stopping on a time-based validation slice -- one window per store whose horizon
     is the last ``horizon_days`` of the training data; the training windows' horizons end before it.
     ``refit``: warm start from a fitted model on the full history for ``refit_epochs`` epochs (used by
     :mod:`forecasting.training` after validation, much cheaper than training from scratch).
@@ -30,7 +32,6 @@ Training
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -53,9 +54,10 @@ DEFAULT_PARAMS: dict = {
     "units": [64, 32],
     "dropout": 0.0,
     "batch_size": 256,
-    "epochs": 10,
+    "epochs": 16,
     "windows_per_epoch": "auto",  # int, or "auto": 5% of the candidate windows, clipped to [4096, 32768]
-    "patience": 3,
+    "patience": 4,
+    "lr_patience": 2,  # halve the learning rate after this many epochs without improvement (0: never)
     "learning_rate": 2e-3,
     "refit_epochs": 2,
     "refit_learning_rate": 1e-3,
@@ -292,52 +294,25 @@ def build_network(params: dict) -> keras.Model:
     return keras.Model(inp, out, name="store_sales_lstm")
 
 
-class _WindowDataset(keras.utils.PyDataset):
-    """Fresh random windows every epoch, drawn (seeded) from the candidate positions."""
-
-    def __init__(self, grid, s_idx, a_idx, window, horizon, batch_size, steps, seed):
-        super().__init__(workers=1, use_multiprocessing=False)
-        self.grid, self.s_idx, self.a_idx = grid, s_idx, a_idx
-        self.window, self.horizon, self.batch_size = window, horizon, batch_size
-        self.steps = max(1, min(steps, math.ceil(len(s_idx) / batch_size)))
-        self.rng = np.random.default_rng(seed)
-        self._draw()
-
-    def _draw(self):
-        n = min(len(self.s_idx), self.steps * self.batch_size)
-        self.order = self.rng.choice(len(self.s_idx), size=n, replace=False)
-
-    def __len__(self):
-        return self.steps
-
-    def __getitem__(self, i):
-        sel = self.order[i * self.batch_size : (i + 1) * self.batch_size]
-        if len(sel) == 0:
-            sel = self.order[: self.batch_size]
-        return _windows(self.grid, self.s_idx[sel], self.a_idx[sel], self.window, self.horizon)
-
-    def on_epoch_end(self):
-        self._draw()
+def _materialise(grid: Grid, s_idx: np.ndarray, a_idx: np.ndarray, window: int, horizon: int, chunk: int = 4096):
+    """All selected windows as one array pair, built in chunks (bounded temporary memory)."""
+    n = len(s_idx)
+    x = np.empty((n, window, N_CHANNELS), dtype="float32")
+    y = np.empty((n, window, 3), dtype="float32")
+    for i in range(0, n, chunk):  # a loop over chunks of windows, not over rows
+        x[i : i + chunk], y[i : i + chunk] = _windows(grid, s_idx[i : i + chunk], a_idx[i : i + chunk], window, horizon)
+    return x, y
 
 
-class _ValRMSPE(keras.callbacks.Callback):
-    """Adds ``val_rmspe`` (sales, original scale, open days with sales > 0) to the epoch logs."""
-
-    def __init__(self, x, y, mu, sd, verbose):
-        super().__init__()
-        self.x, self.y, self.mu, self.sd, self.verbose = x, y, mu, sd, verbose
-        self.t0 = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        p = self.model.predict(self.x, batch_size=1024, verbose=0)[..., 0]
-        w = self.y[..., 2] > 0
-        act = np.expm1(self.y[..., 0] * self.sd[:, None] + self.mu[:, None])
-        pred = np.expm1(p * self.sd[:, None] + self.mu[:, None])
-        r = float(np.sqrt(np.mean(((act - pred) / act)[w] ** 2))) if w.any() else float("nan")
-        if logs is not None:
-            logs["val_rmspe"] = r
-        if self.verbose:
-            print(f"[lstm] epoch {epoch + 1}: val_rmspe={r:.4f} ({time.perf_counter() - self.t0:.0f}s)", flush=True)
+def _rmspe_scaled(network, x, y, mu, sd) -> float:
+    """Sales RMSPE (original scale, steps with weight > 0) of the network on windows x / targets y."""
+    p = network.predict(x, batch_size=1024, verbose=0)[..., 0]
+    w = y[..., 2] > 0
+    if not w.any():
+        return float("nan")
+    act = np.expm1(y[..., 0] * sd[:, None] + mu[:, None])[w]
+    pred = np.expm1(p * sd[:, None] + mu[:, None])[w]
+    return float(np.sqrt(np.mean(((act - pred) / act) ** 2)))
 
 
 @dataclass
@@ -356,6 +331,13 @@ def _history_only(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
+    """Epoch loop: fresh seeded random windows per epoch, early stopping on the validation slice.
+
+    A plain loop over epochs (one ``network.fit`` call each) instead of a streaming dataset keeps the
+    window draws exactly reproducible.  Learning rate halves after ``lr_patience`` epochs without improvement;
+    training stops after ``patience`` and the best weights are restored.
+    """
+    t0 = time.perf_counter()
     window = int(p["lookback_days"]) + int(p["horizon_days"])
     horizon = int(p["horizon_days"])
     start = pd.Timestamp(hist["sale_date"].min())
@@ -364,15 +346,16 @@ def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
     stores = np.unique(hist["store_id"].to_numpy())
     grid = build_grid(stores, start, n_days, scaler, hist)
     min_obs = float(p["min_lookback_observed"])
-    callbacks, val = [], None
-    max_end = n_days - 1
+    val, max_end = None, n_days - 1
     if with_validation:
-        # validation slice: one window per store with horizon = last `horizon` training days
+        # validation slice: one window per store with horizon = last `horizon` training days;
+        # training windows must end before that slice starts
         vs, va = _candidates(grid, window, horizon, n_days - 1, 0.0)
         keep = va == n_days - window
         vs, va = vs[keep], va[keep]
         if len(vs):
-            val = _windows(grid, vs, va, window, horizon)
+            sc = scaler.lookup(grid.stores[vs])
+            val = (*_windows(grid, vs, va, window, horizon), sc["s_mu"].to_numpy(), sc["s_sd"].to_numpy())
             max_end = n_days - 1 - horizon
     s_idx, a_idx = _candidates(grid, window, horizon, max_end, min_obs)
     if len(s_idx) == 0:  # very short history: drop the validation slice, then the lookback requirement
@@ -384,32 +367,51 @@ def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
     wpe = p.get("windows_per_epoch", "auto")
     if wpe in (None, "auto"):
         wpe = int(np.clip(0.05 * len(s_idx), 4096, 32768))
-    ds = _WindowDataset(grid, s_idx, a_idx, window, horizon, bs, math.ceil(int(wpe) / bs), int(p["seed"]))
-    network.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
-        loss=masked_loss(float(p["customers_weight"])),
-    )
+    wpe = int(min(int(wpe), len(s_idx)))
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0)
+    network.compile(optimizer=optimizer, loss=masked_loss(float(p["customers_weight"])))
     verbose = int(p.get("verbose", 0))
-    if val is not None:
-        sc = scaler.lookup(grid.stores[vs])
-        callbacks.append(_ValRMSPE(val[0], val[1], sc["s_mu"].to_numpy(), sc["s_sd"].to_numpy(), verbose))
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_rmspe", mode="min", patience=int(p["patience"]), restore_best_weights=True)
-        )
     if verbose:
         print(
-            f"[lstm] {len(stores)} stores x {n_days} days, {len(s_idx):,} candidate windows, "
-            f"{ds.steps} x {p['batch_size']} windows/epoch, validation windows: {0 if val is None else len(val[0])}",
+            f"[lstm] {len(stores)} stores x {n_days} days, {len(s_idx):,} candidate windows, {wpe:,} windows/epoch, "
+            f"validation windows: {0 if val is None else len(val[0])}",
             flush=True,
         )
-    hist_cb = network.fit(
-        ds,
-        epochs=int(epochs),
-        validation_data=val if val is not None else None,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    return {k: [float(v) for v in vals] for k, vals in hist_cb.history.items()}, start, end
+    rng = np.random.default_rng(int(p["seed"]))
+    patience, lr_patience = int(p["patience"]), int(p.get("lr_patience", 0) or 0)
+    log = {"loss": [], "val_rmspe": [], "learning_rate": []}
+    best, best_weights, since_best, since_lr = np.inf, None, 0, 0
+    for epoch in range(int(epochs)):
+        sel = rng.choice(len(s_idx), size=wpe, replace=False)
+        x, y = _materialise(grid, s_idx[sel], a_idx[sel], window, horizon)
+        h = network.fit(x, y, batch_size=bs, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=verbose)
+        del x, y
+        lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        log["loss"].append(float(h.history["loss"][-1]))
+        log["learning_rate"].append(lr)
+        msg = f"[lstm] epoch {epoch + 1}/{epochs}: loss={log['loss'][-1]:.4f} lr={lr:.2g}"
+        if val is not None:
+            r = _rmspe_scaled(network, *val)
+            log["val_rmspe"].append(r)
+            msg += f" val_rmspe={r:.4f}"
+            if r < best - 1e-5:
+                best, best_weights, since_best, since_lr = r, network.get_weights(), 0, 0
+            else:
+                since_best += 1
+                since_lr += 1
+        if verbose:
+            print(f"{msg} ({time.perf_counter() - t0:.0f}s)", flush=True)
+        if val is not None and since_best >= patience:
+            if verbose:
+                print(f"[lstm] early stop; best val_rmspe={best:.4f}", flush=True)
+            break
+        if lr_patience and since_lr >= lr_patience:
+            optimizer.learning_rate.assign(lr * 0.5)
+            since_lr = 0
+    if best_weights is not None:
+        network.set_weights(best_weights)
+    log["best_val_rmspe"] = None if best == np.inf else float(best)
+    return log, start, end
 
 
 def fit(train_df: pd.DataFrame, params: dict | None = None) -> LSTMModel:

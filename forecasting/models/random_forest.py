@@ -38,11 +38,11 @@ from forecasting.features import (
 from forecasting.models import prediction_frame
 
 DEFAULT_PARAMS: dict = {
-    "n_estimators": 80,
+    "n_estimators": 60,
     "max_depth": 24,
     "min_samples_leaf": 4,
     "max_features": 0.5,
-    "max_samples": 200_000,  # rows per tree (int) or fraction (float); capped at the number of rows
+    "max_samples": 150_000,  # rows per tree (int) or fraction (float); capped at the number of rows
     "target": "residual",  # "residual" (log deviation from store stats) or "log" (plain log1p)
     "recent_days": 91,
     "n_jobs": -1,
