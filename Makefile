@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
 export GX_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run dev test clean
+.PHONY: install run dev test clean serve dashboard publish bench
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,18 @@ run: install | $(DAGSTER_HOME)
 
 dev: install | $(DAGSTER_HOME)
 	$(BIN)/dagster dev -m orchestration.definitions
+
+serve: install
+	$(BIN)/uvicorn serving.api:app --port $${PORT:-8000}
+
+dashboard: install
+	$(BIN)/streamlit run serving/dashboard.py --server.port $${DASHBOARD_PORT:-8501} --server.headless true --browser.gatherUsageStats false
+
+publish: install
+	$(BIN)/python -m serving.publish --source-run manual
+
+bench: install
+	$(BIN)/python bench/load_api.py
 
 test: install
 	$(BIN)/python -m pytest

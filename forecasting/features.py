@@ -242,3 +242,41 @@ def model_feature_columns(include_store_stats: bool = True) -> dict[str, list[st
     """Columns by kind as the tabular models use them."""
     numeric = NUMERIC_FEATURES + (STORE_STAT_FEATURES if include_store_stats else [])
     return {"numeric": numeric, "categorical": list(CATEGORICAL_FEATURES), "boolean": list(BOOLEAN_FEATURES)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Extra calendar columns of the mart (added over time in dbt: promo-run position, Easter/Christmas proximity,
+# school-holiday weeks, refurbishment reopen distances, trend/fourier terms, state_group, ...).  The models use
+# whichever are present; none is required.  Columns that carry sales or customers (anything named *sales* /
+# *customer*) are never used: dbt computes them over the whole history, which would leak across backtest cuts.
+# ---------------------------------------------------------------------------------------------------------
+NON_FEATURE_COLUMNS = {"store_id", "sale_date", "is_history", "sales", "customers", "is_open", "row_source"}
+_LEAKY_MARKERS = ("sales", "customer", "revenue", "basket")
+# Integer-coded mart columns that are categories, not quantities (treated as categorical when present).
+CATEGORICAL_CODE_COLUMNS = ("state_group",)
+
+
+def extra_feature_columns(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Mart columns beyond the base feature lists, by kind (numeric incl. booleans / categorical)."""
+    known = NON_FEATURE_COLUMNS | set(NUMERIC_FEATURES) | set(CATEGORICAL_FEATURES) | set(BOOLEAN_FEATURES)
+    known |= set(STORE_STAT_FEATURES)
+    numeric, categorical = [], []
+    for col in frame.columns:
+        if col in known or any(m in col.lower() for m in _LEAKY_MARKERS):
+            continue
+        s = frame[col]
+        if col in CATEGORICAL_CODE_COLUMNS or col.endswith("_group"):
+            categorical.append(col)
+        elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            numeric.append(col)
+        elif pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
+            if s.nunique(dropna=True) <= 250:
+                categorical.append(col)
+    return {"numeric": sorted(numeric), "categorical": sorted(categorical)}
+
+
+def numeric_matrix_column(s: pd.Series) -> np.ndarray:
+    """A mart column as float64 (booleans 0/1, NULL -> NaN)."""
+    if pd.api.types.is_bool_dtype(s) or str(s.dtype) == "boolean":
+        return s.astype("boolean").astype("float64").to_numpy(dtype="float64", na_value=np.nan)
+    return pd.to_numeric(s, errors="coerce").astype("float64").to_numpy(dtype="float64", na_value=np.nan)

@@ -1,16 +1,16 @@
-"""Train a model, validate it on the last weeks of history, forecast the plan and save the artifacts.
+"""Train a model: rolling-origin backtests, refit on all history, forecast the plan, save the artifacts.
 
 :func:`train_and_forecast` is the single entry point the orchestration layer calls::
 
-    history --split--> train | validation (last ``horizon_days`` days)
-    fit(train) -> predict(validation) -> metrics + 80% interval calibration (validation residuals)
+    history --folds--> backtest_1, backtest_2, ..., validation (the last ``horizon_days`` days)
+    per fold: fit(data before the cut) -> predict(the fold's 42 days) -> metrics, residuals
+    conformal 80% interval factors per horizon week from the fold residuals (a fold's own interval is
+    calibrated on the other folds; the plan's on all folds)
     refit(all history) -> predict(plan rows) -> forecast with intervals
-    save  models_dir/<model>/<version>/{model artifact, forecast.parquet, metrics.parquet, meta.json}
+    save  models_dir/<model>/<version>/{model artifact, forecast.parquet, metrics.parquet, backtest.parquet, meta.json}
 
-Intervals: per horizon week k (days 0-6, 7-13, ... after the window start) the 10% / 90% quantiles of
-log(actual / predicted) on validation open days give multiplicative factors exp(q10) <= 1 <= exp(q90), so
-``sales_lower <= sales_pred <= sales_upper`` always; closed days are 0 / 0 / 0.  The factors are estimated on
-the validation window with the train-only model, then applied to the refitted model's plan forecast.
+See :mod:`forecasting.backtest` for the fold, interval and blend definitions.  ``ml.model_metrics`` gets one
+row per fold and metric (rmspe, rmse, mae, mape, coverage_80); ``split`` is the fold name.
 """
 
 from __future__ import annotations
@@ -25,8 +25,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecasting.evaluation import METRICS, interval_coverage, metrics_frame, rmspe
-from forecasting.features import history_rows, plan_rows, prepare_frame, validation_split
+from forecasting.backtest import (
+    COVERAGE_METRIC,
+    DEFAULT_FOLDS,
+    VALIDATION,
+    add_fold_intervals,
+    apply_factors,
+    blend_backtest,
+    blend_weights,
+    combine,
+    conformal_factors,
+    fold_metrics,
+    mean_rmspe,
+    run_backtest,
+    make_folds,
+)
+from forecasting.evaluation import rmspe
+from forecasting.features import history_rows, plan_rows, prepare_frame
 from forecasting.models import MODEL_NAMES, get_model
 
 FORECAST_COLUMNS = [
@@ -41,7 +56,6 @@ FORECAST_COLUMNS = [
 ]
 METRIC_COLUMNS = ["model", "model_version", "split", "metric", "value"]
 DEFAULT_INTERVAL = 0.8
-DEFAULT_FACTOR = (0.75, 1.25)  # only when validation gives no usable residuals at all
 
 
 def _defaults() -> dict[str, dict]:
@@ -71,7 +85,7 @@ class TrainedModel:
     """Everything one training run produced.
 
     ``forecast``: the ml.store_sales_forecast columns except created_at (one row per plan store-day).
-    ``metrics``: model, model_version, split ('validation'), metric, value.
+    ``metrics``: model, model_version, split (backtest_1.., validation), metric, value.
     ``registry``: the ml.model_registry row as a dict (params as a dict; see :meth:`registry_frame`).
     """
 
@@ -85,6 +99,9 @@ class TrainedModel:
     validation: pd.DataFrame | None = field(default=None, repr=False)
     interval_factors: pd.DataFrame | None = field(default=None, repr=False)
     timings: dict = field(default_factory=dict)
+    backtest: pd.DataFrame | None = field(default=None, repr=False)  # every fold's rows with intervals
+    fitted_validation: Any = field(default=None, repr=False)  # the model of the validation fold
+    fold_timings: dict = field(default_factory=dict)
 
     def registry_frame(self) -> pd.DataFrame:
         """One-row frame in ml.model_registry's column order, params as JSON text."""
@@ -114,46 +131,6 @@ def _version_dir(models_dir: Path, model_name: str) -> tuple[str, Path]:
             time.sleep(1e-6)
 
 
-def calibrate_intervals(
-    actual: pd.DataFrame, predicted: pd.DataFrame, start: pd.Timestamp, interval: float = DEFAULT_INTERVAL
-) -> pd.DataFrame:
-    """Per horizon-week multiplicative interval factors from validation residuals.
-
-    ``actual`` has sale_date, sales, is_open; ``predicted`` the matching rows' sales_pred (same order).
-    Returns columns horizon_week, lower_factor, upper_factor, n (lower_factor <= 1 <= upper_factor).
-    """
-    a = actual["sales"].to_numpy(float)
-    p = predicted["sales_pred"].to_numpy(float)
-    ok = actual["is_open"].to_numpy(bool) & (a > 0) & (p > 0) & np.isfinite(a) & np.isfinite(p)
-    week = ((pd.to_datetime(actual["sale_date"]) - pd.Timestamp(start)).dt.days // 7).to_numpy()
-    alpha = (1.0 - interval) / 2.0
-    res = pd.DataFrame({"horizon_week": week[ok], "r": np.log(a[ok] / p[ok])})
-    n_weeks = int(week.max()) + 1 if len(week) else 1
-    out = pd.DataFrame({"horizon_week": np.arange(max(n_weeks, 1))})
-    if res.empty:
-        out["lower_factor"], out["upper_factor"], out["n"] = DEFAULT_FACTOR[0], DEFAULT_FACTOR[1], 0
-        return out
-    g = res.groupby("horizon_week")["r"]
-    q = pd.DataFrame({"lo": g.quantile(alpha), "hi": g.quantile(1 - alpha), "n": g.size()})
-    q = q.reindex(out["horizon_week"])
-    q["lo"] = q["lo"].fillna(res["r"].quantile(alpha))
-    q["hi"] = q["hi"].fillna(res["r"].quantile(1 - alpha))
-    out["lower_factor"] = np.exp(np.minimum(q["lo"].to_numpy(), 0.0))
-    out["upper_factor"] = np.exp(np.maximum(q["hi"].to_numpy(), 0.0))
-    out["n"] = q["n"].fillna(0).astype(int).to_numpy()
-    return out
-
-
-def apply_intervals(pred: pd.DataFrame, start: pd.Timestamp, factors: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """sales_lower / sales_upper for prediction rows (weeks beyond the calibrated ones use the last week)."""
-    week = ((pd.to_datetime(pred["sale_date"]) - pd.Timestamp(start)).dt.days // 7).to_numpy()
-    week = np.clip(week, 0, len(factors) - 1)
-    lo = factors["lower_factor"].to_numpy()[week]
-    hi = factors["upper_factor"].to_numpy()[week]
-    s = pred["sales_pred"].to_numpy(float)
-    return s * lo, s * hi
-
-
 def _log(model: str, msg: str) -> None:
     print(f"[training] {model}: {msg}", flush=True)
 
@@ -179,8 +156,9 @@ def train_and_forecast(
     models_dir: str | Path = "data/models",
     horizon_days: int = 42,
     interval: float = DEFAULT_INTERVAL,
+    n_folds: int = DEFAULT_FOLDS,
 ) -> TrainedModel:
-    """Validate, refit on all history, forecast the plan rows and save artifacts (see module docstring).
+    """Backtest, refit on all history, forecast the plan rows and save artifacts (see module docstring).
 
     ``frame``: marts.fct_store_daily_features rows (history and plan).  ``params`` override the model's
     DEFAULT_PARAMS.  Returns a :class:`TrainedModel`; artifacts go to ``models_dir/<model>/<version>/``.
@@ -194,41 +172,37 @@ def train_and_forecast(
     hist, plan = history_rows(df), plan_rows(df)
     if hist.empty:
         raise ValueError("train_and_forecast: the frame has no history rows")
-    train, valid = validation_split(hist, horizon_days)
-    if train.empty or valid.empty:
-        raise ValueError(f"train_and_forecast: history too short for a {horizon_days}-day validation window")
-    valid_start = pd.Timestamp(valid["sale_date"].min())
+    try:
+        folds = make_folds(hist, n_folds, horizon_days)
+    except ValueError as exc:
+        raise ValueError(f"train_and_forecast: {exc}") from exc
     _log(
         model_name,
-        f"{hist['store_id'].nunique()} stores; train {train['sale_date'].min():%Y-%m-%d}..{train['sale_date'].max():%Y-%m-%d} "
-        f"({len(train):,} rows), validation from {valid_start:%Y-%m-%d} ({len(valid):,} rows), plan {len(plan):,} rows",
+        f"{hist['store_id'].nunique()} stores; history {hist['sale_date'].min():%Y-%m-%d}..{hist['sale_date'].max():%Y-%m-%d} "
+        f"({len(hist):,} rows), {len(folds)} folds of {horizon_days} days, plan {len(plan):,} rows",
     )
-
-    t = time.perf_counter()
-    fitted = module.fit(train, p)
-    timings["fit_train"] = time.perf_counter() - t
-    _log(model_name, f"fit on train {timings['fit_train']:.1f}s")
-
-    t = time.perf_counter()
-    vpred = module.predict(fitted, train, valid)
-    timings["predict_validation"] = time.perf_counter() - t
-    metrics = metrics_frame(valid["sales"], vpred["sales_pred"], valid["is_open"], METRICS, split="validation")
-    factors = calibrate_intervals(valid, vpred, valid_start, interval)
-    v_lo, v_hi = apply_intervals(vpred, valid_start, factors)
-    extra = {
-        "customers_rmspe": rmspe(valid["customers"], vpred["customers_pred"], valid["is_open"]),
-        "interval_coverage_in_sample": interval_coverage(valid["sales"], v_lo, v_hi, valid["is_open"]),
-    }
-    m = dict(zip(metrics["metric"], metrics["value"]))
+    bt = run_backtest(model_name, module, hist, p, folds, log=lambda m: _log(model_name, m))
+    timings["fit_backtests"] = sum(t["fit_s"] for t in bt.timings.values())
+    timings["predict_backtests"] = sum(t["predict_s"] for t in bt.timings.values())
+    timings["fit_train"] = bt.timings[VALIDATION]["fit_s"]
+    timings["predict_validation"] = bt.timings[VALIDATION]["predict_s"]
+    backtest = add_fold_intervals(bt.predictions, interval)
+    fold_m = fold_metrics(backtest)
+    factors = conformal_factors(backtest, interval)
+    valid = backtest.loc[backtest["split"] == VALIDATION]
+    m = fold_m.loc[fold_m["split"] == VALIDATION].set_index("metric")["value"].to_dict()
+    extra = {"customers_rmspe": rmspe(valid["customers"], valid["customers_pred"], valid["is_open"]),
+             "mean_backtest_rmspe": mean_rmspe(fold_m)}
     _log(
         model_name,
         f"validation rmspe={m['rmspe']:.4f} rmse={m['rmse']:.1f} mae={m['mae']:.1f} mape={m['mape']:.4f} "
-        f"customers_rmspe={extra['customers_rmspe']:.4f} ({timings['predict_validation']:.1f}s)",
+        f"coverage_80={m[COVERAGE_METRIC]:.3f} customers_rmspe={extra['customers_rmspe']:.4f}; "
+        f"mean rmspe over folds {extra['mean_backtest_rmspe']:.4f}",
     )
 
     t = time.perf_counter()
     if hasattr(module, "refit"):
-        final = module.refit(fitted, hist, p)
+        final = module.refit(bt.last_fitted, hist, p)
     else:
         final = module.fit(hist, p)
     timings["fit_full"] = time.perf_counter() - t
@@ -239,8 +213,9 @@ def train_and_forecast(
         _log(model_name, "WARNING: no plan rows, the forecast is empty")
     ppred = module.predict(final, hist, plan)
     timings["predict_plan"] = time.perf_counter() - t
-    plan_start = pd.Timestamp(plan["sale_date"].min()) if len(plan) else valid_start
-    lo, hi = apply_intervals(ppred, plan_start, factors)
+    plan_start = pd.Timestamp(hist["sale_date"].max()) + pd.Timedelta(days=1)
+    horizon_day = (pd.to_datetime(ppred["sale_date"]) - plan_start).dt.days.to_numpy()
+    lo, hi = apply_factors(ppred["sales_pred"], horizon_day, factors)
 
     version_str, vdir = _version_dir(Path(models_dir), model_name)
     forecast = pd.DataFrame(
@@ -255,20 +230,18 @@ def train_and_forecast(
             "customers_pred": ppred["customers_pred"].to_numpy(float),
         }
     )[FORECAST_COLUMNS]
+    metrics = fold_m.copy()
     metrics.insert(0, "model_version", version_str)
     metrics.insert(0, "model", model_name)
-    metrics = metrics[METRIC_COLUMNS]
-    validation = valid[["store_id", "sale_date", "is_open", "sales", "customers"]].assign(
-        sales_pred=vpred["sales_pred"].to_numpy(),
-        sales_lower=v_lo,
-        sales_upper=v_hi,
-        customers_pred=vpred["customers_pred"].to_numpy(),
-    )
+    metrics = metrics[METRIC_COLUMNS].reset_index(drop=True)
+    validation = valid[["store_id", "sale_date", "is_open", "sales", "customers", "sales_pred", "sales_lower",
+                        "sales_upper", "customers_pred"]].reset_index(drop=True)
 
     t = time.perf_counter()
     model_path = module.save(final, vdir)
     forecast.to_parquet(vdir / "forecast.parquet", index=False)
     metrics.to_parquet(vdir / "metrics.parquet", index=False)
+    backtest.to_parquet(vdir / "backtest.parquet", index=False)
     timings["save"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     trained_at = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -287,9 +260,13 @@ def train_and_forecast(
         "model_file": model_path.name,
         "horizon_days": horizon_days,
         "interval": interval,
-        "validation_start": valid_start.date().isoformat(),
-        "validation_end": pd.Timestamp(valid["sale_date"].max()).date().isoformat(),
+        "folds": [{"split": f.split, "train_end": f.cutoff.date().isoformat(), "start": f.start.date().isoformat(),
+                   "end": f.end.date().isoformat(), **{k: round(v, 3) for k, v in bt.timings[f.split].items()}}
+                  for f in folds],
+        "validation_start": folds[-1].start.date().isoformat(),
+        "validation_end": folds[-1].end.date().isoformat(),
         "validation_metrics": {**{k: float(v) for k, v in m.items()}, **extra},
+        "fold_metrics": fold_m.pivot(index="split", columns="metric", values="value").to_dict(orient="index"),
         "interval_factors": factors.to_dict(orient="list"),
         "plan_rows": int(len(plan)),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
@@ -307,4 +284,94 @@ def train_and_forecast(
         validation=validation,
         interval_factors=factors,
         timings=timings,
+        backtest=backtest,
+        fitted_validation=bt.last_fitted,
+        fold_timings=bt.timings,
     )
+
+
+BLEND = "blend"
+
+
+def train_blend(
+    members: dict[str, dict],
+    models_dir: str | Path = "data/models",
+    interval: float = DEFAULT_INTERVAL,
+) -> TrainedModel:
+    """The weighted blend of already trained models (see :mod:`forecasting.backtest`).
+
+    ``members``: model name -> {"backtest": fold rows (TrainedModel.backtest), "forecast": plan forecast,
+    "registry": registry row (dict or one-row frame)}.  Fold metrics use weights fitted on the other folds;
+    the plan forecast uses weights fitted on all folds; intervals are conformal on the blend's fold residuals.
+    """
+    t0 = time.perf_counter()
+    names = sorted(members)
+    preds = {n: members[n]["backtest"].reset_index(drop=True) for n in names}
+    backtest, per_fold = blend_backtest(preds, interval)
+    fold_m = fold_metrics(backtest)
+    weights = blend_weights(preds)
+    factors = conformal_factors(backtest, interval)
+    keys = ["store_id", "forecast_date"]
+    base = members[names[0]]["forecast"][keys].reset_index(drop=True)
+    aligned = {}
+    for n in names:
+        f = base.merge(members[n]["forecast"], on=keys, how="left", validate="one_to_one")
+        aligned[n] = f.rename(columns={"forecast_date": "sale_date"})
+    combined = combine(aligned, weights)
+    version_str, vdir = _version_dir(Path(models_dir), BLEND)
+    regs = {n: (members[n]["registry"].iloc[0].to_dict() if isinstance(members[n]["registry"], pd.DataFrame)
+                else dict(members[n]["registry"])) for n in names}
+    first_forecast = pd.to_datetime(base["forecast_date"]).min() if len(base) else pd.NaT
+    plan_start = pd.Timestamp(max(r["train_end"] for r in regs.values())) + pd.Timedelta(days=1)
+    horizon_day = (pd.to_datetime(base["forecast_date"]) - plan_start).dt.days.to_numpy()
+    sales = np.asarray(combined["sales_pred"], dtype=float).clip(min=0)
+    lo, hi = apply_factors(sales, horizon_day, factors)
+    forecast = pd.DataFrame({
+        "store_id": base["store_id"].astype("int32").to_numpy(),
+        "forecast_date": pd.to_datetime(base["forecast_date"]).to_numpy(),
+        "model": BLEND,
+        "model_version": version_str,
+        "sales_pred": sales,
+        "sales_lower": np.minimum(lo, sales),
+        "sales_upper": np.maximum(hi, sales),
+        "customers_pred": np.asarray(combined["customers_pred"], dtype=float).clip(min=0),
+    })[FORECAST_COLUMNS]
+    metrics = fold_m.copy()
+    metrics.insert(0, "model_version", version_str)
+    metrics.insert(0, "model", BLEND)
+    metrics = metrics[METRIC_COLUMNS].reset_index(drop=True)
+    params = {"weights": weights, "members": {n: regs[n]["model_version"] for n in names},
+              "fold_weights": per_fold, "method": "nnls_rmspe"}
+    forecast.to_parquet(vdir / "forecast.parquet", index=False)
+    metrics.to_parquet(vdir / "metrics.parquet", index=False)
+    backtest.to_parquet(vdir / "backtest.parquet", index=False)
+    (vdir / "blend.json").write_text(json.dumps(_jsonable({**params, "interval_factors": factors.to_dict(orient="list"),
+                                                            "first_forecast_date": first_forecast}), indent=2, default=str))
+    any_reg = regs[names[0]]
+    registry = {
+        "model": BLEND,
+        "model_version": version_str,
+        "trained_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "train_start": min(r["train_start"] for r in regs.values()),
+        "train_end": max(r["train_end"] for r in regs.values()),
+        "n_train_rows": int(any_reg["n_train_rows"]),
+        "params": _jsonable(params),
+        "artifact_path": str(vdir.resolve()),
+    }
+    valid = backtest.loc[backtest["split"] == VALIDATION]
+    m = fold_m.loc[fold_m["split"] == VALIDATION].set_index("metric")["value"].to_dict()
+    _log(BLEND, f"weights {', '.join(f'{n}={w:.3f}' for n, w in weights.items())}; validation rmspe={m['rmspe']:.4f} "
+                f"coverage_80={m[COVERAGE_METRIC]:.3f}; mean rmspe over folds {mean_rmspe(fold_m):.4f}")
+    return TrainedModel(
+        model=BLEND, model_version=version_str, artifact_path=str(vdir.resolve()), forecast=forecast,
+        metrics=metrics, registry=registry, fitted=params,
+        validation=valid[["store_id", "sale_date", "is_open", "sales", "customers", "sales_pred", "sales_lower",
+                          "sales_upper", "customers_pred"]].reset_index(drop=True),
+        interval_factors=factors, timings={"total": time.perf_counter() - t0}, backtest=backtest,
+    )
+
+
+def champion(metrics: pd.DataFrame) -> str:
+    """The model with the lowest mean RMSPE over its folds (backtest_* and validation)."""
+    m = metrics.loc[(metrics["metric"] == "rmspe") & metrics["split"].str.match(r"^(backtest_\d+|validation)$")]
+    return str(m.groupby("model")["value"].mean().sort_values(kind="stable").index[0])

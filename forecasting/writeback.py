@@ -3,6 +3,14 @@
 Users and BI tools read these tables, so their columns are fixed here. A write replaces the rows of
 the model versions it carries in a single transaction: a rerun never duplicates rows, and a failure
 leaves the tables as they were.
+
+Also written in the same transaction:
+- ``ml.feature_importance`` (per model version; replaced like the other per-version tables),
+- ``ml.series_diagnostics`` (one row per store: ADF test and autocorrelations of the current history;
+  replaced as a whole when given),
+- the view ``ml.champion_forecast``: the forecast rows of the champion -- among every model's latest
+  version (by ``trained_at``), the one with the lowest mean RMSPE over its backtest folds and validation
+  fold in ``ml.model_metrics`` -- with the columns of ``ml.store_sales_forecast``.
 """
 
 from __future__ import annotations
@@ -44,13 +52,56 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "params": "JSON",
         "artifact_path": "VARCHAR NOT NULL",
     },
+    "feature_importance": {
+        "model": "VARCHAR NOT NULL",
+        "model_version": "VARCHAR NOT NULL",
+        "feature": "VARCHAR NOT NULL",
+        "importance": "DOUBLE",
+        "method": "VARCHAR NOT NULL",
+        "created_at": "TIMESTAMP NOT NULL",
+    },
+    "series_diagnostics": {
+        "store_id": "INTEGER NOT NULL",
+        "n_obs": "INTEGER NOT NULL",
+        "adf_stat": "DOUBLE",
+        "adf_pvalue": "DOUBLE",
+        "adf_lags": "INTEGER",
+        "is_stationary": "BOOLEAN",
+        "acf_lag1": "DOUBLE",
+        "acf_lag7": "DOUBLE",
+        "acf_lag14": "DOUBLE",
+        "history_end": "DATE",
+        "created_at": "TIMESTAMP NOT NULL",
+    },
 }
+PER_VERSION_TABLES = ("store_sales_forecast", "model_metrics", "feature_importance")
+
+CHAMPION_VIEW_SQL = f"""
+CREATE OR REPLACE VIEW {ML_SCHEMA}.champion_forecast AS
+WITH latest AS (
+    SELECT model, arg_max(model_version, trained_at) AS model_version
+    FROM {ML_SCHEMA}.model_registry GROUP BY model
+), scores AS (
+    SELECT m.model, m.model_version, avg(m.value) AS mean_rmspe
+    FROM {ML_SCHEMA}.model_metrics m JOIN latest l USING (model, model_version)
+    WHERE m.metric = 'rmspe' AND (m.split = 'validation' OR regexp_matches(m.split, '^backtest_[0-9]+$'))
+      AND m.value IS NOT NULL
+    GROUP BY m.model, m.model_version
+), champion AS (
+    SELECT model, model_version FROM scores ORDER BY mean_rmspe, model LIMIT 1
+)
+SELECT f.store_id, f.forecast_date, f.model, f.model_version, f.sales_pred, f.sales_lower, f.sales_upper,
+       f.customers_pred, f.created_at
+FROM {ML_SCHEMA}.store_sales_forecast f JOIN champion c USING (model, model_version)
+"""
 
 # Each table's key: a write must not carry two rows with the same key.
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "store_sales_forecast": ("model_version", "store_id", "forecast_date"),
     "model_metrics": ("model", "model_version", "split", "metric"),
     "model_registry": ("model", "model_version"),
+    "feature_importance": ("model", "model_version", "feature", "method"),
+    "series_diagnostics": ("store_id",),
 }
 
 
@@ -63,6 +114,7 @@ def ensure_ml_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table, columns in TABLE_COLUMNS.items():
         cols = ", ".join(f"{name} {ddl}" for name, ddl in columns.items())
         con.execute(f"CREATE TABLE IF NOT EXISTS {ML_SCHEMA}.{table} ({cols})")
+    con.execute(CHAMPION_VIEW_SQL)
 
 
 def _conform(table: str, frame: pd.DataFrame, created_at: datetime) -> pd.DataFrame:
@@ -94,17 +146,27 @@ def write_model_outputs(
     forecasts: pd.DataFrame,
     metrics: pd.DataFrame,
     registry: pd.DataFrame,
+    feature_importance: pd.DataFrame | None = None,
+    series_diagnostics: pd.DataFrame | None = None,
     created_at: datetime | None = None,
 ) -> dict[str, int]:
-    """Replace the rows of every (model, model_version) in `registry` in all three tables, atomically."""
+    """Replace the rows of every (model, model_version) in `registry` in the per-version tables, atomically.
+
+    ``series_diagnostics``, when given, replaces that table's rows; the champion view is (re)created.
+    """
     created_at = created_at or datetime.now(timezone.utc)
     frames = {
         "store_sales_forecast": _conform("store_sales_forecast", forecasts, created_at),
         "model_metrics": _conform("model_metrics", metrics, created_at),
         "model_registry": _conform("model_registry", registry, created_at),
     }
+    if feature_importance is not None:
+        frames["feature_importance"] = _conform("feature_importance", feature_importance, created_at)
+    diagnostics = None
+    if series_diagnostics is not None:
+        diagnostics = _conform("series_diagnostics", series_diagnostics, created_at)
     versions = frames["model_registry"][["model", "model_version"]]
-    for table in ("store_sales_forecast", "model_metrics"):
+    for table in [t for t in PER_VERSION_TABLES if t in frames]:
         unknown = frames[table].merge(versions, how="left", indicator=True)["_merge"] == "left_only"
         if unknown.any():
             raise WriteBackError(f"ml.{table}: rows for model versions missing from the registry")
@@ -122,6 +184,13 @@ def write_model_outputs(
             con.execute(f"INSERT INTO {ML_SCHEMA}.{table} BY NAME SELECT * FROM incoming_rows")
             con.unregister("incoming_rows")
         con.unregister("written_versions")
+        if diagnostics is not None:
+            con.execute(f"DELETE FROM {ML_SCHEMA}.series_diagnostics")
+            con.register("incoming_rows", diagnostics)
+            con.execute(f"INSERT INTO {ML_SCHEMA}.series_diagnostics BY NAME SELECT * FROM incoming_rows")
+            con.unregister("incoming_rows")
+            frames["series_diagnostics"] = diagnostics
+        con.execute(CHAMPION_VIEW_SQL)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

@@ -5,11 +5,13 @@ from dagster_dbt import DbtCliResource
 
 from orchestration.assets.dbt import dbt_project, forecast_marts, warehouse_models
 from orchestration.assets.forecasts import features_expectations, ml_tables, model_assets
+from orchestration.assets.publish import published_warehouse_asset
 from orchestration.assets.raw import raw_tables
 from orchestration.assets.segments import customer_sales_segments
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 
-ALL_ASSETS = [raw_tables, warehouse_models, *model_assets, ml_tables, customer_sales_segments, forecast_marts]
+BUILD_ASSETS = [raw_tables, warehouse_models, *model_assets, ml_tables, customer_sales_segments, forecast_marts]
+ALL_ASSETS = [*BUILD_ASSETS, published_warehouse_asset(BUILD_ASSETS)]
 
 
 def build_resources(**overrides) -> dict:

@@ -43,6 +43,10 @@ class PlatformPaths(ConfigurableResource):
         return Path(self.data_dir) / "models"
 
     @property
+    def published_dir(self) -> Path:
+        return Path(self.data_dir) / "published"
+
+    @property
     def reports_dir(self) -> Path:
         return Path(self.data_dir) / "reports"
 

@@ -29,6 +29,7 @@ GROUP BY ALL ORDER BY month_start, model""",
 
 def main() -> None:
     warehouse, paths = DuckDBWarehouse(), PlatformPaths()
+    published = paths.published_dir / "warehouse.duckdb"
     with warehouse.connect(read_only=True) as con:
         tables = con.execute("""
             SELECT schema_name || '.' || table_name AS name, estimated_size AS approx_rows
@@ -36,12 +37,14 @@ def main() -> None:
             ORDER BY schema_name, table_name""").fetchall()
         print(f"\nWarehouse: {warehouse.path}")
         print(f"Input data: {paths.input_dir}{' (embedded default)' if paths.uses_default_data else ''}")
-        print(f"Model artifacts: {paths.models_dir}   Data Docs: {paths.reports_dir / 'data_docs'}")
+        print(f"Published read-only copy for BI tools, `make serve` and `make dashboard`: "
+              f"{published}")
+        print(f"Model artifacts: {paths.models_dir}   Data Docs: {paths.reports_dir / 'data_docs' / 'index.html'}")
         print("\nTables:")
         for name, rows in tables:
             print(f"  {name:<45} ~{rows:,} rows")
         print(f"\nQuery it from any DuckDB client, e.g.: .venv/bin/python -c \"import duckdb; "
-              f"print(duckdb.connect('{warehouse.path}', read_only=True).sql('SELECT ...'))\"")
+              f"print(duckdb.connect('{published}', read_only=True).sql('SELECT ...'))\"")
         for title, sql in EXAMPLE_QUERIES.items():
             print(f"\n-- {title}{sql};")
             print(con.sql(sql))

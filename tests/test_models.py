@@ -293,9 +293,13 @@ def test_train_and_forecast_writes_artifacts(name, frame, tmp_path):
     # metrics
     m = tm.metrics
     assert list(m.columns) == ["model", "model_version", "split", "metric", "value"]
-    assert set(m["metric"]) == {"rmspe", "rmse", "mae", "mape"}
-    assert (m["split"] == "validation").all()
-    rmspe = float(m.loc[m["metric"] == "rmspe", "value"].iloc[0])
+    assert set(m["metric"]) == {"rmspe", "rmse", "mae", "mape", "coverage_80"}
+    assert list(dict.fromkeys(m["split"])) == ["backtest_1", "backtest_2", "validation"]
+    assert len(m) == 3 * 5 and not m.duplicated(["split", "metric"]).any()
+    v = m.loc[m["split"] == "validation"]
+    rmspe = float(v.loc[v["metric"] == "rmspe", "value"].iloc[0])
+    cov = m.loc[m["metric"] == "coverage_80", "value"]
+    assert ((cov >= 0) & (cov <= 1)).all()
     assert 0 < rmspe < 1.0
     pd.testing.assert_frame_equal(pd.read_parquet(vdir / "metrics.parquet"), m)
     assert len(pd.read_parquet(vdir / "forecast.parquet")) == len(fc)

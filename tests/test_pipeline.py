@@ -1,6 +1,10 @@
 """End to end: the whole Dagster graph on a tiny synthetic dataset, and bad input stopping it."""
 
+import json
 import shutil
+import subprocess
+import sys
+import time
 
 import duckdb
 import pytest
@@ -10,6 +14,8 @@ from forecasting.synthetic import generate_dataset
 from orchestration.definitions import ALL_ASSETS, build_resources
 from orchestration.assets.forecasts import features_expectations
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
+from serving.api import create_app
+from serving.publish import open_published, read_publication
 
 N_STORES, HORIZON = 4, 42
 ML_TABLES = ("store_sales_forecast", "model_metrics", "model_registry")
@@ -53,7 +59,7 @@ def test_forecasts_for_every_plan_store_day_from_each_model(platform):
         FROM ml.store_sales_forecast GROUP BY model ORDER BY model""")
     plan_days = query(data_dir, "SELECT count(*) FROM raw.plan")[0][0]
     assert plan_days == N_STORES * HORIZON
-    assert [r[0] for r in rows] == ["baseline", "lstm", "random_forest"]
+    assert [r[0] for r in rows] == ["baseline", "blend", "hist_gradient_boosting", "lstm", "random_forest"]
     for _, n, stores, first, last, ordered in rows:
         assert (n, stores, (last - first).days + 1, ordered) == (plan_days, N_STORES, HORIZON, True)
     closed = query(data_dir, """
@@ -64,15 +70,16 @@ def test_forecasts_for_every_plan_store_day_from_each_model(platform):
 
 def test_metrics_registry_and_bi_marts(platform):
     _, data_dir, result = platform
-    metrics = query(data_dir, "SELECT model, metric FROM ml.model_metrics WHERE split = 'validation'")
-    assert {(m, k) for m, k in metrics} == {(m, k) for m in ("baseline", "random_forest", "lstm")
-                                           for k in ("rmspe", "rmse", "mae", "mape")}
+    models = ("baseline", "random_forest", "hist_gradient_boosting", "lstm", "blend")
+    metrics = query(data_dir, "SELECT model, split, metric FROM ml.model_metrics")
+    assert set(metrics) == {(m, s, k) for m in models for s in ("backtest_1", "backtest_2", "validation")
+                            for k in ("rmspe", "rmse", "mae", "mape", "coverage_80")}
     registry = query(data_dir, "SELECT model, artifact_path FROM ml.model_registry")
-    assert len(registry) == 3
+    assert len(registry) == len(models)
     assert all((data_dir / "models" / m).exists() for m, _ in registry)
     assert query(data_dir, "SELECT count(*) FROM marts.fct_sales_forecast") == \
         query(data_dir, "SELECT count(*) FROM ml.store_sales_forecast")
-    assert query(data_dir, "SELECT count(DISTINCT model) FROM marts.fct_sales_forecast_monthly") == [(3,)]
+    assert query(data_dir, "SELECT count(DISTINCT model) FROM marts.fct_sales_forecast_monthly") == [(len(models),)]
     assert (data_dir / "reports" / "data_docs" / "index.html").exists()
     assert query(data_dir, "SELECT count(DISTINCT store_id) FROM marts.dim_store_segment") == [(N_STORES,)]
     insight_meta = result.asset_materializations_for_node("warehouse_models")
@@ -81,6 +88,32 @@ def test_metrics_registry_and_bi_marts(platform):
     checks = {(e.asset_key, e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert checks[(AssetKey(["marts", "fct_store_daily_features"]), "great_expectations")]
     assert checks[(AssetKey(["raw", "sales"]), "great_expectations")]
+
+
+def test_champion_importance_and_diagnostics(platform):
+    _, data_dir, result = platform
+    champ = query(data_dir, "SELECT DISTINCT model, model_version FROM ml.champion_forecast")
+    assert len(champ) == 1
+    best = query(data_dir, """
+        SELECT model FROM ml.model_metrics WHERE metric = 'rmspe' GROUP BY model ORDER BY avg(value), model LIMIT 1""")
+    assert champ[0][0] == best[0][0]
+    assert query(data_dir, "SELECT count(*) FROM ml.champion_forecast") == query(data_dir, "SELECT count(*) FROM raw.plan")
+    cols = query(data_dir, "SELECT column_name FROM information_schema.columns WHERE table_schema = 'ml' "
+                           "AND table_name = 'champion_forecast' ORDER BY ordinal_position")
+    assert [c[0] for c in cols] == ["store_id", "forecast_date", "model", "model_version", "sales_pred",
+                                    "sales_lower", "sales_upper", "customers_pred", "created_at"]
+    imp = query(data_dir, "SELECT model, count(*), count(DISTINCT feature), min(method), max(method) "
+                          "FROM ml.feature_importance GROUP BY model ORDER BY model")
+    assert [r[0] for r in imp] == ["baseline", "hist_gradient_boosting", "lstm", "random_forest"]
+    assert all(n == nf and n > 10 and lo == hi == "permutation_rmspe" for _, n, nf, lo, hi in imp)
+    diag = query(data_dir, "SELECT count(*), count(adf_pvalue), min(acf_lag1), max(acf_lag1) FROM ml.series_diagnostics")
+    assert diag[0][0] == N_STORES and diag[0][1] == N_STORES and -1 <= diag[0][2] <= diag[0][3] <= 1
+    charts = {m.asset_key.path[-1]: m.metadata for m in result.get_asset_materialization_events()
+              and [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]}
+    for name in ("random_forest", "lstm"):
+        md = charts[name]
+        assert md["feature_importance_chart"].value.startswith("![")
+        assert "data:image/png;base64," in md["forecast_vs_actual_chart"].value
 
 
 def test_bad_input_stops_the_run_and_loses_nothing(platform, tmp_path):
@@ -96,6 +129,7 @@ def test_bad_input_stops_the_run_and_loses_nothing(platform, tmp_path):
     lines[closed] = ",".join(fields)
     (bad_dir / "train.csv").write_text("\n".join(lines) + "\n")
 
+    published_before = read_publication(data_dir / "published").version_id
     result = materialize([*ALL_ASSETS, features_expectations], resources=resources_for(data_dir, bad_dir),
                          raise_on_error=False)
     assert not result.success
@@ -103,3 +137,54 @@ def test_bad_input_stops_the_run_and_loses_nothing(platform, tmp_path):
     assert (AssetKey(["raw", "sales"]), "great_expectations") in failed
     assert not result.get_asset_materialization_events()
     assert snapshot(data_dir) == before
+    assert read_publication(data_dir / "published").version_id == published_before
+
+
+def test_api_predict_matches_the_published_random_forest(platform):
+    _, data_dir, _ = platform
+    plan = query(data_dir, "SELECT Store, Date, Open, Promo, StateHoliday, SchoolHoliday FROM raw.plan "
+                           "ORDER BY Store, Date LIMIT 20")
+    rows = [{"store": s, "date": d.isoformat(), "open": bool(o), "promo": bool(p), "state_holiday": h,
+             "school_holiday": bool(sh)} for s, d, o, p, h, sh in plan]
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(data_dir / "published")) as client:
+        response = client.post("/predict", json=rows)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert client.get("/stores/999999/forecast").status_code == 404
+    assert body["model"] == "random_forest"
+    expected = dict(((s, d.isoformat()), v) for s, d, v in query(data_dir, f"""
+        SELECT store_id, forecast_date, sales_pred FROM ml.store_sales_forecast
+        WHERE model_version = '{body["model_version"]}'"""))
+    for prediction in body["predictions"]:
+        assert prediction["sales_pred"] == pytest.approx(expected[(prediction["store"], prediction["date"])],
+                                                         rel=1e-6, abs=1e-6)
+
+
+def test_readers_of_the_published_warehouse_never_block_a_run(platform, tmp_path):
+    """A full run while another process reads the published copy in a loop: no errors on either side."""
+    raw_dir, data_dir, _ = platform
+    published = data_dir / "published"
+    before = read_publication(published).version_id
+    stop, ready, out = tmp_path / "stop", tmp_path / "ready", tmp_path / "probe.json"
+    probe = subprocess.Popen([sys.executable, "-m", "serving.probe", "--published", str(published),
+                              "--stop-file", str(stop), "--ready-file", str(ready), "--out", str(out)])
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with open_published(published) as held:  # a dashboard left open all the while
+            result = materialize([*ALL_ASSETS, features_expectations], resources=resources_for(data_dir, raw_dir))
+            held_version = held.execute("SELECT version_id FROM meta.publication").fetchall()[0][0]
+        time.sleep(1.0)
+    finally:
+        stop.touch()
+        probe.wait(timeout=60)
+    assert result.success
+    after = read_publication(published).version_id
+    summary = json.loads(out.read_text())
+    assert summary["errors"] == []
+    assert summary["iterations"] > 10
+    assert after != before and held_version == before
+    assert [v["version_id"] for v in summary["versions"]] == [before, after]

@@ -13,7 +13,9 @@ history available at forecast time; models that need no recent context ignore it
 to forecast (their sales/customers are never read).  The prediction frame has one row per ``target_df`` row in
 the same order.  Closed days (``is_open`` false) are always forecast 0.
 A module may also define ``refit(fitted, full_history_df, params) -> fitted`` (a cheaper warm-started refit);
-:mod:`forecasting.training` uses it when present, else calls ``fit`` again.
+:mod:`forecasting.training` uses it when present, else calls ``fit`` again.  With ``WARM_START_FOLDS = True``
+the backtest folds (:mod:`forecasting.backtest`) are chained through ``refit`` as well.
+The blend of these models (``blend``) is built in :func:`forecasting.training.train_blend`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
-MODEL_NAMES = ("baseline", "random_forest", "lstm")
+MODEL_NAMES = ("baseline", "random_forest", "hist_gradient_boosting", "lstm")
 PREDICTION_COLUMNS = ["store_id", "sale_date", "sales_pred", "customers_pred"]
 
 

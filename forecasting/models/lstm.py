@@ -15,6 +15,8 @@ Window
     ``numpy.lib.stride_tricks.sliding_window_view`` (no Python loops over rows).
 
 Network
+    A learned store embedding (``store_embedding_dim``; row ``store_id % store_buckets``) sets the initial
+    hidden and cell states of both LSTM layers -- one global model that still knows which store it forecasts.
     Two stacked ``LSTM(return_sequences=True)`` layers and a per-step ``Dense(2)`` head (Dense on a 3-D tensor
     is what TimeDistributed(Dense) does; TimeDistributed itself mis-shapes ``predict()`` output when the time
     axis is dynamic in Keras 3.15) predict scaled log sales and customers at every step; the loss is a masked
@@ -27,7 +29,9 @@ Training
     exactly); learning-rate halving and early stopping on a time-based validation slice -- one window per store whose horizon
     is the last ``horizon_days`` of the training data; the training windows' horizons end before it.
     ``refit``: warm start from a fitted model on the full history for ``refit_epochs`` epochs (used by
-    :mod:`forecasting.training` after validation, much cheaper than training from scratch).
+    :mod:`forecasting.training` after the backtests, much cheaper than training from scratch).
+    Backtests (``WARM_START_FOLDS``): the first fold trains from scratch, each later fold warm-starts from the
+    previous fold's model for ``fold_refit_epochs`` epochs on its own (longer) training data.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ DEFAULT_PARAMS: dict = {
     "lookback_days": 42,
     "horizon_days": 42,
     "units": [64, 32],
+    "store_embedding_dim": 8,  # 0: no store embedding
+    "store_buckets": 2048,  # embedding rows; a store's row is store_id % store_buckets
     "dropout": 0.0,
     "batch_size": 256,
     "epochs": 16,
@@ -60,6 +66,7 @@ DEFAULT_PARAMS: dict = {
     "lr_patience": 2,  # halve the learning rate after this many epochs without improvement (0: never)
     "learning_rate": 2e-3,
     "refit_epochs": 2,
+    "fold_refit_epochs": 2,  # backtests: later folds warm-start from the previous fold's model (WARM_START_FOLDS)
     "refit_learning_rate": 1e-3,
     "customers_weight": 0.5,
     "min_lookback_observed": 0.5,
@@ -77,6 +84,9 @@ FAST_PARAMS: dict = {
     "refit_epochs": 1,
     "verbose": 0,
 }
+# forecasting.backtest: fit the first fold from scratch, warm-start each later fold (and the final refit) from
+# the previous fold's model; each fold's model has only seen data before its own cut.
+WARM_START_FOLDS = True
 MODEL_FILE = "lstm.keras"
 STATE_FILE = "lstm_state.joblib"
 
@@ -283,15 +293,37 @@ def masked_loss(customers_weight: float = 0.5):
     return loss
 
 
+def _uses_embedding(params: dict) -> bool:
+    return int(params.get("store_embedding_dim", 0) or 0) > 0
+
+
+def _inputs(params: dict, x: np.ndarray, store_ids: np.ndarray):
+    """Network inputs: the windows, plus the store index (store_id % store_buckets) with an embedding."""
+    if not _uses_embedding(params):
+        return x
+    return [x, (np.asarray(store_ids, dtype="int64") % int(params["store_buckets"])).astype("int32")[:, None]]
+
+
 def build_network(params: dict) -> keras.Model:
+    """Two stacked LSTMs; with ``store_embedding_dim`` a learned store embedding sets both layers' initial
+    states (a length-agnostic way to condition every step on the store identity)."""
     units = list(params["units"])
+    u1, u2 = units[0], units[1] if len(units) > 1 else units[0]
     inp = keras.Input(shape=(None, N_CHANNELS), name="window")
-    x = keras.layers.LSTM(units[0], return_sequences=True, name="lstm_1")(inp)
+    inputs, s1, s2 = inp, None, None
+    if _uses_embedding(params):
+        sid = keras.Input(shape=(1,), dtype="int32", name="store")
+        emb = keras.layers.Flatten(name="store_flat")(
+            keras.layers.Embedding(int(params["store_buckets"]), int(params["store_embedding_dim"]), name="store_embedding")(sid))
+        s1 = [keras.layers.Dense(u1, activation="tanh", name="h0_1")(emb), keras.layers.Dense(u1, name="c0_1")(emb)]
+        s2 = [keras.layers.Dense(u2, activation="tanh", name="h0_2")(emb), keras.layers.Dense(u2, name="c0_2")(emb)]
+        inputs = [inp, sid]
+    x = keras.layers.LSTM(u1, return_sequences=True, name="lstm_1")(inp, initial_state=s1)
     if params.get("dropout"):
         x = keras.layers.Dropout(params["dropout"])(x)
-    x = keras.layers.LSTM(units[1] if len(units) > 1 else units[0], return_sequences=True, name="lstm_2")(x)
+    x = keras.layers.LSTM(u2, return_sequences=True, name="lstm_2")(x, initial_state=s2)
     out = keras.layers.Dense(2, name="head")(x)  # applied per time step (TimeDistributed mis-shapes in predict())
-    return keras.Model(inp, out, name="store_sales_lstm")
+    return keras.Model(inputs, out, name="store_sales_lstm")
 
 
 def _materialise(grid: Grid, s_idx: np.ndarray, a_idx: np.ndarray, window: int, horizon: int, chunk: int = 4096):
@@ -307,6 +339,7 @@ def _materialise(grid: Grid, s_idx: np.ndarray, a_idx: np.ndarray, window: int, 
 def _rmspe_scaled(network, x, y, mu, sd) -> float:
     """Sales RMSPE (original scale, steps with weight > 0) of the network on windows x / targets y."""
     p = network.predict(x, batch_size=1024, verbose=0)[..., 0]
+    y = y if not isinstance(y, list) else y[0]
     w = y[..., 2] > 0
     if not w.any():
         return float("nan")
@@ -355,7 +388,8 @@ def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
         vs, va = vs[keep], va[keep]
         if len(vs):
             sc = scaler.lookup(grid.stores[vs])
-            val = (*_windows(grid, vs, va, window, horizon), sc["s_mu"].to_numpy(), sc["s_sd"].to_numpy())
+            vx, vy = _windows(grid, vs, va, window, horizon)
+            val = (_inputs(p, vx, grid.stores[vs]), vy, sc["s_mu"].to_numpy(), sc["s_sd"].to_numpy())
             max_end = n_days - 1 - horizon
     s_idx, a_idx = _candidates(grid, window, horizon, max_end, min_obs)
     if len(s_idx) == 0:  # very short history: drop the validation slice, then the lookback requirement
@@ -374,7 +408,7 @@ def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
     if verbose:
         print(
             f"[lstm] {len(stores)} stores x {n_days} days, {len(s_idx):,} candidate windows, {wpe:,} windows/epoch, "
-            f"validation windows: {0 if val is None else len(val[0])}",
+            f"validation windows: {0 if val is None else len(val[1])}",
             flush=True,
         )
     rng = np.random.default_rng(int(p["seed"]))
@@ -384,7 +418,7 @@ def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
     for epoch in range(int(epochs)):
         sel = rng.choice(len(s_idx), size=wpe, replace=False)
         x, y = _materialise(grid, s_idx[sel], a_idx[sel], window, horizon)
-        h = network.fit(x, y, batch_size=bs, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=verbose)
+        h = network.fit(_inputs(p, x, grid.stores[s_idx[sel]]), y, batch_size=bs, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=verbose)
         del x, y
         lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         log["loss"].append(float(h.history["loss"][-1]))
@@ -463,7 +497,7 @@ def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.Da
         cd = pd.to_datetime(ctx["sale_date"])
         ctx = ctx.loc[(cd >= start) & (cd < origin) & ctx["store_id"].isin(stores)]
     grid = build_grid(stores, start, n_days, fitted.scaler, ctx, future_rows=target, future_from=origin)
-    raw = fitted.network.predict(grid.x, batch_size=512, verbose=0)  # [S, T, 2]
+    raw = fitted.network.predict(_inputs(p, grid.x, grid.stores), batch_size=512, verbose=0)  # [S, T, 2]
     sc = fitted.scaler.lookup(grid.stores)
     s_i = np.searchsorted(grid.stores, target["store_id"].to_numpy())
     t_i = (tdates - start).dt.days.to_numpy()

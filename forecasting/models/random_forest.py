@@ -34,6 +34,8 @@ from forecasting.features import (
     StoreStats,
     add_store_stats,
     compute_store_stats,
+    extra_feature_columns,
+    numeric_matrix_column,
 )
 from forecasting.models import prediction_frame
 
@@ -59,17 +61,27 @@ class RandomForestModel:
     pipeline: Pipeline
     stats: StoreStats
     feature_columns: list[str]
+    numeric: list[str] | None = None  # None: the base lists (artifacts from before extra mart columns)
+    categorical: list[str] | None = None
 
 
-def build_pipeline(params: dict) -> Pipeline:
-    numeric = NUMERIC_FEATURES + STORE_STAT_FEATURES
+def feature_lists(frame: pd.DataFrame | None = None) -> tuple[list[str], list[str]]:
+    """(numeric incl. store statistics and extra mart columns, categorical); base lists when ``frame`` is None."""
+    extra = extra_feature_columns(frame) if frame is not None else {"numeric": [], "categorical": []}
+    return NUMERIC_FEATURES + STORE_STAT_FEATURES + extra["numeric"], CATEGORICAL_FEATURES + extra["categorical"]
+
+
+def build_pipeline(params: dict, numeric: list[str] | None = None, categorical: list[str] | None = None) -> Pipeline:
+    base_num, base_cat = feature_lists()
+    numeric = numeric or base_num
+    categorical = categorical or base_cat
     pre = ColumnTransformer(
         [
             ("num", SimpleImputer(strategy="median", keep_empty_features=True), numeric),
             (
                 "cat",
                 OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32),
-                CATEGORICAL_FEATURES,
+                categorical,
             ),
             ("bool", "passthrough", BOOLEAN_FEATURES),
         ],
@@ -89,17 +101,20 @@ def build_pipeline(params: dict) -> Pipeline:
     return Pipeline([("features", pre), ("forest", rf)])
 
 
-def _design(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
+def _design(frame: pd.DataFrame, stats: StoreStats, numeric: list[str] | None = None,
+            categorical: list[str] | None = None) -> pd.DataFrame:
+    base_num, base_cat = feature_lists()
+    numeric, categorical = numeric or base_num, categorical or base_cat
     x = add_store_stats(frame, stats)
-    cols = NUMERIC_FEATURES + STORE_STAT_FEATURES + CATEGORICAL_FEATURES + BOOLEAN_FEATURES
-    x = x[cols].copy()
-    for c in NUMERIC_FEATURES + STORE_STAT_FEATURES:
-        x[c] = pd.to_numeric(x[c]).astype("float64")  # nullable ints (pd.NA) -> NaN
+    data = {}
+    for c in numeric:  # nullable ints (pd.NA) / booleans -> float, NaN
+        data[c] = numeric_matrix_column(x[c]) if c in x.columns else np.full(len(x), np.nan)
+    for c in categorical:
+        s = x[c] if c in x.columns else pd.Series("missing", index=x.index)
+        data[c] = s.astype(object).where(s.notna(), "missing").astype(str).to_numpy()
     for c in BOOLEAN_FEATURES:
-        x[c] = x[c].astype("boolean").fillna(False).astype("float32")
-    for c in CATEGORICAL_FEATURES:
-        x[c] = x[c].astype(object).where(x[c].notna(), "missing").astype(str)
-    return x
+        data[c] = x[c].astype("boolean").fillna(False).astype("float32").to_numpy()
+    return pd.DataFrame(data)
 
 
 def _offsets(x: pd.DataFrame, target: str) -> np.ndarray:
@@ -115,18 +130,20 @@ def fit(train_df: pd.DataFrame, params: dict | None = None) -> RandomForestModel
     hist = train_df.loc[train_df["is_history"]] if "is_history" in train_df.columns else train_df
     stats = compute_store_stats(hist, recent_days=int(p["recent_days"]))
     rows = hist.loc[hist["is_open"].astype(bool) & (hist["sales"] > 0)].reset_index(drop=True)
-    x = _design(rows, stats)
+    numeric, categorical = feature_lists(rows)
+    x = _design(rows, stats, numeric, categorical)
     y = np.column_stack([np.log1p(rows["sales"].to_numpy(float)), np.log1p(rows["customers"].fillna(0).to_numpy(float))])
     y = y - _offsets(x, p["target"])
     ms = p["max_samples"]
     if isinstance(ms, int) and ms >= len(rows):
         ms = None
-    pipe = build_pipeline({**p, "max_samples": ms})
+    pipe = build_pipeline({**p, "max_samples": ms}, numeric, categorical)
     t0 = time.perf_counter()
     pipe.fit(x, y)
     if p.get("verbose"):
         print(f"[random_forest] fitted {p['n_estimators']} trees on {len(rows):,} rows in {time.perf_counter() - t0:.1f}s", flush=True)
-    return RandomForestModel(params=p, pipeline=pipe, stats=stats, feature_columns=list(x.columns))
+    return RandomForestModel(params=p, pipeline=pipe, stats=stats, feature_columns=list(x.columns),
+                             numeric=numeric, categorical=categorical)
 
 
 def predict(fitted: RandomForestModel, context_df: pd.DataFrame | None, target_df: pd.DataFrame) -> pd.DataFrame:
@@ -136,7 +153,7 @@ def predict(fitted: RandomForestModel, context_df: pd.DataFrame | None, target_d
     sales = np.zeros(len(target))
     cust = np.zeros(len(target))
     if is_open.any():
-        x = _design(target.loc[is_open], fitted.stats)
+        x = _design(target.loc[is_open], fitted.stats, fitted.numeric, fitted.categorical)
         pred = fitted.pipeline.predict(x).reshape(len(x), -1) + _offsets(x, fitted.params["target"])
         sales[is_open] = np.expm1(pred[:, 0])
         cust[is_open] = np.expm1(pred[:, 1])

@@ -17,19 +17,33 @@ from dagster import (
 )
 
 from expectations import validate_table
-from forecasting.features import load_feature_frame
-from forecasting.models import MODEL_NAMES
-from forecasting.training import default_params, fast_params, train_and_forecast
+from forecasting.backtest import fold_frames, make_folds, mean_rmspe
+from forecasting.diagnostics import series_diagnostics
+from forecasting.explain import (
+    IMPORTANCE_COLUMNS,
+    METHOD,
+    forecast_vs_actual_markdown,
+    importance_chart_markdown,
+    permutation_importance,
+)
+from forecasting.features import history_rows, load_feature_frame
+from forecasting.models import MODEL_NAMES, get_model
+from forecasting.training import BLEND, champion, default_params, fast_params, train_and_forecast, train_blend
 from forecasting.writeback import write_model_outputs
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 
 FEATURES_KEY = AssetKey(["marts", "fct_store_daily_features"])
 ML_TABLES = {
     "store_sales_forecast": "Daily sales forecasts with 80% intervals per store, model and version.",
-    "model_metrics": "Validation metrics (rmspe, rmse, mae, mape) per model version.",
+    "model_metrics": "Backtest and validation metrics (rmspe, rmse, mae, mape, coverage_80) per model version "
+                     "and fold (split backtest_1.., validation = the last 42 days of history).",
     "model_registry": "Every trained model version: training window, parameters, artifact path.",
+    "feature_importance": "Permutation importance (RMSPE increase) of each mart column on the validation fold.",
+    "series_diagnostics": "Per store: ADF stationarity test and autocorrelation (lags 1, 7, 14) of log sales.",
+    "champion_forecast": "View: the forecast of the model with the best mean backtest RMSPE (latest versions).",
 }
-MODEL_KINDS = {"baseline": "pandas", "random_forest": "scikit-learn", "lstm": "tensorflow"}
+MODEL_KINDS = {"baseline": "pandas", "random_forest": "scikit-learn", "hist_gradient_boosting": "scikit-learn",
+               "lstm": "tensorflow"}
 
 
 @asset_check(asset=FEATURES_KEY, name="great_expectations", blocking=True,
@@ -50,6 +64,11 @@ def features_expectations(warehouse: DuckDBWarehouse, paths: PlatformPaths) -> A
     )
 
 
+def _metrics_markdown(metrics: pd.DataFrame) -> str:
+    t = metrics.pivot_table(index="split", columns="metric", values="value", sort=False)
+    return t.round(4).to_markdown() if hasattr(t, "to_markdown") else t.round(4).to_string()
+
+
 def _model_asset(model_name: str):
     @asset(
         name=model_name,
@@ -57,24 +76,40 @@ def _model_asset(model_name: str):
         deps=[FEATURES_KEY],
         group_name="models",
         kinds={MODEL_KINDS[model_name]},
-        description=f"Trains the {model_name} model, validates it on the last 42 days of history and "
-                    "forecasts the plan; artifacts under DATA_DIR/models/.",
+        description=f"Trains the {model_name} model: rolling-origin backtests (backtest_1.., validation = the "
+                    "last 42 days of history), refit on all history, plan forecast with conformal 80% intervals, "
+                    "permutation importance on the validation fold; artifacts under DATA_DIR/models/.",
     )
     def train(context: AssetExecutionContext, warehouse: DuckDBWarehouse, paths: PlatformPaths,
               training: TrainingSettings) -> Output[dict]:
         frame = load_feature_frame(warehouse.path)
         params = fast_params(model_name) if training.profile == "fast" else default_params(model_name)
         trained = train_and_forecast(model_name, frame, params, paths.models_dir)
-        metrics = trained.metrics.set_index("metric")["value"]
+        hist = history_rows(frame)
+        context_rows, target_rows = fold_frames(hist, make_folds(hist)[-1])
+        importance = permutation_importance(get_model(model_name), trained.fitted_validation, context_rows, target_rows)
+        importance = importance.assign(model=model_name, model_version=trained.model_version, method=METHOD)
+        validation = trained.metrics.loc[trained.metrics["split"] == "validation"].set_index("metric")["value"]
+        metadata = {
+            "model_version": trained.model_version,
+            "artifact_path": MetadataValue.path(str(trained.artifact_path)),
+            "forecast_rows": len(trained.forecast),
+            **{f"validation_{name}": float(value) for name, value in validation.items()},
+            "mean_backtest_rmspe": mean_rmspe(trained.metrics),
+            "fold_metrics": MetadataValue.md(_metrics_markdown(trained.metrics)),
+        }
+        try:  # charts are a convenience: never fail training over them
+            metadata["feature_importance_chart"] = MetadataValue.md(
+                importance_chart_markdown(importance, f"{model_name}: permutation importance"))
+            metadata["forecast_vs_actual_chart"] = MetadataValue.md(
+                forecast_vs_actual_markdown(trained.validation, f"{model_name}: validation fold"))
+        except Exception as exc:  # noqa: BLE001
+            context.log.warning(f"charts failed: {exc}")
         return Output(
-            # What the write-back needs; the fitted model itself stays in its artifact folder.
-            {"forecast": trained.forecast, "metrics": trained.metrics, "registry": trained.registry_frame()},
-            metadata={
-                "model_version": trained.model_version,
-                "artifact_path": MetadataValue.path(str(trained.artifact_path)),
-                "forecast_rows": len(trained.forecast),
-                **{f"validation_{name}": float(value) for name, value in metrics.items()},
-            },
+            # What the write-back and the blend need; the fitted model itself stays in its artifact folder.
+            {"forecast": trained.forecast, "metrics": trained.metrics, "registry": trained.registry_frame(),
+             "backtest": trained.backtest, "importance": importance[IMPORTANCE_COLUMNS]},
+            metadata=metadata,
         )
 
     return train
@@ -90,16 +125,37 @@ model_assets = [_model_asset(name) for name in MODEL_NAMES]
                      deps=[AssetKey(["models", n]) for n in MODEL_NAMES])
            for t, d in ML_TABLES.items()],
 )
-def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse,
-              baseline: dict, random_forest: dict, lstm: dict):
-    """Writes every model's forecasts, metrics and registry row in one transaction."""
-    trained = {"baseline": baseline, "random_forest": random_forest, "lstm": lstm}
-    forecasts = pd.concat([t["forecast"] for t in trained.values()], ignore_index=True)
-    metrics = pd.concat([t["metrics"] for t in trained.values()], ignore_index=True)
-    registry = pd.concat([t["registry"] for t in trained.values()], ignore_index=True)
+def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, paths: PlatformPaths,
+              baseline: dict, random_forest: dict, hist_gradient_boosting: dict, lstm: dict):
+    """Fits the blend, then writes every model's forecasts, metrics, registry row and feature importance,
+    the series diagnostics and the champion view in one transaction."""
+    trained = {"baseline": baseline, "random_forest": random_forest,
+               "hist_gradient_boosting": hist_gradient_boosting, "lstm": lstm}
+    blend = train_blend({n: {"backtest": t["backtest"], "forecast": t["forecast"], "registry": t["registry"]}
+                         for n, t in trained.items()}, paths.models_dir)
+    outputs = [*trained.values(), {"forecast": blend.forecast, "metrics": blend.metrics,
+                                   "registry": blend.registry_frame()}]
+    forecasts = pd.concat([t["forecast"] for t in outputs], ignore_index=True)
+    metrics = pd.concat([t["metrics"] for t in outputs], ignore_index=True)
+    registry = pd.concat([t["registry"] for t in outputs], ignore_index=True)
+    importance = pd.concat([t["importance"] for t in trained.values()], ignore_index=True)
+    hist = history_rows(load_feature_frame(warehouse.path))
+    diagnostics = series_diagnostics(hist).assign(history_end=hist["sale_date"].max().date())
     with warehouse.connect() as con:
-        counts = write_model_outputs(con, forecasts=forecasts, metrics=metrics, registry=registry)
+        counts = write_model_outputs(con, forecasts=forecasts, metrics=metrics, registry=registry,
+                                     feature_importance=importance, series_diagnostics=diagnostics)
+    best = champion(metrics)
+    scores = (metrics.loc[metrics["metric"] == "rmspe"].groupby("model")["value"].mean().sort_values()
+              .rename("mean_rmspe").to_frame())
     versions = registry[["model", "model_version"]].to_dict("records")
+    counts["champion_forecast"] = int((forecasts["model"] == best).sum())
+    extra = {
+        "model_metrics": {"mean_rmspe_by_model": MetadataValue.md(scores.round(4).to_markdown()),
+                          "blend_weights": MetadataValue.json(blend.fitted["weights"])},
+        "champion_forecast": {"champion": best},
+        "series_diagnostics": {"stationary_share": float(diagnostics["is_stationary"].mean()),
+                               "median_acf_lag7": float(diagnostics["acf_lag7"].median())},
+    }
     for table, n_rows in counts.items():
         yield MaterializeResult(asset_key=AssetKey(["ml", table]),
-                                metadata={"rows_written": n_rows, "model_versions": versions})
+                                metadata={"rows_written": n_rows, "model_versions": versions, **extra.get(table, {})})

@@ -1,0 +1,204 @@
+"""Accuracy benchmark: rolling-origin backtests of every model on a Rossmann-layout data folder.
+
+A benchmark, not a test (pytest does not collect it).  It uses the project's own path:
+
+1. ``--raw-dir DIR``: the files are loaded with :mod:`forecasting.ingest` into a scratch DuckDB warehouse
+   and ``dbt build`` (the platform's models and tests, without the forecast marts) builds the feature mart.
+   ``--warehouse PATH`` reuses a warehouse that already has ``marts.fct_store_daily_features``.
+2. Every model runs :func:`forecasting.training.train_and_forecast` -- the same code the Dagster assets run:
+   the backtest folds (``backtest_1`` .. and ``validation`` = the last 42 days of history), the refit on all
+   history and the plan forecast -- in its own child process, so its peak memory (max RSS) is its own.
+3. The blend is fitted on the members' fold predictions (weights per fold from the other folds).
+4. Prints per model: RMSPE per fold and their mean, RMSE, MAE, MAPE, 80% interval coverage per fold
+   (validation fold shown), fit seconds (all folds + the final refit), predict seconds, peak memory,
+   and writes everything to ``bench/results/accuracy-<UTC time>.json``.
+
+    .venv/bin/python bench/accuracy.py --raw-dir /work/shared/data/rossmann
+    .venv/bin/python bench/accuracy.py --warehouse data/warehouse.duckdb --models baseline random_forest
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+ALL_MODELS = ("baseline", "random_forest", "hist_gradient_boosting", "lstm")
+
+
+def build_warehouse(raw_dir: Path, warehouse: Path) -> float:
+    """Ingest + dbt build into ``warehouse`` (the platform's path without Dagster); returns seconds."""
+    import duckdb
+
+    from forecasting.ingest import load_incoming, promote_incoming
+
+    t = time.perf_counter()
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(warehouse))
+    try:
+        load_incoming(con, raw_dir)
+        promote_incoming(con)
+    finally:
+        con.close()
+    target = Path(tempfile.mkdtemp(prefix="dbt_target_"))
+    env = {**os.environ, "WAREHOUSE_PATH": str(warehouse.resolve())}
+    cmd = [str(REPO / ".venv" / "bin" / "dbt"), "build", "--project-dir", str(REPO / "dbt_project"),
+           "--profiles-dir", str(REPO / "dbt_project"), "--exclude", "tag:forecast",
+           "--target-path", str(target / "target"), "--log-path", str(target / "logs"), "--quiet"]
+    subprocess.run(cmd, check=True, env=env, cwd=str(REPO))
+    return time.perf_counter() - t
+
+
+def worker(args) -> None:
+    """One model in this process: train_and_forecast on the warehouse's mart; a JSON summary to --result."""
+    from forecasting.features import load_feature_frame
+    from forecasting.training import fast_params, train_and_forecast
+
+    import pandas as pd
+
+    t = time.perf_counter()
+    frame = load_feature_frame(args.warehouse)
+    load_s = time.perf_counter() - t
+    params = fast_params(args.worker) if args.profile == "fast" else None
+    tm = train_and_forecast(args.worker, frame, params, models_dir=args.models_dir, n_folds=args.folds)
+    m = tm.metrics
+    out = {
+        "model": args.worker,
+        "model_version": tm.model_version,
+        "artifact_path": tm.artifact_path,
+        "metrics": m.pivot(index="split", columns="metric", values="value").to_dict(orient="index"),
+        "split_order": list(dict.fromkeys(m["split"])),
+        "fold_timings": tm.fold_timings,
+        "fit_s": sum(v["fit_s"] for v in tm.fold_timings.values()) + tm.timings["fit_full"],
+        "predict_s": sum(v["predict_s"] for v in tm.fold_timings.values()) + tm.timings["predict_plan"],
+        "total_s": tm.timings["total"],
+        "load_s": load_s,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        # CPU seconds of this process (user + system, all threads): less sensitive than wall time to other load
+        "cpu_s": resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
+        "loadavg_end": os.getloadavg(),
+        "registry": {k: str(v) for k, v in tm.registry.items() if k != "params"},
+    }
+    pd.DataFrame(tm.forecast).to_parquet(Path(args.result).with_suffix(".forecast.parquet"), index=False)
+    Path(args.result).write_text(json.dumps(out, indent=2, default=str))
+
+
+def _fmt(v, nd=4):
+    return "   n/a" if v is None or v != v else f"{v:.{nd}f}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--raw-dir", type=Path, help="folder with train.csv[.gz], store.csv[, test.csv]")
+    ap.add_argument("--warehouse", type=Path, help="reuse this warehouse (built if missing and --raw-dir given)")
+    ap.add_argument("--work-dir", type=Path, help="scratch folder (default: a new temporary folder)")
+    ap.add_argument("--models", nargs="+", default=list(ALL_MODELS), choices=ALL_MODELS)
+    ap.add_argument("--folds", type=int, default=3, help="number of folds incl. validation (default 3)")
+    ap.add_argument("--profile", choices=["default", "fast"], default="default")
+    ap.add_argument("--no-blend", action="store_true")
+    ap.add_argument("--out", type=Path, help="JSON result file (default bench/results/accuracy-<time>.json)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--models-dir", help=argparse.SUPPRESS)
+    ap.add_argument("--result", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        worker(args)
+        return 0
+    if not args.raw_dir and not args.warehouse:
+        ap.error("give --raw-dir or --warehouse")
+
+    t_all = time.perf_counter()
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="accuracy_"))
+    work.mkdir(parents=True, exist_ok=True)
+    warehouse = args.warehouse or work / "warehouse.duckdb"
+    build_s = None
+    if not warehouse.exists():
+        if not args.raw_dir:
+            ap.error(f"{warehouse} does not exist and no --raw-dir to build it from")
+        print(f"building {warehouse} from {args.raw_dir} (ingest + dbt build) ...", flush=True)
+        build_s = build_warehouse(args.raw_dir, warehouse)
+        print(f"  built in {build_s:.0f}s", flush=True)
+    results = {}
+    for model in args.models:
+        res = work / f"{model}.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", model, "--warehouse", str(warehouse),
+               "--models-dir", str(work / "models"), "--result", str(res), "--folds", str(args.folds),
+               "--profile", args.profile]
+        print(f"== {model}", flush=True)
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        results[model] = json.loads(res.read_text())
+        results[model]["wall_s"] = time.perf_counter() - t
+
+    if not args.no_blend and len(results) > 1:
+        import pandas as pd
+
+        from forecasting.training import train_blend
+
+        t = time.perf_counter()
+        members = {
+            n: {"backtest": pd.read_parquet(Path(r["artifact_path"]) / "backtest.parquet"),
+                "forecast": pd.read_parquet(res.with_name(f"{n}.forecast.parquet")),
+                "registry": {**r["registry"], "n_train_rows": int(r["registry"]["n_train_rows"]),
+                             "train_start": r["registry"]["train_start"], "train_end": r["registry"]["train_end"]}}
+            for n, r in results.items()
+        }
+        bl = train_blend(members, work / "models")
+        m = bl.metrics
+        results["blend"] = {
+            "model": "blend", "metrics": m.pivot(index="split", columns="metric", values="value").to_dict(orient="index"),
+            "split_order": list(dict.fromkeys(m["split"])), "weights": bl.fitted["weights"],
+            "fit_s": time.perf_counter() - t, "predict_s": 0.0, "peak_rss_gib": None,
+        }
+
+    splits = next(iter(results.values()))["split_order"]
+    print()
+    print(f"data: {args.raw_dir or warehouse}; folds: {', '.join(splits)}; load average now "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
+    head = (f"{'model':<24}" + "".join(f"{s:>12}" for s in splits) + f"{'mean':>9}{'rmse':>9}{'mae':>8}{'mape':>8}"
+            f"{'cov80':>7}{'cov80 mean':>11}{'fit s':>8}{'pred s':>8}{'cpu s':>7}{'peak GiB':>9}")
+    print(head)
+    print("-" * len(head))
+    for name, r in results.items():
+        met = r["metrics"]
+        rms = [met[s]["rmspe"] for s in splits]
+        v = met["validation"]
+        covs = [met[s].get("coverage_80") for s in splits]
+        r["mean_rmspe"] = sum(rms) / len(rms)
+        r["mean_coverage_80"] = sum(covs) / len(covs)
+        print(f"{name:<24}" + "".join(f"{_fmt(x):>12}" for x in rms) + f"{_fmt(r['mean_rmspe']):>9}"
+              f"{v['rmse']:>9.0f}{v['mae']:>8.0f}{_fmt(v['mape'], 3):>8}{_fmt(v.get('coverage_80'), 3):>7}"
+              f"{_fmt(r['mean_coverage_80'], 3):>11}{r['fit_s']:>8.0f}{r['predict_s']:>8.1f}"
+              f"{(r.get('cpu_s') or float('nan')):>7.0f}"
+              f"{(r['peak_rss_gib'] or float('nan')):>9.2f}")
+    champ = min(results, key=lambda n: results[n]["mean_rmspe"])
+    total = time.perf_counter() - t_all
+    train_s = sum(r.get("wall_s", 0.0) for r in results.values())
+    print(f"\nchampion (lowest mean RMSPE over the folds): {champ}  "
+          f"(validation fold {results[champ]['metrics']['validation']['rmspe']:.4f})")
+    if "blend" in results:
+        print("blend weights (all folds): " + ", ".join(f"{k}={w:.3f}" for k, w in results["blend"]["weights"].items()))
+    print(f"rmse/mae/mape/cov80: validation fold; cov80 mean: over all folds. Model processes: {train_s:.0f}s "
+          f"(every model's folds + refit + plan forecast); whole benchmark {total:.0f}s"
+          + (f" incl. warehouse build {build_s:.0f}s" if build_s else ""))
+    out = args.out or REPO / "bench" / "results" / f"accuracy-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"data": str(args.raw_dir or warehouse), "splits": splits, "champion": champ,
+                               "results": results, "train_s": train_s, "total_s": total, "build_s": build_s,
+                               "cpus": os.cpu_count()}, indent=2, default=str))
+    print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

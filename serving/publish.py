@@ -1,0 +1,433 @@
+"""Publishing the build warehouse as a consistent, read-only copy, and opening that copy.
+
+DuckDB allows one writing process *or* many reading processes on a file, never both. So the pipeline
+writes only to its build warehouse and, after a run whose checks passed, :func:`publish_warehouse`
+
+1. attaches the build warehouse READ_ONLY and a new temporary file in ``published_dir``,
+2. copies the schemas readers need (default ``marts`` and ``ml``; views are materialised as tables, so
+   the copy never refers to anything outside itself) in one transaction, sorted by store and date so a
+   single-store lookup only touches a few row groups,
+3. records what it published in the copy itself (``meta.publication``, ``meta.published_tables``,
+   ``meta.publication_history``), CHECKPOINTs and closes it, fsyncs it, makes it read-only (0444),
+4. ``os.replace``-s it onto ``published_dir/warehouse.duckdb`` -- atomic on POSIX.
+
+Readers (:func:`open_published`) open the copy read-only. A reader that opened the old file keeps
+reading the old inode until it closes (Linux keeps an unlinked, open file alive), so a query never sees a
+mix of versions, and a reader never blocks the pipeline: nobody ever writes the published file.
+A publish that fails removes its temporary file and leaves the previous copy untouched. Publishers
+serialise on ``published_dir/.publish.lock``.
+
+DuckDB detail that matters here: ``duckdb.connect(path)`` goes through a per-process *instance cache*
+keyed by path. While any connection to the old published file is open in the process, a new
+``duckdb.connect(path, read_only=True)`` returns that cached instance -- i.e. the OLD version, for as
+long as connections overlap (forever, in a busy server). Readers here therefore never use
+``duckdb.connect(path)``: they ``ATTACH`` the path (which opens it afresh) in an in-memory instance.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+PUBLISHED_FILE = "warehouse.duckdb"
+DEFAULT_SCHEMAS: tuple[str, ...] = ("marts", "ml")
+META_SCHEMA = "meta"
+LOCK_FILE = ".publish.lock"
+# Copies are sorted by these columns (those present, in this order) so DuckDB's per-row-group min/max
+# statistics prune everything but a store's own row groups on `WHERE store_id = ?`.
+SORT_KEYS = ("store_id", "model", "model_version")
+DATE_KEYS = ("forecast_date", "sale_date", "month_start", "week_start")
+
+
+class PublishedWarehouseMissing(FileNotFoundError):
+    """No published warehouse exists yet (no successful run has published one)."""
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """What one publication wrote: recorded in ``meta.publication`` inside the copy itself."""
+
+    version_id: str
+    published_at: datetime  # UTC (naive, like every TIMESTAMP in the warehouse)
+    source_run: str
+    path: Path
+    previous_version_id: str | None = None
+    tables: dict[str, int] = field(default_factory=dict)  # "schema.table" -> rows
+    checksums: dict[str, int] = field(default_factory=dict)  # "schema.table" -> sum of row hashes
+
+    @property
+    def n_rows(self) -> int:
+        return sum(self.tables.values())
+
+
+# ------------------------------------------------------------------------------------------ paths
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
+
+
+def published_path(published: str | os.PathLike | None = None) -> Path:
+    """The published warehouse file.
+
+    ``published`` may be the file or its folder; ``None`` means ``$PUBLISHED_WAREHOUSE`` when set, else
+    ``$DATA_DIR/published/warehouse.duckdb``.
+    """
+    if published is None:
+        env = os.environ.get("PUBLISHED_WAREHOUSE")
+        return Path(env) if env else default_data_dir() / "published" / PUBLISHED_FILE
+    path = Path(published)
+    if path.is_dir() or path.suffix != ".duckdb":
+        return path / PUBLISHED_FILE
+    return path
+
+
+def _sql_str(value: str | os.PathLike) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def new_version_id(now: datetime | None = None) -> str:
+    """Sortable and unique: UTC time to the microsecond plus a random suffix."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:6]}"
+
+
+# ------------------------------------------------------------------------------------------ publish
+
+
+@contextmanager
+def _publish_lock(published_dir: Path) -> Iterator[None]:
+    with open(published_dir / LOCK_FILE, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _temp_files(published_dir: Path) -> list[Path]:
+    return sorted(published_dir.glob(f".{PUBLISHED_FILE}.*.tmp*"))
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _source_objects(con: duckdb.DuckDBPyConnection, catalog: str, schemas: Sequence[str]) -> list[tuple]:
+    return con.execute(
+        """
+        SELECT schema_name, table_name, 'table' AS kind FROM duckdb_tables()
+        WHERE database_name = $catalog AND list_contains($schemas, schema_name) AND NOT temporary
+        UNION ALL
+        SELECT schema_name, view_name, 'view' FROM duckdb_views()
+        WHERE database_name = $catalog AND list_contains($schemas, schema_name)
+          AND NOT internal AND NOT temporary
+        ORDER BY 1, 2
+        """,
+        {"catalog": catalog, "schemas": list(schemas)},
+    ).fetchall()
+
+
+def _order_by(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str) -> str:
+    columns = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() "
+            "WHERE database_name = ? AND schema_name = ? AND table_name = ?",
+            [catalog, schema, table],
+        ).fetchall()
+    }
+    if "store_id" not in columns:
+        return ""
+    keys = [k for k in SORT_KEYS if k in columns]
+    keys += [k for k in DATE_KEYS if k in columns][:1]
+    return " ORDER BY " + ", ".join(_ident(k) for k in keys)
+
+
+def _previous_history(con: duckdb.DuckDBPyConnection, target: Path) -> list[tuple]:
+    """Rows of the current copy's meta.publication_history (empty when there is none or it is unreadable)."""
+    if not target.exists():
+        return []
+    try:
+        con.execute(f"ATTACH {_sql_str(target)} AS __publish_prev (READ_ONLY)")
+    except duckdb.Error as exc:  # unreadable previous copy: publish anyway, without its history
+        log.warning("could not read the previous published copy %s: %s", target, exc)
+        return []
+    try:
+        return con.execute(
+            "SELECT version_id, published_at, source_run, source_path, previous_version_id, schemas, "
+            "n_tables, n_rows FROM __publish_prev.meta.publication_history ORDER BY published_at"
+        ).fetchall()
+    except duckdb.Error:
+        return []
+    finally:
+        con.execute("DETACH __publish_prev")
+
+
+def publish_warehouse(
+    build: str | os.PathLike | duckdb.DuckDBPyConnection,
+    published_dir: str | os.PathLike,
+    *,
+    source_run: str,
+    schemas: Sequence[str] = DEFAULT_SCHEMAS,
+    threads: int = 1,
+) -> PublishedVersion:
+    """Publish ``schemas`` of the build warehouse as ``published_dir/warehouse.duckdb``, atomically.
+
+    ``build`` is the build warehouse's path (attached READ_ONLY: the caller must not hold a write
+    connection to it from another process) or an open connection to it (its default catalog is copied;
+    it must not be inside a transaction). ``source_run`` names what produced the data (e.g. the Dagster
+    run id). Views in ``schemas`` are materialised as tables. ``threads``: DuckDB threads for the copy
+    (default 1: the copy takes about as long, and leaves the other cores to readers of the previous
+    version meanwhile). Raises if anything fails; the previous published copy is then unchanged.
+    """
+    published_dir = Path(published_dir)
+    published_dir.mkdir(parents=True, exist_ok=True)
+    target = published_dir / PUBLISHED_FILE
+    schemas = tuple(schemas)
+    if not schemas:
+        raise ValueError("publish_warehouse: no schemas to publish")
+
+    with _publish_lock(published_dir):
+        for stale in _temp_files(published_dir):  # left by a publisher that died; we hold the lock
+            _remove(stale)
+        published_at = datetime.now(timezone.utc)
+        version_id = new_version_id(published_at)
+        tmp = published_dir / f".{PUBLISHED_FILE}.{version_id}.tmp"
+        try:
+            version = _write_copy(build, tmp, target, schemas, version_id=version_id,
+                                  published_at=published_at.replace(tzinfo=None), source_run=source_run,
+                                  threads=threads)
+            os.chmod(tmp, 0o444)
+            _fsync(tmp)
+            os.replace(tmp, target)
+            _fsync(published_dir, directory=True)
+        except BaseException:
+            for leftover in _temp_files(published_dir):
+                _remove(leftover)
+            raise
+    log.info("published %s (%d tables, %d rows) to %s", version.version_id, len(version.tables),
+             version.n_rows, target)
+    return version
+
+
+def _write_copy(build, tmp: Path, target: Path, schemas: tuple[str, ...], *, version_id: str,
+                published_at: datetime, source_run: str, threads: int) -> PublishedVersion:
+    own_connection = not isinstance(build, duckdb.DuckDBPyConnection)
+    if own_connection:
+        build_path = Path(build)
+        if not build_path.exists():
+            raise FileNotFoundError(f"build warehouse {build_path} does not exist")
+        con = duckdb.connect(":memory:", config={"threads": max(1, int(threads))})
+        con.execute(f"ATTACH {_sql_str(build_path.resolve())} AS __publish_src (READ_ONLY)")
+        src = "__publish_src"
+        source_path = str(build_path.resolve())
+    else:
+        con = build
+        src = con.execute("SELECT current_database()").fetchall()[0][0]
+        source_path = con.execute(
+            "SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0][0] or src
+    dst = "__publish_dst"
+    try:
+        history = _previous_history(con, target)
+        objects = _source_objects(con, src, schemas)
+        missing = sorted(set(schemas) - {s for s, _, _ in objects})
+        if missing:
+            raise ValueError(f"publish_warehouse: the build warehouse has no tables in schema(s) {missing}")
+        con.execute(f"ATTACH {_sql_str(tmp)} AS {dst}")
+        try:
+            counts, checksums = _copy_objects(con, src, dst, objects)
+            previous = history[-1][0] if history else None
+            record = (version_id, published_at, source_run, source_path, previous, ",".join(schemas),
+                      len(counts), sum(counts.values()))
+            _write_meta(con, dst, record, history, objects, counts, checksums)
+            con.execute(f"CHECKPOINT {dst}")
+        finally:
+            con.execute(f"DETACH {dst}")
+    finally:
+        if own_connection:
+            con.close()
+    return PublishedVersion(version_id=version_id, published_at=published_at, source_run=source_run,
+                            path=target, previous_version_id=previous, tables=counts, checksums=checksums)
+
+
+def table_fingerprint_sql(qualified_table: str) -> str:
+    """Rows and an order-independent checksum (sum of row hashes) of a table: recorded at publish time
+    in meta.published_tables, so a reader can verify that what it reads is exactly one version."""
+    return f'SELECT count(*), coalesce(sum(hash("__row")::HUGEINT), 0) FROM {qualified_table} AS "__row"'
+
+
+def _copy_objects(con, src: str, dst: str, objects: list[tuple]) -> tuple[dict[str, int], dict[str, int]]:
+    counts: dict[str, int] = {}
+    checksums: dict[str, int] = {}
+    con.execute("BEGIN TRANSACTION")  # one snapshot of the source for every table
+    try:
+        for schema in sorted({s for s, _, _ in objects}):
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {dst}.{_ident(schema)}")
+        for schema, name, _kind in objects:
+            order_by = _order_by(con, src, schema, name)
+            con.execute(
+                f"CREATE TABLE {dst}.{_ident(schema)}.{_ident(name)} AS "
+                f"SELECT * FROM {src}.{_ident(schema)}.{_ident(name)}{order_by}"
+            )
+            n_rows, checksum = con.execute(
+                table_fingerprint_sql(f"{dst}.{_ident(schema)}.{_ident(name)}")).fetchall()[0]
+            counts[f"{schema}.{name}"], checksums[f"{schema}.{name}"] = n_rows, int(checksum)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts, checksums
+
+
+def _write_meta(con, dst: str, record: tuple, history: list[tuple], objects: list[tuple],
+                counts: dict[str, int], checksums: dict[str, int]) -> None:
+    meta = f"{dst}.{META_SCHEMA}"
+    columns = """(version_id VARCHAR NOT NULL, published_at TIMESTAMP NOT NULL, source_run VARCHAR,
+                  source_path VARCHAR, previous_version_id VARCHAR, schemas VARCHAR, n_tables INTEGER,
+                  n_rows BIGINT)"""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE SCHEMA {meta}")
+        con.execute(f"CREATE TABLE {meta}.publication {columns}")
+        con.execute(f"CREATE TABLE {meta}.publication_history {columns}")
+        con.execute(f"CREATE TABLE {meta}.published_tables (table_schema VARCHAR NOT NULL, "
+                    "table_name VARCHAR NOT NULL, source_kind VARCHAR NOT NULL, n_rows BIGINT NOT NULL, "
+                    "checksum HUGEINT NOT NULL)")
+        con.execute(f"INSERT INTO {meta}.publication VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(record))
+        con.executemany(f"INSERT INTO {meta}.publication_history VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [list(r) for r in [*history, record]])
+        con.executemany(f"INSERT INTO {meta}.published_tables VALUES (?, ?, ?, ?, ?)",
+                        [[s, n, k, counts[f"{s}.{n}"], checksums[f"{s}.{n}"]] for s, n, k in objects])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+# ------------------------------------------------------------------------------------------ read
+
+_instance: duckdb.DuckDBPyConnection | None = None
+_instance_lock = threading.Lock()
+_aliases = itertools.count()
+
+
+def reader_instance(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB instance for attaching published copies (never the path instance cache)."""
+    config = {"threads": threads or int(os.environ.get("SERVING_DUCKDB_THREADS", "1")),
+              "memory_limit": memory_limit or os.environ.get("SERVING_DUCKDB_MEMORY_LIMIT", "1GB")}
+    return duckdb.connect(":memory:", config=config)
+
+
+def _shared_cursor() -> duckdb.DuckDBPyConnection:
+    """A new cursor (own connection, same database instance) on the process-wide reader instance."""
+    global _instance
+    with _instance_lock:
+        if _instance is None:
+            _instance = reader_instance()
+        return _instance.cursor()
+
+
+def attach_published(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
+    """``ATTACH`` the published file READ_ONLY as ``alias`` on ``con``, mapping "not there" to
+    :class:`PublishedWarehouseMissing`."""
+    if not path.exists():
+        raise PublishedWarehouseMissing(
+            f"No published warehouse at {path} yet: a successful pipeline run publishes it (make run).")
+    try:
+        con.execute(f"ATTACH {_sql_str(path)} AS {_ident(alias)} (READ_ONLY)")
+    except duckdb.IOException as exc:
+        if not path.exists():
+            raise PublishedWarehouseMissing(f"No published warehouse at {path}.") from exc
+        raise
+
+
+@contextmanager
+def open_published(published: str | os.PathLike | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived read-only connection to the published warehouse (one version for its lifetime).
+
+    ``published``: the file or its folder (default: see :func:`published_path`). Unqualified names work
+    (``SELECT * FROM marts.dim_stores``). Raises :class:`PublishedWarehouseMissing` when none exists.
+    Thread-safe: every call gets its own cursor on a process-wide in-memory instance and attaches the
+    file under its own alias, detached on exit.
+    """
+    path = published_path(published)
+    cur = _shared_cursor()
+    alias = f"published_{next(_aliases)}"
+    try:
+        attach_published(cur, path, alias)
+        try:
+            cur.execute(f"USE {_ident(alias)}")
+            yield cur
+        finally:
+            cur.execute("USE memory")
+            cur.execute(f"DETACH {_ident(alias)}")
+    finally:
+        cur.close()
+
+
+def read_publication(source: duckdb.DuckDBPyConnection | str | os.PathLike | None = None) -> PublishedVersion:
+    """The publication record of a published copy (an open connection to it, or its path/folder)."""
+    if not isinstance(source, duckdb.DuckDBPyConnection):
+        with open_published(source) as con:
+            return read_publication(con)
+    con = source
+    row = con.execute(
+        "SELECT version_id, published_at, source_run, previous_version_id FROM meta.publication").fetchall()[0]
+    path = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0][0]
+    recorded = con.execute(
+        "SELECT table_schema, table_name, n_rows, checksum FROM meta.published_tables ORDER BY 1, 2").fetchall()
+    return PublishedVersion(version_id=row[0], published_at=row[1], source_run=row[2], path=Path(path),
+                            previous_version_id=row[3], tables={f"{s}.{t}": n for s, t, n, _ in recorded},
+                            checksums={f"{s}.{t}": int(c) for s, t, _, c in recorded})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m serving.publish [--build PATH] [--published-dir DIR] [--source-run NAME]``"""
+    import argparse
+
+    data_dir = default_data_dir()
+    parser = argparse.ArgumentParser(description="Publish the build warehouse as a read-only copy.")
+    parser.add_argument("--build", default=os.environ.get("WAREHOUSE_PATH", str(data_dir / "warehouse.duckdb")))
+    parser.add_argument("--published-dir", default=str(data_dir / "published"))
+    parser.add_argument("--source-run", default="manual")
+    parser.add_argument("--schemas", default=",".join(DEFAULT_SCHEMAS), help="comma-separated")
+    args = parser.parse_args(argv)
+    version = publish_warehouse(args.build, args.published_dir, source_run=args.source_run,
+                                schemas=[s for s in args.schemas.split(",") if s])
+    print(f"published {version.version_id} ({len(version.tables)} tables, {version.n_rows:,} rows) "
+          f"to {version.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,194 @@
+"""Rolling-origin folds, leakage, conformal intervals, the blend, diagnostics and explanations (tiny data)."""
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.backtest import (
+    FOLD_COLUMNS,
+    VALIDATION,
+    add_fold_intervals,
+    blend_backtest,
+    blend_weights,
+    conformal_factors,
+    fold_frames,
+    fold_metrics,
+    make_folds,
+    run_backtest,
+)
+from forecasting.diagnostics import DIAGNOSTIC_COLUMNS, acf_by_store, series_diagnostics
+from forecasting.explain import forecast_vs_actual_markdown, importance_chart_markdown, permutation_importance
+from forecasting.features import extra_feature_columns, history_rows, prepare_frame
+from forecasting.models import get_model
+from forecasting.training import champion, train_and_forecast, train_blend
+from forecasting.writeback import write_model_outputs
+from test_models import make_frame  # tests/ is on sys.path (rootdir-relative import, no package)
+
+H = 42
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return prepare_frame(make_frame(n_stores=4, n_days=220))
+
+
+@pytest.fixture(scope="module")
+def hist(frame):
+    return history_rows(frame)
+
+
+def test_folds_end_with_the_last_42_days(hist):
+    folds = make_folds(hist, 3, H)
+    assert [f.split for f in folds] == ["backtest_1", "backtest_2", VALIDATION]
+    last = hist["sale_date"].max()
+    assert folds[-1].end == last and folds[-1].cutoff == last - pd.Timedelta(days=H)
+    for a, b in zip(folds, folds[1:]):
+        assert b.cutoff == a.end and (b.end - b.cutoff).days == H
+    train, target = fold_frames(hist, folds[0])
+    assert train["sale_date"].max() == folds[0].cutoff < target["sale_date"].min()
+    assert target["sale_date"].nunique() == H
+
+
+def test_short_history_gets_fewer_folds_never_a_different_window(hist):
+    short = hist.loc[hist["sale_date"] > hist["sale_date"].max() - pd.Timedelta(days=150)]
+    folds = make_folds(short, 3, H)
+    assert [f.split for f in folds] == ["backtest_1", VALIDATION]
+    assert folds[-1].end == short["sale_date"].max()
+    with pytest.raises(ValueError):
+        make_folds(hist.loc[hist["sale_date"] > hist["sale_date"].max() - pd.Timedelta(days=60)], 3, H)
+
+
+class Spy:
+    """A model module recording the training data each fit saw."""
+
+    def __init__(self):
+        self.seen = []
+        self.base = get_model("baseline")
+
+    def fit(self, train, params):
+        self.seen.append((train["sale_date"].max(), train["sales"].sum()))
+        return self.base.fit(train, params)
+
+    def predict(self, fitted, context, target):
+        assert context["sale_date"].max() < target["sale_date"].min()
+        return self.base.predict(fitted, context, target)
+
+
+def test_each_fold_fits_only_on_data_before_its_cut(hist):
+    folds = make_folds(hist, 3, H)
+    spy = Spy()
+    res = run_backtest("spy", spy, hist, {"recent_days": 91}, folds)
+    assert [s[0] for s in spy.seen] == [f.cutoff for f in folds]
+    assert list(dict.fromkeys(res.predictions["split"])) == [f.split for f in folds]
+    assert list(res.predictions.columns) == FOLD_COLUMNS
+    # changing actuals inside a fold's window does not change that fold's forecast
+    poisoned = hist.copy()
+    inside = poisoned["sale_date"] > folds[-1].cutoff
+    poisoned.loc[inside, "sales"] *= 10
+    again = run_backtest("spy", Spy(), poisoned, {"recent_days": 91}, folds)
+    v = res.predictions["split"] == VALIDATION
+    np.testing.assert_allclose(res.predictions.loc[v, "sales_pred"], again.predictions.loc[v, "sales_pred"])
+
+
+def _fake_preds(n_folds=3, n=600, noise=0.1, seed=0, bias=1.0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(n_folds):
+        a = rng.uniform(2000, 8000, n)
+        rows.append(pd.DataFrame({
+            "split": VALIDATION if k == n_folds - 1 else f"backtest_{k + 1}",
+            "store_id": np.arange(n) % 10 + 1, "sale_date": pd.Timestamp("2015-01-01") + pd.to_timedelta(np.arange(n) % 42, "D"),
+            "horizon_day": np.arange(n) % 42, "is_open": True, "sales": a, "customers": a / 9,
+            "sales_pred": a * bias * np.exp(rng.normal(0, noise, n)), "customers_pred": a / 9}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_conformal_intervals_cover_about_80_percent_and_never_use_the_own_fold():
+    pred = _fake_preds(noise=0.1)
+    out = add_fold_intervals(pred)
+    m = fold_metrics(out)
+    cov = m.loc[m["metric"] == "coverage_80", "value"]
+    assert ((cov > 0.72) & (cov < 0.88)).all()
+    # a fold's interval does not change when its own residuals change
+    changed = pred.copy()
+    v = changed["split"] == VALIDATION
+    changed.loc[v, "sales"] *= np.exp(np.random.default_rng(1).normal(0, 1.0, v.sum()))
+    again = add_fold_intervals(changed)
+    np.testing.assert_allclose(out.loc[v, "sales_upper"], again.loc[v, "sales_upper"])
+    f = conformal_factors(pred)
+    assert (f["lower_factor"] <= 1).all() and (f["upper_factor"] >= 1).all() and len(f) == 6
+
+
+def test_blend_weights_fix_bias_and_prefer_the_better_model():
+    good = _fake_preds(noise=0.05, seed=0, bias=0.95)
+    bad = good.assign(sales_pred=good["sales"] * np.exp(np.random.default_rng(3).normal(0, 0.3, len(good))))
+    w = blend_weights({"good": good, "bad": bad})
+    assert w["good"] > 0.8 and w["bad"] < 0.2
+    blended, per_fold = blend_backtest({"good": good, "bad": bad})
+    assert set(per_fold) == {"backtest_1", "backtest_2", VALIDATION}
+    m = fold_metrics(blended)
+    g = fold_metrics(good)
+    assert m.loc[m["metric"] == "rmspe", "value"].mean() < g.loc[g["metric"] == "rmspe", "value"].mean()
+
+
+def test_train_blend_champion_and_writeback(frame, tmp_path):
+    members = {}
+    for name in ("baseline", "hist_gradient_boosting"):
+        tm = train_and_forecast(name, frame, get_model(name).FAST_PARAMS, models_dir=tmp_path)
+        members[name] = {"backtest": tm.backtest, "forecast": tm.forecast, "registry": tm.registry_frame(),
+                         "metrics": tm.metrics}
+    bl = train_blend(members, tmp_path)
+    assert len(bl.forecast) == len(members["baseline"]["forecast"])
+    assert (bl.forecast["sales_lower"] <= bl.forecast["sales_pred"]).all()
+    assert (bl.forecast["sales_pred"] <= bl.forecast["sales_upper"]).all()
+    assert set(bl.metrics["split"]) == {"backtest_1", "backtest_2", VALIDATION}
+    metrics = pd.concat([*(m["metrics"] for m in members.values()), bl.metrics], ignore_index=True)
+    best = champion(metrics)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    write_model_outputs(con, forecasts=pd.concat([*(m["forecast"] for m in members.values()), bl.forecast]),
+                        metrics=metrics,
+                        registry=pd.concat([*(m["registry"] for m in members.values()), bl.registry_frame()]))
+    assert con.execute("SELECT DISTINCT model FROM ml.champion_forecast").fetchall() == [(best,)]
+
+
+def test_series_diagnostics(hist):
+    d = series_diagnostics(hist)
+    assert list(d.columns) == DIAGNOSTIC_COLUMNS
+    assert len(d) == hist["store_id"].nunique()
+    assert d["adf_pvalue"].between(0, 1).all()
+    x = np.sin(np.arange(400) * 2 * np.pi / 7)[None, :].repeat(2, axis=0)
+    x[1, ::5] = np.nan
+    acf = acf_by_store(x, (7,))
+    np.testing.assert_allclose(acf[7], 1.0, atol=1e-3)
+
+
+def test_permutation_importance_and_charts(frame, hist):
+    module = get_model("hist_gradient_boosting")
+    folds = make_folds(hist, 3, H)
+    train, target = fold_frames(hist, folds[-1])
+    fitted = module.fit(train, module.FAST_PARAMS)
+    imp = permutation_importance(module, fitted, train, target)
+    assert {"store_id", "is_promo", "day_of_week"} <= set(imp["feature"])
+    assert imp.iloc[0]["importance"] > 0
+    md = importance_chart_markdown(imp, "t")
+    assert md.startswith("![t](data:image/png;base64,")
+    val = target.assign(sales_pred=target["sales"], sales_lower=target["sales"] * 0.9, sales_upper=target["sales"] * 1.1)
+    assert "data:image/png;base64," in forecast_vs_actual_markdown(val, "v")
+
+
+def test_extra_mart_columns_are_used_when_present_and_sales_columns_never(frame):
+    f = frame.copy()
+    f["days_to_easter"] = (f["sale_date"] - pd.Timestamp("2015-04-05")).dt.days.clip(-30, 30)
+    f["state_group"] = np.where(f["store_id"] % 2 == 0, "g1", "g2")
+    f["store_sales_rolling_mean"] = 1.0
+    extra = extra_feature_columns(f)
+    assert extra == {"numeric": ["days_to_easter"], "categorical": ["state_group"]}
+    h = history_rows(f)
+    for name in ("random_forest", "hist_gradient_boosting"):
+        m = get_model(name)
+        fitted = m.fit(h, m.FAST_PARAMS)
+        cols = fitted.feature_columns
+        assert "days_to_easter" in cols and "state_group" in cols and "store_sales_rolling_mean" not in cols
+        p = m.predict(fitted, h, f.loc[~f["is_history"]])
+        assert p["sales_pred"].notna().all()

@@ -1,0 +1,397 @@
+"""The leakage-free calendar / event features of marts.fct_store_daily_features (the columns after
+the contract's 27: int_store_day_event_features, int_calendar_events, int_store_state_groups,
+int_store_closure_spells) and the cut-parameterised int_store_sales_stats, on tiny hand-made data.
+
+The data set (five stores, history 2014-12-01 .. 2015-04-30, raw.plan empty -> assumed calendar):
+  state holidays (every store): 2014-12-25/26 'c', 2015-01-01 'a', Good Friday 2015-04-03 'b',
+      Easter Monday 2015-04-06 'b'; store 3 also has Epiphany 2015-01-06 'a'.
+  school holidays: stores 1, 2, 3, 5: 2015-03-30 .. 2015-04-10 (every calendar day);
+      store 4: 2015-02-02 .. 2015-02-06 instead.
+  -> state groups {1, 2, 5}, {3}, {4}; store 5 has a history gap (no rows 2015-02-01 ..
+      2015-03-05, 33 days: a refurbishment) that must not split it from stores 1 and 2.
+  closed on Sundays and state holidays; store 2 also closed Tue 2015-01-20 .. Thu 2015-01-22
+      (a 3-day long closure, reopening Fri 2015-01-23).
+  promo Monday..Friday of even ISO weeks.
+  competition: store 1 since Jan 2013, store 2 none, store 3 distance known / date unknown,
+      store 4 opens Mar 2015; Promo2: store 1 since ISO week 1/2015 (Monday 2014-12-29,
+      'Jan,Apr,Jul,Oct').
+Easter Sunday 2015 is 2015-04-05.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_dbt_models import (  # noqa: E402  (shared dbt helpers; no tests or fixtures imported)
+    assert_ok,
+    feature_row,
+    load_raw,
+    query,
+    run_dbt,
+    scalar,
+)
+
+STORES = [1, 2, 3, 4, 5]
+HISTORY_START, HISTORY_END = pd.Timestamp("2014-12-01"), pd.Timestamp("2015-04-30")
+COMMON_HOLIDAYS = {"2014-12-25": "c", "2014-12-26": "c", "2015-01-01": "a",
+                   "2015-04-03": "b", "2015-04-06": "b"}
+STORE5_GAP = ("2015-02-01", "2015-03-05")
+STORE2_CLOSURE = ("2015-01-20", "2015-01-22")
+
+NEW_COLUMNS = [
+    ("promo_run_day", "INTEGER"), ("is_promo_first_day", "BOOLEAN"), ("is_promo_last_day", "BOOLEAN"),
+    ("days_since_promo", "INTEGER"), ("days_until_promo", "INTEGER"),
+    ("days_until_christmas", "INTEGER"), ("days_since_christmas", "INTEGER"),
+    ("days_until_easter", "INTEGER"), ("days_since_easter", "INTEGER"),
+    ("is_school_holiday_week", "BOOLEAN"), ("school_holiday_last_week", "BOOLEAN"),
+    ("school_holiday_next_week", "BOOLEAN"), ("school_holiday_run_day", "INTEGER"),
+    ("days_since_reopening", "INTEGER"), ("days_until_long_closure", "INTEGER"),
+    ("is_after_refurbishment", "BOOLEAN"), ("competition_open_months_capped", "INTEGER"),
+    ("months_since_promo2_start", "INTEGER"), ("promo2_cycle_month", "INTEGER"),
+    ("days_since_start", "INTEGER"), ("day_of_year_sin", "DOUBLE"), ("day_of_year_cos", "DOUBLE"),
+    ("week_of_month", "INTEGER"), ("state_group", "INTEGER"),
+]
+
+
+def make_stores() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Store": STORES,
+            "StoreType": ["a", "b", "c", "d", "a"],
+            "Assortment": ["a", "b", "c", "a", "a"],
+            "CompetitionDistance": [500.0, np.nan, 300.0, 1000.0, 700.0],
+            "CompetitionOpenSinceMonth": pd.array([1, None, None, 3, None], dtype="Int64"),
+            "CompetitionOpenSinceYear": pd.array([2013, None, None, 2015, None], dtype="Int64"),
+            "Promo2": [1, 0, 0, 0, 0],
+            "Promo2SinceWeek": pd.array([1, None, None, None, None], dtype="Int64"),
+            "Promo2SinceYear": pd.array([2015, None, None, None, None], dtype="Int64"),
+            "PromoInterval": ["Jan,Apr,Jul,Oct", None, None, None, None],
+        }
+    )
+
+
+def make_history() -> pd.DataFrame:
+    dates = pd.date_range(HISTORY_START, HISTORY_END, freq="D")
+    df = pd.MultiIndex.from_product([STORES, dates], names=["Store", "Date"]).to_frame(index=False)
+    iso = df["Date"].dt.isocalendar()
+    df["DayOfWeek"] = iso["day"].astype(int)
+    day = df["Date"].dt.strftime("%Y-%m-%d")
+    df["StateHoliday"] = day.map(COMMON_HOLIDAYS).fillna("0")
+    df.loc[(df["Store"] == 3) & (day == "2015-01-06"), "StateHoliday"] = "a"
+    school = np.where(df["Store"] == 4, day.between("2015-02-02", "2015-02-06"),
+                      day.between("2015-03-30", "2015-04-10"))
+    df["SchoolHoliday"] = school.astype(int)
+    closed = (df["DayOfWeek"] == 7) | (df["StateHoliday"] != "0")
+    closed |= (df["Store"] == 2) & day.between(*STORE2_CLOSURE)
+    df["Open"] = (~closed).astype(int)
+    df["Promo"] = ((iso["week"] % 2 == 0) & (df["DayOfWeek"] <= 5)).astype(int)
+    df = df[~((df["Store"] == 5) & day.between(*STORE5_GAP))]
+    open_ = df["Open"] == 1
+    df["Sales"] = np.where(open_, 1000 * df["Store"] + 10 * df["Date"].dt.day + 500 * df["Promo"], 0)
+    df["Customers"] = np.where(open_, 100 + df["Date"].dt.day, 0)
+    df = df.sort_values(["Date", "Store"], ascending=[False, True])
+    return df[["Store", "DayOfWeek", "Date", "Sales", "Customers", "Open", "Promo",
+               "StateHoliday", "SchoolHoliday"]].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("dbt_features")
+    warehouse = workdir / "warehouse.duckdb"
+    history = make_history()
+    load_raw(warehouse, history, make_stores())
+    assert_ok(run_dbt(workdir, warehouse, "build", "--exclude", "tag:forecast"))
+    return {"warehouse": warehouse, "workdir": workdir, "history": history}
+
+
+def rows(warehouse: Path, store_id: int, first: str, last: str, columns: str) -> pd.DataFrame:
+    return query(
+        warehouse,
+        f"select sale_date, {columns} from marts.fct_store_daily_features "
+        "where store_id = ? and sale_date between ? and ? order by sale_date",
+        [store_id, first, last],
+    )
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_new_columns_follow_the_contract_columns(built):
+    cols = query(
+        built["warehouse"],
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = 'marts' and table_name = 'fct_store_daily_features' "
+        "order by ordinal_position",
+    )
+    actual = list(cols.itertuples(index=False, name=None))
+    assert len(actual) == 27 + 1 + len(NEW_COLUMNS)
+    assert actual[27] == ("row_source", "VARCHAR")
+    assert actual[28:] == NEW_COLUMNS
+
+
+def test_new_features_have_no_nulls_except_promo2_months(built):
+    nullable = {"months_since_promo2_start", "promo2_cycle_month"}
+    checks = ", ".join(f"count(*) filter (where {c} is null) as {c}" for c, _ in NEW_COLUMNS
+                       if c not in nullable)
+    nulls = query(built["warehouse"], f"select {checks} from marts.fct_store_daily_features").iloc[0]
+    assert (nulls == 0).all(), nulls[nulls > 0]
+
+
+# --------------------------------------------------------------------------- promo cycle
+
+
+def test_promo_run_positions(built):
+    # ISO week 2 of 2015 (Mon 5 .. Fri 9 January) is a promo week, week 3 is not
+    df = rows(built["warehouse"], 1, "2015-01-05", "2015-01-19",
+              "is_promo, promo_run_day, is_promo_first_day, is_promo_last_day, "
+              "days_since_promo, days_until_promo")
+    assert df["promo_run_day"].tolist() == [1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert df["is_promo_first_day"].tolist() == [True] + [False] * 13 + [True]
+    assert df["is_promo_last_day"].tolist() == [False] * 4 + [True] + [False] * 10
+    # Sat 10 .. Sun 18: since the last promo day (Fri 9), until the next (Mon 19)
+    assert df["days_since_promo"].tolist() == [0] * 5 + list(range(1, 10)) + [0]
+    assert df["days_until_promo"].tolist() == [0] * 5 + list(range(9, 0, -1)) + [0]
+
+
+def test_promo_cycle_continues_into_the_assumed_plan(built):
+    wh = built["warehouse"]
+    # the assumed calendar repeats the two-week pattern: Mon 2015-05-04 (week 19) no promo,
+    # Mon 2015-05-11 (week 20) promo
+    r = feature_row(wh, 1, "2015-05-11")
+    assert (r["is_history"], r["is_promo"], r["promo_run_day"], r["is_promo_first_day"]) == (
+        False, True, 1, True)
+    r = feature_row(wh, 1, "2015-05-06")  # Wednesday between Fri 1 May and Mon 11 May
+    assert (r["days_since_promo"], r["days_until_promo"]) == (5, 5)
+    # the last history day (Thu 30 April, week 18, promo) continues its run on Fri 1 May
+    r = feature_row(wh, 1, "2015-04-30")
+    assert (r["promo_run_day"], r["is_promo_last_day"]) == (4, False)
+    assert feature_row(wh, 1, "2015-05-01")["is_promo_last_day"] == True  # noqa: E712
+
+
+# --------------------------------------------------------------------------- Christmas / Easter
+
+
+def test_easter_2015_distances(built):
+    wh = built["warehouse"]
+    assert scalar(wh, "select easter_sunday from intermediate.int_calendar_events "
+                      "where calendar_date = '2015-02-01'") == pd.Timestamp("2015-04-05").date()
+    df = rows(wh, 1, "2015-03-29", "2015-04-07", "days_until_easter, days_since_easter")
+    assert df["days_until_easter"].tolist() == [7, 6, 5, 4, 3, 2, 1, 0, 30, 30]
+    assert df["days_since_easter"].tolist() == [30] * 7 + [0, 1, 2]
+    # 2015-02-01 is 63 days before Easter: capped; Easter 2014 (20 April) is long gone
+    r = feature_row(wh, 2, "2015-02-01")
+    assert (r["days_until_easter"], r["days_since_easter"]) == (30, 30)
+    r = feature_row(wh, 2, "2015-05-01")
+    assert (r["days_until_easter"], r["days_since_easter"]) == (30, 26)
+
+
+def test_easter_dates_of_other_years(built):
+    easter = query(built["warehouse"], "select distinct easter_sunday from intermediate.int_calendar_events")
+    assert {str(d)[:10] for d in easter["easter_sunday"]} == {"2014-04-20", "2015-04-05"}
+
+
+def test_christmas_distances(built):
+    wh = built["warehouse"]
+    r = feature_row(wh, 1, "2014-12-01")
+    assert (r["days_until_christmas"], r["days_since_christmas"]) == (24, 30)
+    r = feature_row(wh, 1, "2014-12-20")
+    assert (r["days_until_christmas"], r["days_since_christmas"]) == (5, 30)
+    r = feature_row(wh, 1, "2014-12-25")
+    assert (r["days_until_christmas"], r["days_since_christmas"]) == (0, 0)
+    r = feature_row(wh, 1, "2015-01-05")
+    assert (r["days_until_christmas"], r["days_since_christmas"]) == (30, 11)
+
+
+# --------------------------------------------------------------------------- school holidays
+
+
+def test_school_holiday_weeks_and_runs(built):
+    df = rows(built["warehouse"], 1, "2015-03-27", "2015-04-13",
+              "is_school_holiday_week, school_holiday_last_week, school_holiday_next_week, "
+              "school_holiday_run_day").set_index("sale_date")
+    day = lambda s: pd.Timestamp(s)  # noqa: E731
+    # Fri 27 March: the week before the holidays
+    assert tuple(df.loc[day("2015-03-27"), ["is_school_holiday_week", "school_holiday_last_week",
+                                             "school_holiday_next_week"]]) == (False, False, True)
+    # Wed 8 April: second holiday week
+    assert tuple(df.loc[day("2015-04-08"), ["is_school_holiday_week", "school_holiday_last_week",
+                                             "school_holiday_next_week"]]) == (True, True, False)
+    # Sat 11 April: holidays over, but the ISO week (Mon 6 .. Sun 12) had some
+    assert tuple(df.loc[day("2015-04-11"), ["is_school_holiday_week", "school_holiday_run_day"]]) == (
+        True, 0)
+    # Mon 13 April: the week after
+    assert tuple(df.loc[day("2015-04-13"), ["is_school_holiday_week", "school_holiday_last_week",
+                                             "school_holiday_next_week"]]) == (False, True, False)
+    run = df.loc[day("2015-03-30"):day("2015-04-11"), "school_holiday_run_day"].tolist()
+    assert run == list(range(1, 13)) + [0]
+
+
+# --------------------------------------------------------------------------- closures / refurbishment
+
+
+def test_closure_spells(built):
+    spells = query(built["warehouse"], "select * from intermediate.int_store_closure_spells "
+                                       "where reopen_date is not null order by store_id, spell_start")
+    got = [(r.store_id, str(r.spell_start)[:10], str(r.spell_end)[:10], str(r.reopen_date)[:10],
+            r.n_days, r.n_missing_days, r.is_refurbishment) for r in spells.itertuples()]
+    # Christmas (25, 26) and Easter (Fri, Sun, Mon with an open Saturday) are too short
+    assert got == [
+        (2, "2015-01-20", "2015-01-22", "2015-01-23", 3, 0, False),
+        (5, "2015-02-01", "2015-03-05", "2015-03-06", 33, 33, True),
+    ]
+
+
+def test_refurbishment_reopen_distance(built):
+    wh = built["warehouse"]
+    df = rows(wh, 5, "2015-01-29", "2015-04-06",
+              "days_since_reopening, days_until_long_closure, is_after_refurbishment")
+    df = df.set_index("sale_date")
+    day = lambda s: pd.Timestamp(s)  # noqa: E731
+    # the gap has no rows; the last days before it look ahead to it
+    assert df.loc[day("2015-01-29"):day("2015-01-31"), "days_until_long_closure"].tolist() == [3, 2, 1]
+    assert not any(day("2015-02-01") <= d <= day("2015-03-05") for d in df.index)
+    # reopening Friday 6 March
+    assert df.loc[day("2015-03-06"), "days_since_reopening"] == 0
+    assert df.loc[day("2015-03-10"), "days_since_reopening"] == 4
+    assert df.loc[day("2015-04-06"), "days_since_reopening"] == 30  # capped
+    after = df["is_after_refurbishment"]
+    assert not after[:day("2015-03-05")].any()
+    assert after[day("2015-03-06"):day("2015-04-04")].all()  # 30 days, reopening day included
+    assert not after[day("2015-04-05"):].any()
+    # stores without a refurbishment
+    assert not scalar(wh, "select bool_or(is_after_refurbishment) from marts.fct_store_daily_features "
+                          "where store_id <> 5")
+
+
+def test_short_closure_reopen_distance(built):
+    df = rows(built["warehouse"], 2, "2015-01-17", "2015-01-26",
+              "is_open, days_since_reopening, days_until_long_closure")
+    # Sat 17 .. Mon 26 January; closed Sun 18 and Tue 20 .. Thu 22
+    assert df["is_open"].tolist() == [True, False, True, False, False, False, True, True, False, True]
+    assert df["days_until_long_closure"].tolist() == [3, 2, 1, 0, 0, 0, 30, 30, 30, 30]
+    assert df["days_since_reopening"].tolist() == [30] * 6 + [0, 1, 2, 3]
+    # store 1's Christmas closure (2 days) is no long closure
+    r = feature_row(built["warehouse"], 1, "2014-12-27")
+    assert (r["days_since_reopening"], r["days_until_long_closure"]) == (30, 30)
+
+
+# --------------------------------------------------------------------------- state groups
+
+
+def test_state_groups_from_shared_holiday_dates(built):
+    wh = built["warehouse"]
+    groups = query(wh, "select store_id, state_group, n_stores_in_group "
+                       "from intermediate.int_store_state_groups order by store_id")
+    # {1, 2, 5} share every holiday date (store 5's gap does not split it off), store 3 has an
+    # extra state holiday, store 4 other school holidays; numbered by their smallest store
+    assert groups["state_group"].tolist() == [1, 1, 2, 3, 1]
+    assert groups["n_stores_in_group"].tolist() == [3, 3, 1, 1, 3]
+    fct = query(wh, "select store_id, min(state_group) as lo, max(state_group) as hi "
+                    "from marts.fct_store_daily_features group by store_id order by store_id")
+    assert fct["lo"].tolist() == fct["hi"].tolist() == [1, 1, 2, 3, 1]
+
+
+# --------------------------------------------------------------------------- store attributes, trend
+
+
+def test_competition_and_promo2_months(built):
+    wh = built["warehouse"]
+    assert feature_row(wh, 1, "2014-12-15")["competition_open_months_capped"] == 23
+    assert feature_row(wh, 1, "2015-01-10")["competition_open_months_capped"] == 24
+    assert feature_row(wh, 1, "2015-04-10")["competition_open_months_capped"] == 24
+    assert feature_row(wh, 2, "2015-04-10")["competition_open_months_capped"] == 0  # none known
+    assert feature_row(wh, 3, "2015-04-10")["competition_open_months_capped"] == 24  # date unknown
+    assert feature_row(wh, 4, "2015-02-27")["competition_open_months_capped"] == 0  # not yet
+    assert feature_row(wh, 4, "2015-04-10")["competition_open_months_capped"] == 1
+    # store 1: Promo2 since ISO week 1/2015 = Monday 2014-12-29, months Jan, Apr, Jul, Oct
+    r = feature_row(wh, 1, "2014-12-28")
+    assert pd.isna(r["months_since_promo2_start"]) and pd.isna(r["promo2_cycle_month"])
+    r = feature_row(wh, 1, "2014-12-29")
+    assert (r["months_since_promo2_start"], r["promo2_cycle_month"]) == (0, 2)
+    r = feature_row(wh, 1, "2015-03-15")
+    assert (r["months_since_promo2_start"], r["promo2_cycle_month"]) == (3, 2)
+    r = feature_row(wh, 1, "2015-04-15")
+    assert (r["months_since_promo2_start"], r["promo2_cycle_month"], r["is_promo2_month"]) == (4, 0, True)
+    r = feature_row(wh, 2, "2015-04-15")
+    assert pd.isna(r["months_since_promo2_start"]) and pd.isna(r["promo2_cycle_month"])
+
+
+def test_trend_and_seasonality_terms(built):
+    wh = built["warehouse"]
+    r = feature_row(wh, 1, "2014-12-01")
+    assert (r["days_since_start"], r["week_of_month"]) == (0, 1)
+    r = feature_row(wh, 3, "2015-01-31")
+    assert (r["days_since_start"], r["week_of_month"]) == (61, 5)
+    assert feature_row(wh, 3, "2015-01-08")["week_of_month"] == 2
+    r = feature_row(wh, 1, "2015-06-11")  # last assumed-calendar day, day of year 162
+    assert r["is_history"] == False and r["days_since_start"] == 192  # noqa: E712
+    assert r["day_of_year_sin"] == pytest.approx(np.sin(2 * np.pi * 162 / 365.25))
+    assert r["day_of_year_cos"] == pytest.approx(np.cos(2 * np.pi * 162 / 365.25))
+
+
+# --------------------------------------------------------------------------- leakage
+
+
+def test_event_features_do_not_depend_on_sales(built, tmp_path):
+    """Scrambling sales and customers changes none of the new features."""
+    history = built["history"].copy()
+    rng = np.random.default_rng(0)
+    history["Sales"] = rng.permutation(history["Sales"].to_numpy())
+    history["Customers"] = rng.permutation(history["Customers"].to_numpy())
+    warehouse = tmp_path / "warehouse.duckdb"
+    load_raw(warehouse, history, make_stores())
+    assert_ok(run_dbt(tmp_path, warehouse, "run", "--select", "+fct_store_daily_features"))
+    cols = ", ".join(c for c, _ in NEW_COLUMNS)
+    sql = f"select store_id, sale_date, {cols} from marts.fct_store_daily_features order by 1, 2"
+    pd.testing.assert_frame_equal(query(built["warehouse"], sql), query(warehouse, sql))
+
+
+# --------------------------------------------------------------------------- store sales statistics
+
+
+def expected_stats(history: pd.DataFrame, cut: pd.Timestamp) -> pd.DataFrame:
+    h = history[(history["Date"] < cut) & (history["Date"] >= cut - pd.Timedelta(days=364))
+                & (history["Open"] == 1) & (history["Sales"] > 0)]
+    return h.groupby(["Store", "DayOfWeek", "Promo"]).agg(
+        n=("Sales", "size"), mean=("Sales", "mean"), median=("Sales", "median"),
+        spc=("Sales", "sum")).reset_index().assign(
+        spc=lambda d: d["spc"] / h.groupby(["Store", "DayOfWeek", "Promo"])["Customers"].sum().to_numpy())
+
+
+def test_store_sales_stats_use_only_days_before_the_cut(built):
+    wh, workdir, history = built["warehouse"], built["workdir"], built["history"]
+    # default: the day after the last history date
+    assert scalar(wh, "select distinct feature_cut_date from intermediate.int_store_sales_stats") == (
+        pd.Timestamp("2015-05-01").date())
+
+    cut = pd.Timestamp("2015-03-18")
+    assert_ok(run_dbt(workdir, wh, "build", "--select", "int_store_sales_stats",
+                      "--vars", "{feature_cut_date: '2015-03-18'}"))
+    stats = query(wh, "select * from intermediate.int_store_sales_stats")
+    assert (pd.to_datetime(stats["feature_cut_date"]) == cut).all()
+    fine = stats[stats["grain"] == "store_dow_promo"].sort_values(["store_id", "day_of_week", "is_promo"])
+    exp = expected_stats(history, cut)
+    assert len(fine) == len(exp)
+    np.testing.assert_array_equal(fine["n_days_year"], exp["n"])
+    np.testing.assert_allclose(fine["sales_mean_year"], exp["mean"])
+    np.testing.assert_allclose(fine["sales_median_year"], exp["median"])
+    np.testing.assert_allclose(fine["sales_per_customer_year"], exp["spc"])
+    # quarter window: the 91 days before the cut
+    q = history[(history["Date"] < cut) & (history["Date"] >= cut - pd.Timedelta(days=91))
+                & (history["Open"] == 1) & (history["Sales"] > 0)]
+    s1 = stats[(stats["grain"] == "store") & (stats["store_id"] == 1)].iloc[0]
+    q1 = q[q["Store"] == 1]
+    assert s1["n_days_quarter"] == len(q1)
+    assert s1["sales_mean_quarter"] == pytest.approx(q1["Sales"].mean())
+    assert s1["customers_median_quarter"] == pytest.approx(q1["Customers"].median())
+    # rolled-up grains
+    assert set(stats["grain"]) == {"store", "store_dow", "store_promo", "store_dow_promo"}
+    promo = stats[(stats["grain"] == "store_promo") & (stats["store_id"] == 2)].set_index("is_promo")
+    h2 = history[(history["Store"] == 2) & (history["Date"] < cut) & (history["Open"] == 1)]
+    assert promo.loc[True, "sales_mean_year"] == pytest.approx(h2.loc[h2["Promo"] == 1, "Sales"].mean())
