@@ -28,7 +28,7 @@ from forecasting.explain import (
 )
 from forecasting.features import history_rows, load_feature_frame
 from forecasting.models import MODEL_NAMES, get_model
-from forecasting.training import BLEND, champion, default_params, fast_params, train_and_forecast, train_blend
+from forecasting.training import champion, default_params, fast_params, train_and_forecast, train_blend
 from forecasting.writeback import write_model_outputs
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 
