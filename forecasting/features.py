@@ -280,3 +280,25 @@ def numeric_matrix_column(s: pd.Series) -> np.ndarray:
     if pd.api.types.is_bool_dtype(s) or str(s.dtype) == "boolean":
         return s.astype("boolean").astype("float64").to_numpy(dtype="float64", na_value=np.nan)
     return pd.to_numeric(s, errors="coerce").astype("float64").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def tabular_training_rows(train_df: pd.DataFrame, recent_days: int) -> tuple[pd.DataFrame, "StoreStats"]:
+    """Open history days with sales > 0 (what the tabular models learn from) and the store statistics
+    computed from the history of ``train_df`` only."""
+    hist = train_df.loc[train_df["is_history"]] if "is_history" in train_df.columns else train_df
+    stats = compute_store_stats(hist, recent_days=recent_days)
+    rows = hist.loc[hist["is_open"].astype(bool) & (hist["sales"] > 0)].reset_index(drop=True)
+    return rows, stats
+
+
+def tabular_design(frame: pd.DataFrame, stats: "StoreStats", numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    """The tabular models' input: store statistics joined on, numerics as float (NULL -> NaN, a missing
+    column all NaN), categoricals as text with 'missing' for NULL."""
+    x = add_store_stats(frame, stats)
+    data = {}
+    for c in numeric:
+        data[c] = numeric_matrix_column(x[c]) if c in x.columns else np.full(len(x), np.nan)
+    for c in categorical:
+        s = x[c] if c in x.columns else pd.Series("missing", index=x.index)
+        data[c] = s.astype(object).where(s.notna(), "missing").astype(str).to_numpy()
+    return pd.DataFrame(data)

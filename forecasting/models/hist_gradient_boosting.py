@@ -32,10 +32,9 @@ from forecasting.features import (
     NUMERIC_FEATURES,
     STORE_STAT_FEATURES,
     StoreStats,
-    add_store_stats,
-    compute_store_stats,
     extra_feature_columns,
-    numeric_matrix_column,
+    tabular_design,
+    tabular_training_rows,
 )
 from forecasting.models import prediction_frame
 
@@ -78,17 +77,6 @@ def _columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-def _design(frame: pd.DataFrame, stats: StoreStats, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
-    x = add_store_stats(frame, stats)
-    data = {}
-    for c in numeric:
-        data[c] = numeric_matrix_column(x[c]) if c in x.columns else np.full(len(x), np.nan)
-    for c in categorical:
-        s = x[c] if c in x.columns else pd.Series("missing", index=x.index)
-        data[c] = s.astype(object).where(s.notna(), "missing").astype(str).to_numpy()
-    return pd.DataFrame(data)
-
-
 def build_pipeline(params: dict, numeric: list[str], categorical: list[str]) -> Pipeline:
     pre = ColumnTransformer(
         [
@@ -117,11 +105,9 @@ def build_pipeline(params: dict, numeric: list[str], categorical: list[str]) -> 
 
 def fit(train_df: pd.DataFrame, params: dict | None = None) -> HistGradientBoostingModel:
     p = {**DEFAULT_PARAMS, **(params or {})}
-    hist = train_df.loc[train_df["is_history"]] if "is_history" in train_df.columns else train_df
-    stats = compute_store_stats(hist, recent_days=int(p["recent_days"]))
-    rows = hist.loc[hist["is_open"].astype(bool) & (hist["sales"] > 0)].reset_index(drop=True)
+    rows, stats = tabular_training_rows(train_df, int(p["recent_days"]))
     numeric, categorical = _columns(rows)
-    x = _design(rows, stats, numeric, categorical)
+    x = tabular_design(rows, stats, numeric, categorical)
     y = np.log1p(rows["sales"].to_numpy(float)) - x["store_dow_promo_log_sales_mean"].to_numpy()
     pipe = build_pipeline(p, numeric, categorical)
     with threadpool_limits(p.get("n_threads")):
@@ -136,7 +122,7 @@ def predict(fitted: HistGradientBoostingModel, context_df: pd.DataFrame | None, 
     sales = np.zeros(len(target))
     cust = np.zeros(len(target))
     if is_open.any():
-        x = _design(target.loc[is_open], fitted.stats, fitted.numeric, fitted.categorical)
+        x = tabular_design(target.loc[is_open], fitted.stats, fitted.numeric, fitted.categorical)
         with threadpool_limits(fitted.params.get("n_threads")):
             log_sales = fitted.pipeline.predict(x) + x["store_dow_promo_log_sales_mean"].to_numpy()
         sales[is_open] = np.expm1(np.clip(log_sales, 0, 20))

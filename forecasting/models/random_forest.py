@@ -32,10 +32,9 @@ from forecasting.features import (
     NUMERIC_FEATURES,
     STORE_STAT_FEATURES,
     StoreStats,
-    add_store_stats,
-    compute_store_stats,
     extra_feature_columns,
-    numeric_matrix_column,
+    tabular_design,
+    tabular_training_rows,
 )
 from forecasting.models import prediction_frame
 
@@ -104,17 +103,10 @@ def build_pipeline(params: dict, numeric: list[str] | None = None, categorical: 
 def _design(frame: pd.DataFrame, stats: StoreStats, numeric: list[str] | None = None,
             categorical: list[str] | None = None) -> pd.DataFrame:
     base_num, base_cat = feature_lists()
-    numeric, categorical = numeric or base_num, categorical or base_cat
-    x = add_store_stats(frame, stats)
-    data = {}
-    for c in numeric:  # nullable ints (pd.NA) / booleans -> float, NaN
-        data[c] = numeric_matrix_column(x[c]) if c in x.columns else np.full(len(x), np.nan)
-    for c in categorical:
-        s = x[c] if c in x.columns else pd.Series("missing", index=x.index)
-        data[c] = s.astype(object).where(s.notna(), "missing").astype(str).to_numpy()
+    x = tabular_design(frame, stats, numeric or base_num, categorical or base_cat)
     for c in BOOLEAN_FEATURES:
-        data[c] = x[c].astype("boolean").fillna(False).astype("float32").to_numpy()
-    return pd.DataFrame(data)
+        x[c] = frame[c].astype("boolean").fillna(False).astype("float32").to_numpy()
+    return x
 
 
 def _offsets(x: pd.DataFrame, target: str) -> np.ndarray:
@@ -127,9 +119,7 @@ def _offsets(x: pd.DataFrame, target: str) -> np.ndarray:
 
 def fit(train_df: pd.DataFrame, params: dict | None = None) -> RandomForestModel:
     p = {**DEFAULT_PARAMS, **(params or {})}
-    hist = train_df.loc[train_df["is_history"]] if "is_history" in train_df.columns else train_df
-    stats = compute_store_stats(hist, recent_days=int(p["recent_days"]))
-    rows = hist.loc[hist["is_open"].astype(bool) & (hist["sales"] > 0)].reset_index(drop=True)
+    rows, stats = tabular_training_rows(train_df, int(p["recent_days"]))
     numeric, categorical = feature_lists(rows)
     x = _design(rows, stats, numeric, categorical)
     y = np.column_stack([np.log1p(rows["sales"].to_numpy(float)), np.log1p(rows["customers"].fillna(0).to_numpy(float))])
