@@ -36,41 +36,29 @@ sys.path.insert(0, str(REPO))
 ALL_MODELS = ("baseline", "random_forest", "hist_gradient_boosting", "lstm")
 
 
-def build_warehouse(raw_dir: Path, warehouse: Path) -> float:
+def build_warehouse(raw_dir: Path, warehouse: Path, folds: int) -> float:
     """Ingest + dbt build into ``warehouse`` (the platform's path without Dagster); returns seconds."""
-    import duckdb
-
-    from forecasting.ingest import load_incoming, promote_incoming
+    from forecasting.warehouse import build_warehouse as build
 
     t = time.perf_counter()
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(warehouse))
-    try:
-        load_incoming(con, raw_dir)
-        promote_incoming(con)
-    finally:
-        con.close()
-    target = Path(tempfile.mkdtemp(prefix="dbt_target_"))
-    env = {**os.environ, "WAREHOUSE_PATH": str(warehouse.resolve())}
-    cmd = [str(REPO / ".venv" / "bin" / "dbt"), "build", "--project-dir", str(REPO / "dbt_project"),
-           "--profiles-dir", str(REPO / "dbt_project"), "--exclude", "tag:forecast",
-           "--target-path", str(target / "target"), "--log-path", str(target / "logs"), "--quiet"]
-    subprocess.run(cmd, check=True, env=env, cwd=str(REPO))
+    build(raw_dir, warehouse, {"backtest_folds": folds})
     return time.perf_counter() - t
 
 
 def worker(args) -> None:
     """One model in this process: train_and_forecast on the warehouse's mart; a JSON summary to --result."""
-    from forecasting.features import load_feature_frame
+    from forecasting.features import load_feature_frame, load_store_stats_table
     from forecasting.training import fast_params, train_and_forecast
 
     import pandas as pd
 
     t = time.perf_counter()
     frame = load_feature_frame(args.warehouse)
+    store_stats = load_store_stats_table(args.warehouse)
     load_s = time.perf_counter() - t
     params = fast_params(args.worker) if args.profile == "fast" else None
-    tm = train_and_forecast(args.worker, frame, params, models_dir=args.models_dir, n_folds=args.folds)
+    tm = train_and_forecast(args.worker, frame, params, models_dir=args.models_dir, n_folds=args.folds,
+                            store_stats=store_stats)
     m = tm.metrics
     out = {
         "model": args.worker,
@@ -126,7 +114,7 @@ def main(argv=None) -> int:
         if not args.raw_dir:
             ap.error(f"{warehouse} does not exist and no --raw-dir to build it from")
         print(f"building {warehouse} from {args.raw_dir} (ingest + dbt build) ...", flush=True)
-        build_s = build_warehouse(args.raw_dir, warehouse)
+        build_s = build_warehouse(args.raw_dir, warehouse, args.folds)
         print(f"  built in {build_s:.0f}s", flush=True)
     results = {}
     for model in args.models:

@@ -5,8 +5,9 @@ Folds
     the history up to and including its cut-off and forecasts the next ``horizon_days`` days with the plan
     covariates (open, promo, holidays, calendar) known and the actuals unseen.  The last fold is the last
     ``horizon_days`` days of history and is called ``validation``; the earlier ones ``backtest_1`` (oldest),
-    ``backtest_2``, ...  Store statistics, scalers and every other fitted quantity come from the training rows
-    of the fold only (each model's ``fit`` computes them from what it is given).  A model module with
+    ``backtest_2``, ...  Store statistics are dbt's at the fold's cut (``marts.agg_store_sales_stats``, computed
+    from the history before the cut); scalers and every other fitted quantity come from the fold's training
+    rows only.  A model module with
     ``WARM_START_FOLDS = True`` and a ``refit`` (the LSTM) warm-starts each fold from the previous fold's model:
     that model saw only data before the previous cut, so nothing from the window being forecast leaks in.
 
@@ -35,6 +36,7 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from forecasting.evaluation import METRICS, compute_metrics, interval_coverage
+from forecasting.features import StoreStats
 
 VALIDATION = "validation"
 DEFAULT_FOLDS = 3
@@ -98,15 +100,21 @@ class BacktestResult:
 
 
 def run_backtest(model_name: str, module, hist: pd.DataFrame, params: dict, folds: list[Fold],
-                 log=None) -> BacktestResult:
-    """Fit and forecast every fold (see module docstring); predictions stacked in fold order."""
+                 store_stats: pd.DataFrame | None = None, log=None) -> BacktestResult:
+    """Fit and forecast every fold (see module docstring); predictions stacked in fold order.
+
+    ``store_stats``: ``marts.agg_store_sales_stats`` rows (all cuts; None for a model that needs none)."""
     warm = bool(getattr(module, "WARM_START_FOLDS", False)) and hasattr(module, "refit")
     fitted, parts, timings = None, [], {}
     for fold in folds:
         train, target = fold_frames(hist, fold)
         t = time.perf_counter()
-        fitted = module.refit(fitted, train, {**params, "refit_epochs": params.get("fold_refit_epochs",
-                              params.get("refit_epochs", 1))}) if (warm and fitted is not None) else module.fit(train, params)
+        stats = None if store_stats is None else StoreStats.from_table(store_stats, fold.start)
+        if warm and fitted is not None:
+            fold_params = {**params, "refit_epochs": params.get("fold_refit_epochs", params.get("refit_epochs", 1))}
+            fitted = module.refit(fitted, train, fold_params)
+        else:
+            fitted = module.fit(train, params, stats)
         fit_s = time.perf_counter() - t
         t = time.perf_counter()
         pred = module.predict(fitted, train, target)

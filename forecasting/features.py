@@ -3,9 +3,10 @@
 Input to every model is a pandas DataFrame with the columns of ``marts.fct_store_daily_features``:
 history rows (``is_history`` true, with ``sales``/``customers``) and plan rows (``is_history`` false).
 
-Store statistics (target encodings of the store identity) are computed ONLY from the rows handed to
-:func:`compute_store_stats` -- the training part of the history -- and then joined onto any frame with
-:func:`add_store_stats`.  Nothing from a validation or forecast window can leak into the features.
+Store statistics (target encodings of the store identity) come from dbt: ``marts.agg_store_sales_stats`` holds
+them at every backtest cut and at the forecast cut, each computed only from the history before its cut.
+:meth:`StoreStats.from_table` takes the rows of one cut and :func:`add_store_stats` joins them onto any frame,
+so nothing from a validation or forecast window can leak into the features.
 """
 
 from __future__ import annotations
@@ -44,19 +45,23 @@ BOOLEAN_FEATURES = [
     "is_promo2_active",
     "is_promo2_month",
 ]
-# Joined on by add_store_stats(); computed from training history only.
-STORE_STAT_FEATURES = [
+# Joined on by add_store_stats() from the dbt statistics of the training cut (marts.agg_store_sales_stats).
+STORE_LEVEL_FEATURES = [
     "store_log_sales_mean",
     "store_log_sales_median",
     "store_log_sales_std",
-    "store_dow_log_sales_mean",
-    "store_promo_log_sales_mean",
-    "store_dow_promo_log_sales_mean",
-    "store_month_log_sales_effect",
     "store_recent_log_sales_mean",
     "store_log_customers_mean",
     "store_sales_per_customer",
     "store_open_share",
+]
+STORE_STAT_FEATURES = STORE_LEVEL_FEATURES + [
+    "store_dow_log_sales_mean",
+    "store_dow_log_customers_mean",
+    "store_promo_log_sales_mean",
+    "store_dow_promo_log_sales_mean",
+    "store_dow_promo_log_sales_mean_quarter",
+    "store_month_log_sales_effect",
 ]
 
 _BOOL_COLUMNS = ["is_history", "is_open", *BOOLEAN_FEATURES]
@@ -126,20 +131,30 @@ def validation_cutoff(history: pd.DataFrame, horizon_days: int = 42) -> pd.Times
     return pd.Timestamp(history["sale_date"].max()) - pd.Timedelta(days=horizon_days)
 
 
-def _open_sold(history: pd.DataFrame) -> pd.DataFrame:
-    """History rows usable for sales statistics: open days with sales > 0."""
-    mask = history["is_open"].to_numpy(bool) & (history["sales"].to_numpy(float) > 0)
-    if "is_history" in history.columns:
-        mask &= history["is_history"].to_numpy(bool)
-    out = history.loc[mask, ["store_id", "sale_date", "day_of_week", "month", "is_promo", "sales", "customers"]].copy()
-    out["log_sales"] = np.log1p(out["sales"].to_numpy(float))
-    out["log_customers"] = np.log1p(out["customers"].fillna(0).to_numpy(float))
-    return out
+STORE_STATS_TABLE = "marts.agg_store_sales_stats"
+
+
+def load_store_stats_table(warehouse_path: str | Path) -> pd.DataFrame:
+    """Read ``marts.agg_store_sales_stats`` (every cut) from a DuckDB file, read-only."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse_path), read_only=True)
+    try:
+        table = con.execute(f"SELECT * FROM {STORE_STATS_TABLE} ORDER BY feature_cut_date, store_id, grain").df()
+    finally:
+        con.close()
+    table["feature_cut_date"] = pd.to_datetime(table["feature_cut_date"]).astype("datetime64[ns]")
+    return table
 
 
 @dataclass
 class StoreStats:
-    """Per-store statistics from a training history; joined onto rows by :func:`add_store_stats`."""
+    """The store statistics of one cut of ``marts.agg_store_sales_stats`` (dbt computes them from the history
+    strictly before the cut), as lookup tables joined onto rows by :func:`add_store_stats`.
+
+    Medians (``sales_median_*``, ``customers_median_*``) are for the baseline; the ``store_*`` columns are the
+    tabular models' STORE_STAT_FEATURES.
+    """
 
     store: pd.DataFrame  # index store_id
     store_dow: pd.DataFrame  # index (store_id, day_of_week)
@@ -147,62 +162,60 @@ class StoreStats:
     store_dow_promo: pd.DataFrame  # index (store_id, day_of_week, is_promo)
     store_month: pd.DataFrame  # index (store_id, month)
     global_defaults: dict = field(default_factory=dict)
-    train_start: pd.Timestamp | None = None
-    train_end: pd.Timestamp | None = None
+    feature_cut_date: pd.Timestamp | None = None
+
+    @classmethod
+    def from_table(cls, table: pd.DataFrame, feature_cut_date) -> "StoreStats":
+        """The rows of ``table`` (``load_store_stats_table``) at ``feature_cut_date`` (first day not trained on)."""
+        cut = pd.Timestamp(feature_cut_date).normalize()
+        rows = table.loc[pd.to_datetime(table["feature_cut_date"]) == cut]
+        if rows.empty:
+            have = sorted({f"{d:%Y-%m-%d}" for d in pd.to_datetime(table["feature_cut_date"])})
+            raise ValueError(
+                f"no store statistics for the cut {cut:%Y-%m-%d} in {STORE_STATS_TABLE} (it has {have or 'no cuts'}): "
+                "rebuild the dbt models, with the vars backtest_folds / backtest_horizon_days matching the training folds"
+            )
+
+        def grain(name: str, keys: list[str], columns: dict[str, str]) -> pd.DataFrame:
+            g = rows.loc[rows["grain"] == name]
+            idx = g[keys].astype({"is_promo": bool} if "is_promo" in keys else {})
+            out = pd.DataFrame({new: g[old].astype("float64").to_numpy() for new, old in columns.items()},
+                               index=pd.MultiIndex.from_frame(idx) if len(keys) > 1 else pd.Index(idx[keys[0]]))
+            return out
+
+        medians = {"sales_median_quarter": "sales_median_quarter", "customers_median_quarter": "customers_median_quarter"}
+        store = grain("store", ["store_id"], {
+            "store_log_sales_mean": "log_sales_mean_year",
+            "store_log_sales_median": "sales_median_year",
+            "store_log_sales_std": "log_sales_std_year",
+            "store_recent_log_sales_mean": "log_sales_mean_quarter",
+            "store_log_customers_mean": "log_customers_mean_year",
+            "store_sales_per_customer": "sales_per_customer_year",
+            "store_open_share": "open_share_year",
+            "sales_median_year": "sales_median_year",
+            "customers_median_year": "customers_median_year",
+            **medians,
+        })
+        store["store_log_sales_median"] = np.log1p(store["store_log_sales_median"])
+        store["store_recent_log_sales_mean"] = store["store_recent_log_sales_mean"].fillna(store["store_log_sales_mean"])
+        store_dow = grain("store_dow", ["store_id", "day_of_week"], {
+            "store_dow_log_sales_mean": "log_sales_mean_year",
+            "store_dow_log_customers_mean": "log_customers_mean_year",
+            **medians,
+        })
+        store_promo = grain("store_promo", ["store_id", "is_promo"], {"store_promo_log_sales_mean": "log_sales_mean_year"})
+        store_dow_promo = grain("store_dow_promo", ["store_id", "day_of_week", "is_promo"], {
+            "store_dow_promo_log_sales_mean": "log_sales_mean_year",
+            "store_dow_promo_log_sales_mean_quarter": "log_sales_mean_quarter",
+            **medians,
+        })
+        store_month = grain("store_month", ["store_id", "month"], {"store_month_log_sales_effect": "month_log_sales_effect"})
+        defaults = {c: float(store[c].median()) for c in store.columns}
+        return cls(store=store, store_dow=store_dow, store_promo=store_promo, store_dow_promo=store_dow_promo,
+                   store_month=store_month, global_defaults=defaults, feature_cut_date=cut)
 
 
-def compute_store_stats(train: pd.DataFrame, recent_days: int = 91) -> StoreStats:
-    """Store-level statistics from the (training) history rows only.
-
-    Only open days with sales > 0 enter the sales statistics.  ``recent_days`` sets the window (before the
-    last training date) for ``store_recent_log_sales_mean``.
-    """
-    hist = train.loc[train["is_history"]] if "is_history" in train.columns else train
-    d = _open_sold(hist)
-    if d.empty:
-        raise ValueError("compute_store_stats: no open history rows with sales > 0")
-    g = d.groupby("store_id")
-    store = pd.DataFrame(
-        {
-            "store_log_sales_mean": g["log_sales"].mean(),
-            "store_log_sales_median": g["log_sales"].median(),
-            "store_log_sales_std": g["log_sales"].std(ddof=0),
-            "store_log_customers_mean": g["log_customers"].mean(),
-            "store_sales_per_customer": g["sales"].sum() / g["customers"].sum().clip(lower=1.0),
-        }
-    )
-    n_days = hist.groupby("store_id").size()
-    n_open = hist.loc[hist["is_open"]].groupby("store_id").size()
-    store["store_open_share"] = (n_open.reindex(n_days.index).fillna(0) / n_days).reindex(store.index)
-    end = pd.Timestamp(hist["sale_date"].max())
-    recent = d.loc[d["sale_date"] > end - pd.Timedelta(days=recent_days)]
-    store["store_recent_log_sales_mean"] = recent.groupby("store_id")["log_sales"].mean().reindex(store.index)
-    store["store_recent_log_sales_mean"] = store["store_recent_log_sales_mean"].fillna(store["store_log_sales_mean"])
-
-    store_dow = d.groupby(["store_id", "day_of_week"])["log_sales"].mean().to_frame("store_dow_log_sales_mean")
-    store_promo = d.groupby(["store_id", "is_promo"])["log_sales"].mean().to_frame("store_promo_log_sales_mean")
-    store_dow_promo = (
-        d.groupby(["store_id", "day_of_week", "is_promo"])["log_sales"].mean().to_frame("store_dow_promo_log_sales_mean")
-    )
-    # Month effect: mean log sales in the month minus the store's mean (seasonality), shrunk toward 0 when thin.
-    sm = d.groupby(["store_id", "month"])["log_sales"].agg(["mean", "size"])
-    base = store["store_log_sales_mean"].reindex(sm.index.get_level_values("store_id")).to_numpy()
-    shrink = sm["size"].to_numpy() / (sm["size"].to_numpy() + 10.0)
-    store_month = pd.DataFrame({"store_month_log_sales_effect": (sm["mean"].to_numpy() - base) * shrink}, index=sm.index)
-    defaults = {c: float(store[c].median()) for c in store.columns}
-    return StoreStats(
-        store=store,
-        store_dow=store_dow,
-        store_promo=store_promo,
-        store_dow_promo=store_dow_promo,
-        store_month=store_month,
-        global_defaults=defaults,
-        train_start=pd.Timestamp(hist["sale_date"].min()),
-        train_end=end,
-    )
-
-
-def _lookup(frame: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def stats_lookup(frame: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     idx = pd.MultiIndex.from_frame(frame[keys]) if len(keys) > 1 else pd.Index(frame[keys[0]])
     return table.reindex(idx).reset_index(drop=True)
 
@@ -210,30 +223,32 @@ def _lookup(frame: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.Dat
 def add_store_stats(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
     """Return a copy of ``frame`` with the STORE_STAT_FEATURES columns joined on (row order kept).
 
-    Fallbacks: store x weekday / store x promo / store x weekday x promo -> store mean; month effect -> 0;
-    unknown store -> median over stores.
+    Fallbacks: store x weekday / store x promo -> store mean; store x weekday x promo -> store x weekday
+    (the quarter's mean -> the year's); month effect -> 0; a store without statistics -> the median over stores.
     """
     out = frame.reset_index(drop=True).copy()
     keys = out[["store_id", "day_of_week", "month", "is_promo"]].copy()
     keys["is_promo"] = keys["is_promo"].astype(bool)
-    st = _lookup(keys, stats.store, ["store_id"])
-    for col in stats.store.columns:
+    st = stats_lookup(keys, stats.store, ["store_id"])
+    for col in STORE_LEVEL_FEATURES:
         out[col] = st[col].fillna(stats.global_defaults[col]).to_numpy()
-    mean = out["store_log_sales_mean"].to_numpy()
-    out["store_dow_log_sales_mean"] = _lookup(keys, stats.store_dow, ["store_id", "day_of_week"]).iloc[:, 0].fillna(
-        pd.Series(mean)
-    ).to_numpy()
-    out["store_promo_log_sales_mean"] = _lookup(keys, stats.store_promo, ["store_id", "is_promo"]).iloc[:, 0].fillna(
-        pd.Series(mean)
-    ).to_numpy()
+    mean = pd.Series(out["store_log_sales_mean"].to_numpy())
+    dow = stats_lookup(keys, stats.store_dow, ["store_id", "day_of_week"])
+    out["store_dow_log_sales_mean"] = dow["store_dow_log_sales_mean"].fillna(mean).to_numpy()
+    out["store_dow_log_customers_mean"] = (
+        dow["store_dow_log_customers_mean"].fillna(pd.Series(out["store_log_customers_mean"].to_numpy())).to_numpy()
+    )
+    promo = stats_lookup(keys, stats.store_promo, ["store_id", "is_promo"])
+    out["store_promo_log_sales_mean"] = promo["store_promo_log_sales_mean"].fillna(mean).to_numpy()
+    dow_promo = stats_lookup(keys, stats.store_dow_promo, ["store_id", "day_of_week", "is_promo"])
     out["store_dow_promo_log_sales_mean"] = (
-        _lookup(keys, stats.store_dow_promo, ["store_id", "day_of_week", "is_promo"])
-        .iloc[:, 0]
-        .fillna(pd.Series(out["store_dow_log_sales_mean"].to_numpy()))
-        .to_numpy()
+        dow_promo["store_dow_promo_log_sales_mean"].fillna(pd.Series(out["store_dow_log_sales_mean"])).to_numpy()
+    )
+    out["store_dow_promo_log_sales_mean_quarter"] = (
+        dow_promo["store_dow_promo_log_sales_mean_quarter"].fillna(pd.Series(out["store_dow_promo_log_sales_mean"])).to_numpy()
     )
     out["store_month_log_sales_effect"] = (
-        _lookup(keys, stats.store_month, ["store_id", "month"]).iloc[:, 0].fillna(0.0).to_numpy()
+        stats_lookup(keys, stats.store_month, ["store_id", "month"]).iloc[:, 0].fillna(0.0).to_numpy()
     )
     return out
 
@@ -282,16 +297,21 @@ def numeric_matrix_column(s: pd.Series) -> np.ndarray:
     return pd.to_numeric(s, errors="coerce").astype("float64").to_numpy(dtype="float64", na_value=np.nan)
 
 
-def tabular_training_rows(train_df: pd.DataFrame, recent_days: int) -> tuple[pd.DataFrame, "StoreStats"]:
-    """Open history days with sales > 0 (what the tabular models learn from) and the store statistics
-    computed from the history of ``train_df`` only."""
+def tabular_training_rows(train_df: pd.DataFrame, stats: StoreStats | None) -> pd.DataFrame:
+    """Open history days with sales > 0 (what the tabular models learn from), checked against the cut of
+    ``stats``: it must be the day after the last training day (later statistics would leak the forecast
+    window into the features, earlier ones would not describe the training rows)."""
+    if stats is None:
+        raise ValueError(f"the tabular models need the store statistics of their training cut ({STORE_STATS_TABLE})")
     hist = train_df.loc[train_df["is_history"]] if "is_history" in train_df.columns else train_df
-    stats = compute_store_stats(hist, recent_days=recent_days)
-    rows = hist.loc[hist["is_open"].astype(bool) & (hist["sales"] > 0)].reset_index(drop=True)
-    return rows, stats
+    last = pd.Timestamp(hist["sale_date"].max())
+    if stats.feature_cut_date != last + pd.Timedelta(days=1):
+        raise ValueError(f"store statistics of the cut {stats.feature_cut_date:%Y-%m-%d} do not belong to training "
+                         f"data ending {last:%Y-%m-%d} (the cut must be the next day)")
+    return hist.loc[hist["is_open"].astype(bool) & (hist["sales"] > 0)].reset_index(drop=True)
 
 
-def tabular_design(frame: pd.DataFrame, stats: "StoreStats", numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+def tabular_design(frame: pd.DataFrame, stats: StoreStats, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
     """The tabular models' input: store statistics joined on, numerics as float (NULL -> NaN, a missing
     column all NaN), categoricals as text with 'missing' for NULL."""
     x = add_store_stats(frame, stats)

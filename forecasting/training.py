@@ -41,7 +41,7 @@ from forecasting.backtest import (
     make_folds,
 )
 from forecasting.evaluation import rmspe
-from forecasting.features import history_rows, plan_rows, prepare_frame
+from forecasting.features import StoreStats, history_rows, plan_rows, prepare_frame
 from forecasting.models import MODEL_NAMES, get_model
 
 FORECAST_COLUMNS = [
@@ -157,11 +157,13 @@ def train_and_forecast(
     horizon_days: int = 42,
     interval: float = DEFAULT_INTERVAL,
     n_folds: int = DEFAULT_FOLDS,
+    store_stats: pd.DataFrame | None = None,
 ) -> TrainedModel:
     """Backtest, refit on all history, forecast the plan rows and save artifacts (see module docstring).
 
-    ``frame``: marts.fct_store_daily_features rows (history and plan).  ``params`` override the model's
-    DEFAULT_PARAMS.  Returns a :class:`TrainedModel`; artifacts go to ``models_dir/<model>/<version>/``.
+    ``frame``: marts.fct_store_daily_features rows (history and plan); ``store_stats``: marts.agg_store_sales_stats
+    rows with every fold's cut and the forecast cut (:func:`forecasting.features.load_store_stats_table`; the LSTM
+    alone can do without).  ``params`` override the model's DEFAULT_PARAMS.  Returns a :class:`TrainedModel`; artifacts go to ``models_dir/<model>/<version>/``.
     """
     t_all = time.perf_counter()
     module = get_model(model_name)
@@ -181,7 +183,7 @@ def train_and_forecast(
         f"{hist['store_id'].nunique()} stores; history {hist['sale_date'].min():%Y-%m-%d}..{hist['sale_date'].max():%Y-%m-%d} "
         f"({len(hist):,} rows), {len(folds)} folds of {horizon_days} days, plan {len(plan):,} rows",
     )
-    bt = run_backtest(model_name, module, hist, p, folds, log=lambda m: _log(model_name, m))
+    bt = run_backtest(model_name, module, hist, p, folds, store_stats, log=lambda m: _log(model_name, m))
     timings["fit_backtests"] = sum(t["fit_s"] for t in bt.timings.values())
     timings["predict_backtests"] = sum(t["predict_s"] for t in bt.timings.values())
     timings["fit_train"] = bt.timings[VALIDATION]["fit_s"]
@@ -200,11 +202,12 @@ def train_and_forecast(
         f"mean rmspe over folds {extra['mean_backtest_rmspe']:.4f}",
     )
 
+    plan_start = pd.Timestamp(hist["sale_date"].max()) + pd.Timedelta(days=1)
     t = time.perf_counter()
     if hasattr(module, "refit"):
         final = module.refit(bt.last_fitted, hist, p)
     else:
-        final = module.fit(hist, p)
+        final = module.fit(hist, p, None if store_stats is None else StoreStats.from_table(store_stats, plan_start))
     timings["fit_full"] = time.perf_counter() - t
     _log(model_name, f"refit on all history {timings['fit_full']:.1f}s")
 
@@ -213,7 +216,6 @@ def train_and_forecast(
         _log(model_name, "WARNING: no plan rows, the forecast is empty")
     ppred = module.predict(final, hist, plan)
     timings["predict_plan"] = time.perf_counter() - t
-    plan_start = pd.Timestamp(hist["sale_date"].max()) + pd.Timedelta(days=1)
     horizon_day = (pd.to_datetime(ppred["sale_date"]) - plan_start).dt.days.to_numpy()
     lo, hi = apply_factors(ppred["sales_pred"], horizon_day, factors)
 

@@ -214,6 +214,18 @@ def build_sample_warehouse(
     return info
 
 
+def _store_stats(history: pd.DataFrame):
+    """The dbt store statistics of the sample history at the forecast cut (built in a scratch warehouse)."""
+    import tempfile
+
+    from forecasting.features import StoreStats
+    from forecasting.warehouse import build_store_stats
+
+    with tempfile.TemporaryDirectory(prefix="sample_stats_") as scratch:
+        table = build_store_stats(history, Path(scratch) / "stats.duckdb")
+    return StoreStats.from_table(table, pd.Timestamp(history["sale_date"].max()) + pd.Timedelta(days=1))
+
+
 def _write_models(con, info: SampleWarehouse, frame: pd.DataFrame, sales: np.ndarray, is_history: np.ndarray,
                   days: pd.DataFrame, rng: np.random.Generator, *, models_dir: Path | None,
                   fit_random_forest: bool, generation: int) -> None:
@@ -236,7 +248,7 @@ def _write_models(con, info: SampleWarehouse, frame: pd.DataFrame, sales: np.nda
 
                 artifact.mkdir(parents=True, exist_ok=True)
                 params = {**random_forest.FAST_PARAMS, "n_jobs": 1}
-                random_forest.save(random_forest.fit(history, params), artifact)
+                random_forest.save(random_forest.fit(history, params, _store_stats(history)), artifact)
             pred = plan_truth * rng.lognormal(0, rmspe, len(plan_truth))
             forecasts = pd.DataFrame({
                 "store_id": plan["store_id"].astype("int32"),

@@ -23,7 +23,7 @@ from forecasting.features import extra_feature_columns, history_rows, prepare_fr
 from forecasting.models import get_model
 from forecasting.training import champion, train_and_forecast, train_blend
 from forecasting.writeback import write_model_outputs
-from test_models import make_frame  # tests/ is on sys.path (rootdir-relative import, no package)
+from test_models import fit, make_frame, store_stats_table  # tests/ is on sys.path (rootdir-relative, no package)
 
 H = 42
 
@@ -66,9 +66,9 @@ class Spy:
         self.seen = []
         self.base = get_model("baseline")
 
-    def fit(self, train, params):
-        self.seen.append((train["sale_date"].max(), train["sales"].sum()))
-        return self.base.fit(train, params)
+    def fit(self, train, params, stats):
+        self.seen.append((train["sale_date"].max(), train["sales"].sum(), stats.feature_cut_date))
+        return self.base.fit(train, params, stats)
 
     def predict(self, fitted, context, target):
         assert context["sale_date"].max() < target["sale_date"].min()
@@ -78,15 +78,16 @@ class Spy:
 def test_each_fold_fits_only_on_data_before_its_cut(hist):
     folds = make_folds(hist, 3, H)
     spy = Spy()
-    res = run_backtest("spy", spy, hist, {"recent_days": 91}, folds)
+    res = run_backtest("spy", spy, hist, {}, folds, store_stats_table(hist))
     assert [s[0] for s in spy.seen] == [f.cutoff for f in folds]
+    assert [s[2] for s in spy.seen] == [f.start for f in folds]  # each fold gets the statistics of its own cut
     assert list(dict.fromkeys(res.predictions["split"])) == [f.split for f in folds]
     assert list(res.predictions.columns) == FOLD_COLUMNS
     # changing actuals inside a fold's window does not change that fold's forecast
     poisoned = hist.copy()
     inside = poisoned["sale_date"] > folds[-1].cutoff
     poisoned.loc[inside, "sales"] *= 10
-    again = run_backtest("spy", Spy(), poisoned, {"recent_days": 91}, folds)
+    again = run_backtest("spy", Spy(), poisoned, {}, folds, store_stats_table(poisoned))
     v = res.predictions["split"] == VALIDATION
     np.testing.assert_allclose(res.predictions.loc[v, "sales_pred"], again.predictions.loc[v, "sales_pred"])
 
@@ -135,7 +136,8 @@ def test_blend_weights_fix_bias_and_prefer_the_better_model():
 def test_train_blend_champion_and_writeback(frame, tmp_path):
     members = {}
     for name in ("baseline", "hist_gradient_boosting"):
-        tm = train_and_forecast(name, frame, get_model(name).FAST_PARAMS, models_dir=tmp_path)
+        tm = train_and_forecast(name, frame, get_model(name).FAST_PARAMS, models_dir=tmp_path,
+                                store_stats=store_stats_table(frame))
         members[name] = {"backtest": tm.backtest, "forecast": tm.forecast, "registry": tm.registry_frame(),
                          "metrics": tm.metrics}
     bl = train_blend(members, tmp_path)
@@ -167,7 +169,7 @@ def test_permutation_importance_and_charts(frame, hist):
     module = get_model("hist_gradient_boosting")
     folds = make_folds(hist, 3, H)
     train, target = fold_frames(hist, folds[-1])
-    fitted = module.fit(train, module.FAST_PARAMS)
+    fitted = fit("hist_gradient_boosting", train, table=store_stats_table(hist))
     imp = permutation_importance(module, fitted, train, target)
     assert {"store_id", "is_promo", "day_of_week"} <= set(imp["feature"])
     assert imp.iloc[0]["importance"] > 0
@@ -187,7 +189,7 @@ def test_extra_mart_columns_are_used_when_present_and_sales_columns_never(frame)
     h = history_rows(f)
     for name in ("random_forest", "hist_gradient_boosting"):
         m = get_model(name)
-        fitted = m.fit(h, m.FAST_PARAMS)
+        fitted = fit(name, h, table=store_stats_table(h))
         cols = fitted.feature_columns
         assert "days_to_easter" in cols and "state_group" in cols and "store_sales_rolling_mean" not in cols
         p = m.predict(fitted, h, f.loc[~f["is_history"]])

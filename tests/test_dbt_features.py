@@ -1,6 +1,6 @@
 """The leakage-free calendar / event features of marts.fct_store_daily_features (the columns after
 the contract's 27: int_store_day_event_features, int_calendar_events, int_store_state_groups,
-int_store_closure_spells) and the cut-parameterised int_store_sales_stats, on tiny hand-made data.
+int_store_closure_spells) and the per-cut store statistics (int_feature_cuts, agg_store_sales_stats), on tiny hand-made data.
 
 The data set (five stores, history 2014-12-01 .. 2015-04-30, raw.plan empty -> assumed calendar):
   state holidays (every store): 2014-12-25/26 'c', 2015-01-01 'a', Good Friday 2015-04-03 'b',
@@ -364,17 +364,17 @@ def expected_stats(history: pd.DataFrame, cut: pd.Timestamp) -> pd.DataFrame:
         spc=lambda d: d["spc"] / h.groupby(["Store", "DayOfWeek", "Promo"])["Customers"].sum().to_numpy())
 
 
-def test_store_sales_stats_use_only_days_before_the_cut(built):
-    wh, workdir, history = built["warehouse"], built["workdir"], built["history"]
-    # default: the day after the last history date
-    assert scalar(wh, "select distinct feature_cut_date from intermediate.int_store_sales_stats") == (
-        pd.Timestamp("2015-05-01").date())
+def test_store_sales_stats_use_only_days_before_each_cut(built):
+    wh, history = built["warehouse"], built["history"]
+    # the cuts: the day after the last history date and every 42 days before it (3 backtest folds)
+    cuts = query(wh, "select * from intermediate.int_feature_cuts order by folds_before_end")
+    assert [str(d)[:10] for d in cuts["feature_cut_date"]] == ["2015-05-01", "2015-03-20", "2015-02-06", "2014-12-26"]
+    assert list(cuts["cut_kind"]) == ["forecast", "validation", "backtest", "backtest"]
+    all_stats = query(wh, "select * from marts.agg_store_sales_stats")
+    assert set(pd.to_datetime(all_stats["feature_cut_date"])) == set(pd.to_datetime(cuts["feature_cut_date"]))
 
-    cut = pd.Timestamp("2015-03-18")
-    assert_ok(run_dbt(workdir, wh, "build", "--select", "int_store_sales_stats",
-                      "--vars", "{feature_cut_date: '2015-03-18'}"))
-    stats = query(wh, "select * from intermediate.int_store_sales_stats")
-    assert (pd.to_datetime(stats["feature_cut_date"]) == cut).all()
+    cut = pd.Timestamp("2015-03-20")
+    stats = all_stats[pd.to_datetime(all_stats["feature_cut_date"]) == cut]
     fine = stats[stats["grain"] == "store_dow_promo"].sort_values(["store_id", "day_of_week", "is_promo"])
     exp = expected_stats(history, cut)
     assert len(fine) == len(exp)
@@ -390,8 +390,19 @@ def test_store_sales_stats_use_only_days_before_the_cut(built):
     assert s1["n_days_quarter"] == len(q1)
     assert s1["sales_mean_quarter"] == pytest.approx(q1["Sales"].mean())
     assert s1["customers_median_quarter"] == pytest.approx(q1["Customers"].median())
+    assert s1["log_sales_mean_quarter"] == pytest.approx(np.log1p(q1["Sales"]).mean())
+    # open share: store 2 (closed Sundays, holidays and three extra days) over all its rows before the cut
+    h2_all = history[(history["Store"] == 2) & (history["Date"] < cut)]
+    s2 = stats[(stats["grain"] == "store") & (stats["store_id"] == 2)].iloc[0]
+    assert s2["open_share_year"] == pytest.approx((h2_all["Open"] == 1).mean())
+    # month effect: the month's mean log sales minus the store's, shrunk by n / (n + 10)
+    y1 = history[(history["Store"] == 1) & (history["Date"] < cut) & (history["Open"] == 1) & (history["Sales"] > 0)]
+    jan = y1[y1["Date"].dt.month == 1]
+    m1 = stats[(stats["grain"] == "store_month") & (stats["store_id"] == 1) & (stats["month"] == 1)].iloc[0]
+    effect = (np.log1p(jan["Sales"]).mean() - np.log1p(y1["Sales"]).mean()) * len(jan) / (len(jan) + 10)
+    assert m1["month_log_sales_effect"] == pytest.approx(effect)
     # rolled-up grains
-    assert set(stats["grain"]) == {"store", "store_dow", "store_promo", "store_dow_promo"}
+    assert set(stats["grain"]) == {"store", "store_dow", "store_promo", "store_dow_promo", "store_month"}
     promo = stats[(stats["grain"] == "store_promo") & (stats["store_id"] == 2)].set_index("is_promo")
     h2 = history[(history["Store"] == 2) & (history["Date"] < cut) & (history["Open"] == 1)]
     assert promo.loc[True, "sales_mean_year"] == pytest.approx(h2.loc[h2["Promo"] == 1, "Sales"].mean())

@@ -2,6 +2,8 @@
 
 import json
 import re
+import tempfile
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -13,8 +15,8 @@ from forecasting.features import (
     CATEGORICAL_FEATURES,
     NUMERIC_FEATURES,
     STORE_STAT_FEATURES,
+    StoreStats,
     add_store_stats,
-    compute_store_stats,
     history_rows,
     load_feature_frame,
     plan_rows,
@@ -23,6 +25,7 @@ from forecasting.features import (
 )
 from forecasting.models import MODEL_NAMES, PREDICTION_COLUMNS, get_model
 from forecasting.training import FORECAST_COLUMNS, train_and_forecast
+from forecasting.warehouse import build_store_stats
 
 HORIZON = 42
 
@@ -86,9 +89,39 @@ def make_frame(n_stores=4, n_days=200, plan_days=HORIZON, seed=0, gap_store=2):
     return frame.reset_index(drop=True)
 
 
+_STATS_CACHE: dict[int, pd.DataFrame] = {}
+_STATS_DIR = tempfile.TemporaryDirectory(prefix="test_store_stats_")
+
+
+def store_stats_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """marts.agg_store_sales_stats of the frame's history, built by dbt (cached per history content)."""
+    hist = history_rows(frame)
+    key = int(pd.util.hash_pandas_object(hist[["store_id", "sale_date", "sales", "customers", "is_open", "is_promo"]],
+                                         index=False).sum())
+    if key not in _STATS_CACHE:
+        _STATS_CACHE[key] = build_store_stats(hist, Path(_STATS_DIR.name) / f"{key & 0xFFFFFFFF}.duckdb")
+    return _STATS_CACHE[key]
+
+
+def stats_for(train: pd.DataFrame, table: pd.DataFrame | None = None) -> StoreStats:
+    """The store statistics a model trained on ``train`` gets: the cut after its last day."""
+    table = store_stats_table(train) if table is None else table
+    return StoreStats.from_table(table, train["sale_date"].max() + pd.Timedelta(days=1))
+
+
+def fit(name: str, train: pd.DataFrame, params: dict | None = None, table: pd.DataFrame | None = None):
+    module = get_model(name)
+    return module.fit(train, module.FAST_PARAMS if params is None else params, stats_for(train, table))
+
+
 @pytest.fixture(scope="module")
 def frame():
     return prepare_frame(make_frame())
+
+
+@pytest.fixture(scope="module")
+def stats_table(frame):
+    return store_stats_table(frame)
 
 
 @pytest.fixture(scope="module")
@@ -137,46 +170,58 @@ def test_load_feature_frame_roundtrip(tmp_path):
     duckdb.connect(str(db)).close()  # the loader closed its (read-only) connection
 
 
-def test_store_stats_from_train_only_no_leakage(frame, split):
+def test_store_stats_of_a_cut_join_on_every_row(frame, split, stats_table):
     train, valid = split
-    stats = compute_store_stats(train)
-    assert stats.train_end == train["sale_date"].max()
+    stats = stats_for(train, stats_table)
+    assert stats.feature_cut_date == valid["sale_date"].min()
     feats = add_store_stats(valid, stats)
     assert set(STORE_STAT_FEATURES) <= set(feats.columns)
     assert not feats[STORE_STAT_FEATURES].isna().any().any()
-    # changing the history outside the training window must not change the statistics or features
-    hist2 = history_rows(frame).copy()
-    in_valid = hist2["sale_date"] > train["sale_date"].max()
-    hist2.loc[in_valid, ["sales", "customers"]] *= 10
-    train2, valid2 = validation_split(hist2, HORIZON)
-    feats2 = add_store_stats(valid2, compute_store_stats(train2))
-    pd.testing.assert_frame_equal(feats[STORE_STAT_FEATURES], feats2[STORE_STAT_FEATURES])
-    tr_feats = add_store_stats(train, stats)[STORE_STAT_FEATURES]
-    tr_feats2 = add_store_stats(train2, compute_store_stats(train2))[STORE_STAT_FEATURES]
-    pd.testing.assert_frame_equal(tr_feats, tr_feats2)
-    # and the statistics do move when training sales change (they are not constant)
-    train3 = train.copy()
-    train3["sales"] *= 2
-    assert not np.allclose(
-        add_store_stats(valid, compute_store_stats(train3))["store_log_sales_mean"], feats["store_log_sales_mean"]
-    )
+    # the dbt statistics are the training rows' own: store 1's mean log sales over the year before the cut
+    t1 = train.loc[(train["store_id"] == 1) & train["is_open"] & (train["sales"] > 0)
+                   & (train["sale_date"] >= stats.feature_cut_date - pd.Timedelta(days=364))]
+    assert feats.loc[feats["store_id"] == 1, "store_log_sales_mean"].iloc[0] == pytest.approx(np.log1p(t1["sales"]).mean())
+    # store x weekday x promo differs from the store mean (the grain is really used)
+    assert feats["store_dow_promo_log_sales_mean"].nunique() > feats["store_id"].nunique()
 
 
-def test_store_stats_fallback_for_unknown_store(split):
+def test_store_stats_ignore_the_window_being_forecast(frame, split, stats_table):
+    """Scaling validation-window sales tenfold changes nothing at the validation cut (dbt rebuilt on it)."""
     train, valid = split
-    stats = compute_store_stats(train)
+    poisoned = history_rows(frame).copy()
+    poisoned.loc[poisoned["sale_date"] >= valid["sale_date"].min(), ["sales", "customers"]] *= 10
+    table2 = store_stats_table(poisoned)
+    feats = add_store_stats(valid, stats_for(train, stats_table))[STORE_STAT_FEATURES]
+    pd.testing.assert_frame_equal(feats, add_store_stats(valid, stats_for(train, table2))[STORE_STAT_FEATURES])
+    # ...while the forecast cut, which includes that window, does move
+    last_cut = poisoned["sale_date"].max() + pd.Timedelta(days=1)
+    a = StoreStats.from_table(stats_table, last_cut).store["store_log_sales_mean"]
+    b = StoreStats.from_table(table2, last_cut).store["store_log_sales_mean"]
+    assert (b > a).all()
+
+
+def test_store_stats_fallback_for_unknown_store_and_missing_cut(split, stats_table):
+    train, valid = split
     other = valid.head(3).assign(store_id=999)
-    feats = add_store_stats(other, stats)
+    feats = add_store_stats(other, stats_for(train, stats_table))
     assert not feats[STORE_STAT_FEATURES].isna().any().any()
+    with pytest.raises(ValueError, match="no store statistics for the cut 2014-09-05"):
+        StoreStats.from_table(stats_table, "2014-09-05")
+    with pytest.raises(ValueError, match="need the store statistics"):
+        get_model("baseline").fit(train, {}, None)
+    # statistics of another cut are refused: they would leak (later cut) or not describe the rows (earlier)
+    with pytest.raises(ValueError, match="do not belong to training data"):
+        get_model("random_forest").fit(train, _fast("random_forest"),
+                                       StoreStats.from_table(stats_table, train["sale_date"].max() + pd.Timedelta(days=43)))
 
 
 # --------------------------------------------------------------------------------------------- models
 
 
 @pytest.fixture(scope="module")
-def fitted_models(split):
+def fitted_models(split, stats_table):
     train, _ = split
-    return {name: get_model(name).fit(train, _fast(name)) for name in MODEL_NAMES}
+    return {name: fit(name, train, table=stats_table) for name in MODEL_NAMES}
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -225,7 +270,7 @@ def test_predictions_ignore_validation_actuals(name, frame, split, fitted_models
     pd.testing.assert_frame_equal(train, train2)
     p1 = module.predict(fitted_models[name], train, valid)
     # the context may even contain the (changed) validation rows: they must be ignored
-    p2 = module.predict(module.fit(train2, _fast(name)), hist2, valid2)
+    p2 = module.predict(fit(name, train2), hist2, valid2)
     np.testing.assert_allclose(p1["sales_pred"], p2["sales_pred"], rtol=1e-5)
 
 
@@ -268,8 +313,9 @@ def test_lstm_windows_handle_gaps_and_long_plans(frame, split):
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_train_and_forecast_writes_artifacts(name, frame, tmp_path):
-    tm = train_and_forecast(name, frame, _fast(name), models_dir=tmp_path, horizon_days=HORIZON)
+def test_train_and_forecast_writes_artifacts(name, frame, stats_table, tmp_path):
+    tm = train_and_forecast(name, frame, _fast(name), models_dir=tmp_path, horizon_days=HORIZON,
+                            store_stats=stats_table)
     assert re.fullmatch(r"\d{8}T\d{12}Z", tm.model_version)
     vdir = tmp_path / name / tm.model_version
     assert vdir.is_dir() and str(vdir.resolve()) == tm.artifact_path
@@ -318,8 +364,8 @@ def test_train_and_forecast_writes_artifacts(name, frame, tmp_path):
     np.testing.assert_allclose(again["sales_pred"].to_numpy(), fc["sales_pred"].to_numpy(), rtol=1e-5)
 
 
-def test_two_runs_get_distinct_versions(frame, tmp_path):
-    a = train_and_forecast("baseline", frame, None, models_dir=tmp_path)
-    b = train_and_forecast("baseline", frame, None, models_dir=tmp_path)
+def test_two_runs_get_distinct_versions(frame, stats_table, tmp_path):
+    a = train_and_forecast("baseline", frame, None, models_dir=tmp_path, store_stats=stats_table)
+    b = train_and_forecast("baseline", frame, None, models_dir=tmp_path, store_stats=stats_table)
     assert a.model_version != b.model_version
     assert sorted(p.name for p in (tmp_path / "baseline").iterdir()) == sorted([a.model_version, b.model_version])

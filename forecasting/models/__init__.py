@@ -2,12 +2,14 @@
 
 Every model module exposes plain functions::
 
-    fit(train_df, params) -> fitted
+    fit(train_df, params, stats) -> fitted
     predict(fitted, context_df, target_df) -> DataFrame[store_id, sale_date, sales_pred, customers_pred]
     save(fitted, directory) -> Path        # writes the model artifact(s) into an existing directory
     load(directory) -> fitted
     DEFAULT_PARAMS, FAST_PARAMS            # dicts; FAST_PARAMS is small enough for unit tests
 
+``stats`` is the :class:`forecasting.features.StoreStats` of the training cut (the dbt store statistics of the
+day after ``train_df``'s last day); the LSTM, which scales each store itself, ignores it.
 ``train_df`` / ``context_df`` are history rows of ``marts.fct_store_daily_features`` (``context_df`` is the
 history available at forecast time; models that need no recent context ignore it), ``target_df`` are the rows
 to forecast (their sales/customers are never read).  The prediction frame has one row per ``target_df`` row in

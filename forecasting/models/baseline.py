@@ -1,8 +1,9 @@
 """Seasonal-median baseline.
 
-Forecast = median sales (and customers) per store x day_of_week x is_promo over the last ``recent_days`` of the
-training history (open days with sales > 0).  Fallbacks, in order: store x day_of_week, store (recent window),
-store (whole training history), median over stores.  Closed days -> 0.
+Forecast = median sales (and customers) per store x day_of_week x is_promo over the 91 days before the training
+cut (open days with sales > 0), read from the dbt statistics of that cut (``marts.agg_store_sales_stats`` via
+:class:`forecasting.features.StoreStats`).  Fallbacks, in order: store x day_of_week (quarter), store (quarter),
+store (year), median over stores.  Closed days -> 0.
 """
 
 from __future__ import annotations
@@ -14,60 +15,46 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from forecasting.features import StoreStats, stats_lookup, tabular_training_rows
 from forecasting.models import prediction_frame
 
-DEFAULT_PARAMS: dict = {"recent_days": 91}
-FAST_PARAMS: dict = {"recent_days": 91}
+DEFAULT_PARAMS: dict = {}
+FAST_PARAMS: dict = {}
 ARTIFACT = "model.joblib"
 
 
 @dataclass
 class BaselineModel:
     params: dict
-    tables: list  # [(keys, DataFrame indexed by keys with columns sales, customers)], most specific first
-    global_median: dict
-    train_end: pd.Timestamp
+    stats: StoreStats
 
 
-def _medians(d: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    return d.groupby(keys)[["sales", "customers"]].median()
-
-
-def fit(train_df: pd.DataFrame, params: dict | None = None) -> BaselineModel:
-    p = {**DEFAULT_PARAMS, **(params or {})}
-    hist = train_df.loc[train_df["is_history"]] if "is_history" in train_df.columns else train_df
-    d = hist.loc[hist["is_open"].astype(bool) & (hist["sales"] > 0), ["store_id", "sale_date", "day_of_week", "is_promo", "sales", "customers"]].copy()
-    if d.empty:
+def fit(train_df: pd.DataFrame, params: dict | None = None, stats: StoreStats | None = None) -> BaselineModel:
+    rows = tabular_training_rows(train_df, stats)
+    if rows.empty:
         raise ValueError("baseline.fit: no open history rows with sales > 0")
-    d["is_promo"] = d["is_promo"].astype(bool)
-    end = pd.Timestamp(d["sale_date"].max())
-    recent = d.loc[d["sale_date"] > end - pd.Timedelta(days=int(p["recent_days"]))]
-    tables = [
-        (["store_id", "day_of_week", "is_promo"], _medians(recent, ["store_id", "day_of_week", "is_promo"])),
-        (["store_id", "day_of_week"], _medians(recent, ["store_id", "day_of_week"])),
-        (["store_id"], _medians(recent, ["store_id"])),
-        (["store_id"], _medians(d, ["store_id"])),
-    ]
-    glob = {"sales": float(d["sales"].median()), "customers": float(d["customers"].median())}
-    return BaselineModel(params=p, tables=tables, global_median=glob, train_end=end)
+    return BaselineModel(params={**DEFAULT_PARAMS, **(params or {})}, stats=stats)
 
 
 def predict(fitted: BaselineModel, context_df: pd.DataFrame | None, target_df: pd.DataFrame) -> pd.DataFrame:
-    """``context_df`` is unused (the medians come from the fitted training window)."""
+    """``context_df`` is unused (the medians are those of the training cut)."""
     keys = target_df[["store_id", "day_of_week", "is_promo"]].reset_index(drop=True).copy()
     keys["is_promo"] = keys["is_promo"].astype(bool)
-    sales = np.full(len(keys), np.nan)
-    cust = np.full(len(keys), np.nan)
-    for cols, table in fitted.tables:
-        idx = pd.MultiIndex.from_frame(keys[cols]) if len(cols) > 1 else pd.Index(keys[cols[0]])
-        hit = table.reindex(idx)
-        need = np.isnan(sales)
-        sales[need] = hit["sales"].to_numpy(float)[need]
-        need_c = np.isnan(cust)
-        cust[need_c] = hit["customers"].to_numpy(float)[need_c]
-    sales[np.isnan(sales)] = fitted.global_median["sales"]
-    cust[np.isnan(cust)] = fitted.global_median["customers"]
-    return prediction_frame(target_df, sales, cust)
+    st = fitted.stats
+    levels = [
+        (st.store_dow_promo, ["store_id", "day_of_week", "is_promo"], "quarter"),
+        (st.store_dow, ["store_id", "day_of_week"], "quarter"),
+        (st.store, ["store_id"], "quarter"),
+        (st.store, ["store_id"], "year"),
+    ]
+    out = {}
+    for target in ("sales", "customers"):
+        value = np.full(len(keys), np.nan)
+        for table, cols, window in levels:
+            hit = stats_lookup(keys, table, cols)[f"{target}_median_{window}"].to_numpy(float)
+            value = np.where(np.isnan(value), hit, value)
+        out[target] = np.where(np.isnan(value), st.global_defaults[f"{target}_median_year"], value)
+    return prediction_frame(target_df, out["sales"], out["customers"])
 
 
 def save(fitted: BaselineModel, directory: str | Path) -> Path:

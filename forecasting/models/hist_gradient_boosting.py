@@ -45,7 +45,6 @@ DEFAULT_PARAMS: dict = {
     "min_samples_leaf": 40,
     "l2_regularization": 1.0,
     "max_bins": 255,
-    "recent_days": 91,
     "random_state": 42,
     # OpenMP threads for fit/predict.  1 by default: on a shared 2-core machine OpenMP's busy-waiting threads
     # collapse under contention (measured: 50 s with 2 threads vs 5 s with 1 on the default data while other
@@ -103,9 +102,9 @@ def build_pipeline(params: dict, numeric: list[str], categorical: list[str]) -> 
     return Pipeline([("features", pre), ("boosting", hgb)])
 
 
-def fit(train_df: pd.DataFrame, params: dict | None = None) -> HistGradientBoostingModel:
+def fit(train_df: pd.DataFrame, params: dict | None = None, stats: StoreStats | None = None) -> HistGradientBoostingModel:
     p = {**DEFAULT_PARAMS, **(params or {})}
-    rows, stats = tabular_training_rows(train_df, int(p["recent_days"]))
+    rows = tabular_training_rows(train_df, stats)
     numeric, categorical = _columns(rows)
     x = tabular_design(rows, stats, numeric, categorical)
     y = np.log1p(rows["sales"].to_numpy(float)) - x["store_dow_promo_log_sales_mean"].to_numpy()

@@ -448,7 +448,7 @@ def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
     return log, start, end
 
 
-def fit(train_df: pd.DataFrame, params: dict | None = None) -> LSTMModel:
+def fit(train_df: pd.DataFrame, params: dict | None = None, stats=None) -> LSTMModel:
     p = {**DEFAULT_PARAMS, **(params or {})}
     keras.utils.set_random_seed(int(p["seed"]))
     hist = _history_only(train_df)

@@ -45,7 +45,6 @@ DEFAULT_PARAMS: dict = {
     "max_features": 0.5,
     "max_samples": 150_000,  # rows per tree (int) or fraction (float); capped at the number of rows
     "target": "residual",  # "residual" (log deviation from store stats) or "log" (plain log1p)
-    "recent_days": 91,
     "n_jobs": -1,
     "random_state": 42,
     "verbose": 0,
@@ -117,9 +116,9 @@ def _offsets(x: pd.DataFrame, target: str) -> np.ndarray:
     raise ValueError(f"unknown target mode {target!r}")
 
 
-def fit(train_df: pd.DataFrame, params: dict | None = None) -> RandomForestModel:
+def fit(train_df: pd.DataFrame, params: dict | None = None, stats: StoreStats | None = None) -> RandomForestModel:
     p = {**DEFAULT_PARAMS, **(params or {})}
-    rows, stats = tabular_training_rows(train_df, int(p["recent_days"]))
+    rows = tabular_training_rows(train_df, stats)
     numeric, categorical = feature_lists(rows)
     x = _design(rows, stats, numeric, categorical)
     y = np.column_stack([np.log1p(rows["sales"].to_numpy(float)), np.log1p(rows["customers"].fillna(0).to_numpy(float))])

@@ -26,13 +26,14 @@ from forecasting.explain import (
     importance_chart_markdown,
     permutation_importance,
 )
-from forecasting.features import history_rows, load_feature_frame
+from forecasting.features import history_rows, load_feature_frame, load_store_stats_table
 from forecasting.models import MODEL_NAMES, get_model
 from forecasting.training import champion, default_params, fast_params, train_and_forecast, train_blend
 from forecasting.writeback import write_model_outputs
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 
 FEATURES_KEY = AssetKey(["marts", "fct_store_daily_features"])
+STORE_STATS_KEY = AssetKey(["marts", "agg_store_sales_stats"])
 ML_TABLES = {
     "store_sales_forecast": "Daily sales forecasts with 80% intervals per store, model and version.",
     "model_metrics": "Backtest and validation metrics (rmspe, rmse, mae, mape, coverage_80) per model version "
@@ -73,7 +74,7 @@ def _model_asset(model_name: str):
     @asset(
         name=model_name,
         key_prefix="models",
-        deps=[FEATURES_KEY],
+        deps=[FEATURES_KEY, STORE_STATS_KEY],
         group_name="models",
         kinds={MODEL_KINDS[model_name]},
         description=f"Trains the {model_name} model: rolling-origin backtests (backtest_1.., validation = the "
@@ -84,7 +85,8 @@ def _model_asset(model_name: str):
               training: TrainingSettings) -> Output[dict]:
         frame = load_feature_frame(warehouse.path)
         params = fast_params(model_name) if training.profile == "fast" else default_params(model_name)
-        trained = train_and_forecast(model_name, frame, params, paths.models_dir)
+        trained = train_and_forecast(model_name, frame, params, paths.models_dir,
+                                     store_stats=load_store_stats_table(warehouse.path))
         hist = history_rows(frame)
         context_rows, target_rows = fold_frames(hist, make_folds(hist)[-1])
         importance = permutation_importance(get_model(model_name), trained.fitted_validation, context_rows, target_rows)
