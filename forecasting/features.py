@@ -46,10 +46,12 @@ BOOLEAN_FEATURES = [
     "is_promo2_month",
 ]
 # Joined on by add_store_stats() from the dbt statistics of the training cut (marts.agg_store_sales_stats).
+# Windows before the cut: no suffix = the long run (3 years), ``year`` = 364 days, ``recent``/``quarter`` = 91 days.
 STORE_LEVEL_FEATURES = [
     "store_log_sales_mean",
     "store_log_sales_median",
     "store_log_sales_std",
+    "store_year_log_sales_mean",
     "store_recent_log_sales_mean",
     "store_log_customers_mean",
     "store_sales_per_customer",
@@ -60,6 +62,7 @@ STORE_STAT_FEATURES = STORE_LEVEL_FEATURES + [
     "store_dow_log_customers_mean",
     "store_promo_log_sales_mean",
     "store_dow_promo_log_sales_mean",
+    "store_dow_promo_log_sales_mean_year",
     "store_dow_promo_log_sales_mean_quarter",
     "store_month_log_sales_effect",
 ]
@@ -185,27 +188,30 @@ class StoreStats:
 
         medians = {"sales_median_quarter": "sales_median_quarter", "customers_median_quarter": "customers_median_quarter"}
         store = grain("store", ["store_id"], {
-            "store_log_sales_mean": "log_sales_mean_year",
+            "store_log_sales_mean": "log_sales_mean_long",
             "store_log_sales_median": "sales_median_year",
-            "store_log_sales_std": "log_sales_std_year",
+            "store_log_sales_std": "log_sales_std_long",
+            "store_year_log_sales_mean": "log_sales_mean_year",
             "store_recent_log_sales_mean": "log_sales_mean_quarter",
-            "store_log_customers_mean": "log_customers_mean_year",
-            "store_sales_per_customer": "sales_per_customer_year",
+            "store_log_customers_mean": "log_customers_mean_long",
+            "store_sales_per_customer": "sales_per_customer_long",
             "store_open_share": "open_share_year",
             "sales_median_year": "sales_median_year",
             "customers_median_year": "customers_median_year",
             **medians,
         })
         store["store_log_sales_median"] = np.log1p(store["store_log_sales_median"])
-        store["store_recent_log_sales_mean"] = store["store_recent_log_sales_mean"].fillna(store["store_log_sales_mean"])
+        for recent in ("store_year_log_sales_mean", "store_recent_log_sales_mean", "store_log_sales_median"):
+            store[recent] = store[recent].fillna(store["store_log_sales_mean"])
         store_dow = grain("store_dow", ["store_id", "day_of_week"], {
-            "store_dow_log_sales_mean": "log_sales_mean_year",
-            "store_dow_log_customers_mean": "log_customers_mean_year",
+            "store_dow_log_sales_mean": "log_sales_mean_long",
+            "store_dow_log_customers_mean": "log_customers_mean_long",
             **medians,
         })
-        store_promo = grain("store_promo", ["store_id", "is_promo"], {"store_promo_log_sales_mean": "log_sales_mean_year"})
+        store_promo = grain("store_promo", ["store_id", "is_promo"], {"store_promo_log_sales_mean": "log_sales_mean_long"})
         store_dow_promo = grain("store_dow_promo", ["store_id", "day_of_week", "is_promo"], {
-            "store_dow_promo_log_sales_mean": "log_sales_mean_year",
+            "store_dow_promo_log_sales_mean": "log_sales_mean_long",
+            "store_dow_promo_log_sales_mean_year": "log_sales_mean_year",
             "store_dow_promo_log_sales_mean_quarter": "log_sales_mean_quarter",
             **medians,
         })
@@ -224,7 +230,8 @@ def add_store_stats(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
     """Return a copy of ``frame`` with the STORE_STAT_FEATURES columns joined on (row order kept).
 
     Fallbacks: store x weekday / store x promo -> store mean; store x weekday x promo -> store x weekday
-    (the quarter's mean -> the year's); month effect -> 0; a store without statistics -> the median over stores.
+    (its quarter's and year's means -> the long-run mean); month effect -> 0; a store without statistics -> the
+    median over stores.
     """
     out = frame.reset_index(drop=True).copy()
     keys = out[["store_id", "day_of_week", "month", "is_promo"]].copy()
@@ -244,9 +251,9 @@ def add_store_stats(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
     out["store_dow_promo_log_sales_mean"] = (
         dow_promo["store_dow_promo_log_sales_mean"].fillna(pd.Series(out["store_dow_log_sales_mean"])).to_numpy()
     )
-    out["store_dow_promo_log_sales_mean_quarter"] = (
-        dow_promo["store_dow_promo_log_sales_mean_quarter"].fillna(pd.Series(out["store_dow_promo_log_sales_mean"])).to_numpy()
-    )
+    for window in ("year", "quarter"):
+        col = f"store_dow_promo_log_sales_mean_{window}"
+        out[col] = dow_promo[col].fillna(pd.Series(out["store_dow_promo_log_sales_mean"])).to_numpy()
     out["store_month_log_sales_effect"] = (
         stats_lookup(keys, stats.store_month, ["store_id", "month"]).iloc[:, 0].fillna(0.0).to_numpy()
     )

@@ -18,7 +18,14 @@ from forecasting.backtest import (
     run_backtest,
 )
 from forecasting.diagnostics import DIAGNOSTIC_COLUMNS, acf_by_store, series_diagnostics
-from forecasting.explain import forecast_vs_actual_markdown, importance_chart_markdown, permutation_importance
+from forecasting.explain import (
+    combine_permuted,
+    forecast_vs_actual_markdown,
+    importance_chart_markdown,
+    importance_from_permuted,
+    permutation_importance,
+    permuted_predictions,
+)
 from forecasting.features import extra_feature_columns, history_rows, prepare_frame
 from forecasting.models import get_model
 from forecasting.training import champion, train_and_forecast, train_blend
@@ -173,6 +180,16 @@ def test_permutation_importance_and_charts(frame, hist):
     imp = permutation_importance(module, fitted, train, target)
     assert {"store_id", "is_promo", "day_of_week"} <= set(imp["feature"])
     assert imp.iloc[0]["importance"] > 0
+    # the blend's importance: its members' shuffled forecasts on the same rows, weighted as the blend weighs them
+    base_fit = fit("baseline", train, table=store_stats_table(hist))
+    hgb = permuted_predictions(module, fitted, train, target)
+    base = permuted_predictions(get_model("baseline"), base_fit, train, target, features=["is_promo", "day_of_week"])
+    only_hgb = importance_from_permuted(combine_permuted({"h": hgb, "b": base}, {"h": 1.0, "b": 0.0}))
+    pd.testing.assert_frame_equal(only_hgb, imp, check_exact=False, atol=1e-6)
+    mixed = combine_permuted({"h": hgb, "b": base}, {"h": 0.5, "b": 0.5})
+    np.testing.assert_allclose(mixed["row_forecast"], 0.5 * hgb["row_forecast"] + 0.5 * base["row_forecast"], rtol=1e-6)
+    # a feature the baseline does not shuffle (state_holiday) counts as its unshuffled forecast
+    np.testing.assert_allclose(mixed["state_holiday"], 0.5 * hgb["state_holiday"] + 0.5 * base["row_forecast"], rtol=1e-6)
     md = importance_chart_markdown(imp, "t")
     assert md.startswith("![t](data:image/png;base64,")
     val = target.assign(sales_pred=target["sales"], sales_lower=target["sales"] * 0.9, sales_upper=target["sales"] * 1.1)

@@ -104,7 +104,7 @@ def test_champion_importance_and_diagnostics(platform):
                                     "sales_lower", "sales_upper", "customers_pred", "created_at"]
     imp = query(data_dir, "SELECT model, count(*), count(DISTINCT feature), min(method), max(method) "
                           "FROM ml.feature_importance GROUP BY model ORDER BY model")
-    assert [r[0] for r in imp] == ["baseline", "hist_gradient_boosting", "lstm", "random_forest"]
+    assert [r[0] for r in imp] == ["baseline", "blend", "hist_gradient_boosting", "lstm", "random_forest"]
     assert all(n == nf and n > 10 and lo == hi == "permutation_rmspe" for _, n, nf, lo, hi in imp)
     diag = query(data_dir, "SELECT count(*), count(adf_pvalue), min(acf_lag1), max(acf_lag1) FROM ml.series_diagnostics")
     assert diag[0][0] == N_STORES and diag[0][1] == N_STORES and -1 <= diag[0][2] <= diag[0][3] <= 1

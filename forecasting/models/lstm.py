@@ -9,8 +9,9 @@ Data layout
 Window
     ``lookback_days`` days of [scaled sales, scaled customers, future=0, observed, known covariates] followed by
     the horizon days, where the sales/customers channels are zeroed and ``future = 1`` but the known
-    covariates (open, promo, state/school holiday, promo2 month, day-of-week one-hot, day-of-month and
-    day-of-year sin/cos, distances to closed days and holidays) are present.  Static store channels (store
+    covariates (open, promo, state/school holiday, promo2 month, school holiday last/next week, after a
+    refurbishment, day-of-week one-hot, day-of-month and day-of-year sin/cos, and the capped distances of the
+    mart: to closed days, state holidays, promo runs, Christmas, Easter, reopenings, long closures) are present.  Static store channels (store
     type, assortment, scaled store level) are repeated along time.  Windows are cut from the grid with
     ``numpy.lib.stride_tricks.sliding_window_view`` (no Python loops over rows).
 
@@ -94,11 +95,21 @@ STORE_TYPES = ["a", "b", "c", "d"]
 ASSORTMENTS = ["a", "b", "c"]
 # channel layout
 CH_SALES, CH_CUST, CH_FUTURE, CH_OBSERVED = 0, 1, 2, 3
+# Event and calendar columns of the mart (capped in dbt): channel = min(value, cap) / cap; a frame without the
+# column gets the cap (no event near).  Boolean ones are 0/1 (absent: 0).
+EVENT_COVARIATE_CAPS = {
+    "days_since_closed": 14, "days_until_closed": 14, "days_since_state_holiday": 14, "days_until_state_holiday": 14,
+    "promo_run_day": 5, "days_since_promo": 14, "days_until_promo": 14,
+    "days_until_christmas": 30, "days_since_christmas": 30, "days_until_easter": 30, "days_since_easter": 30,
+    "school_holiday_run_day": 42, "days_since_reopening": 30, "days_until_long_closure": 30,
+}
+FLAG_COVARIATES = ["is_open", "is_promo", "is_state_holiday", "is_school_holiday", "is_promo2_month",
+                   "school_holiday_last_week", "school_holiday_next_week", "is_after_refurbishment"]
 COVARIATE_NAMES = (
-    ["is_open", "is_promo", "is_state_holiday", "is_school_holiday", "is_promo2_month"]
+    FLAG_COVARIATES
     + [f"dow_{d}" for d in range(1, 8)]
     + ["dom_sin", "dom_cos", "doy_sin", "doy_cos"]
-    + ["days_since_closed", "days_until_closed", "days_since_state_holiday", "days_until_state_holiday"]
+    + list(EVENT_COVARIATE_CAPS)
 )
 STATIC_NAMES = [f"store_type_{t}" for t in STORE_TYPES] + [f"assortment_{a}" for a in ASSORTMENTS] + ["store_level"]
 CHANNELS = ["sales_scaled", "customers_scaled", "is_future", "observed"] + COVARIATE_NAMES + STATIC_NAMES
@@ -171,15 +182,18 @@ def _covariates(df: pd.DataFrame) -> np.ndarray:
     doy = dates.dt.dayofyear.to_numpy()
     dim = dates.dt.days_in_month.to_numpy()
     out = np.zeros((n, len(COVARIATE_NAMES)), dtype="float32")
-    for j, c in enumerate(["is_open", "is_promo", "is_state_holiday", "is_school_holiday", "is_promo2_month"]):
+    for j, c in enumerate(FLAG_COVARIATES):
         out[:, j] = _col(df, c, 1.0 if c == "is_open" else 0.0)
-    out[np.arange(n), 5 + dow - 1] = 1.0
-    out[:, 12] = np.sin(2 * np.pi * (dom - 1) / dim)
-    out[:, 13] = np.cos(2 * np.pi * (dom - 1) / dim)
-    out[:, 14] = np.sin(2 * np.pi * (doy - 1) / 365.25)
-    out[:, 15] = np.cos(2 * np.pi * (doy - 1) / 365.25)
-    for j, c in enumerate(["days_since_closed", "days_until_closed", "days_since_state_holiday", "days_until_state_holiday"]):
-        out[:, 16 + j] = np.clip(_col(df, c, 14.0), 0, 14) / 14.0
+    k = len(FLAG_COVARIATES)
+    out[np.arange(n), k + dow - 1] = 1.0
+    k += 7
+    out[:, k] = np.sin(2 * np.pi * (dom - 1) / dim)
+    out[:, k + 1] = np.cos(2 * np.pi * (dom - 1) / dim)
+    out[:, k + 2] = np.sin(2 * np.pi * (doy - 1) / 365.25)
+    out[:, k + 3] = np.cos(2 * np.pi * (doy - 1) / 365.25)
+    k += 4
+    for j, (c, cap) in enumerate(EVENT_COVARIATE_CAPS.items()):
+        out[:, k + j] = np.clip(_col(df, c, float(cap)), 0, cap) / cap
     return out
 
 

@@ -17,18 +17,20 @@ from dagster import (
 )
 
 from expectations import validate_table
-from forecasting.backtest import fold_frames, make_folds, mean_rmspe
+from forecasting.backtest import VALIDATION, fold_frames, make_folds, mean_rmspe
 from forecasting.diagnostics import series_diagnostics
 from forecasting.explain import (
     IMPORTANCE_COLUMNS,
     METHOD,
+    combine_permuted,
     forecast_vs_actual_markdown,
     importance_chart_markdown,
-    permutation_importance,
+    importance_from_permuted,
+    permuted_predictions,
 )
 from forecasting.features import history_rows, load_feature_frame, load_store_stats_table
 from forecasting.models import MODEL_NAMES, get_model
-from forecasting.training import champion, default_params, fast_params, train_and_forecast, train_blend
+from forecasting.training import BLEND, champion, default_params, fast_params, train_and_forecast, train_blend
 from forecasting.writeback import write_model_outputs
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 
@@ -89,8 +91,8 @@ def _model_asset(model_name: str):
                                      store_stats=load_store_stats_table(warehouse.path))
         hist = history_rows(frame)
         context_rows, target_rows = fold_frames(hist, make_folds(hist)[-1])
-        importance = permutation_importance(get_model(model_name), trained.fitted_validation, context_rows, target_rows)
-        importance = importance.assign(model=model_name, model_version=trained.model_version, method=METHOD)
+        permuted = permuted_predictions(get_model(model_name), trained.fitted_validation, context_rows, target_rows)
+        importance = importance_from_permuted(permuted).assign(model=model_name, model_version=trained.model_version, method=METHOD)
         validation = trained.metrics.loc[trained.metrics["split"] == "validation"].set_index("metric")["value"]
         metadata = {
             "model_version": trained.model_version,
@@ -110,7 +112,7 @@ def _model_asset(model_name: str):
         return Output(
             # What the write-back and the blend need; the fitted model itself stays in its artifact folder.
             {"forecast": trained.forecast, "metrics": trained.metrics, "registry": trained.registry_frame(),
-             "backtest": trained.backtest, "importance": importance[IMPORTANCE_COLUMNS]},
+             "backtest": trained.backtest, "importance": importance[IMPORTANCE_COLUMNS], "permuted": permuted},
             metadata=metadata,
         )
 
@@ -140,7 +142,11 @@ def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, paths:
     forecasts = pd.concat([t["forecast"] for t in outputs], ignore_index=True)
     metrics = pd.concat([t["metrics"] for t in outputs], ignore_index=True)
     registry = pd.concat([t["registry"] for t in outputs], ignore_index=True)
-    importance = pd.concat([t["importance"] for t in trained.values()], ignore_index=True)
+    blend_permuted = combine_permuted({n: t["permuted"] for n, t in trained.items()},
+                                      blend.fitted["fold_weights"][VALIDATION])
+    blend_importance = importance_from_permuted(blend_permuted).assign(
+        model=BLEND, model_version=blend.model_version, method=METHOD)[IMPORTANCE_COLUMNS]
+    importance = pd.concat([*(t["importance"] for t in trained.values()), blend_importance], ignore_index=True)
     hist = history_rows(load_feature_frame(warehouse.path))
     diagnostics = series_diagnostics(hist).assign(history_end=hist["sale_date"].max().date())
     with warehouse.connect() as con:

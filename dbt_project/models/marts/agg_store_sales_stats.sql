@@ -3,10 +3,11 @@
 -- Store-level sales statistics at every cut of int_feature_cuts, each computed ONLY from
 -- history rows strictly before its cut: the models' store features (forecasting.features
 -- reads the rows of one cut) and a BI table of "normal" sales per store, weekday and promo.
--- Sales statistics use open days with sales > 0 (as Kaggle's RMSPE) in two windows ending
--- the day before the cut: the last quarter (91 days) and the last year (364 days = 52 whole
--- weeks, so every weekday counts equally).
--- One row per cut, store and grain; the key columns a grain rolls up are NULL:
+-- Sales statistics use open days with sales > 0 (as Kaggle's RMSPE) in three windows ending
+-- the day before the cut: the last quarter (91 days), the last year (364 days = 52 whole
+-- weeks, so every weekday counts equally) and the long run (var store_stats_long_days, default
+-- 1092 = 3 years: steadier levels, two or three of each calendar month).
+-- One row per cut, store and grain (a store with a selling day in the long window); the key columns a grain rolls up are NULL:
 --   'store'  'store_dow' (ISO weekday)  'store_promo'  'store_dow_promo'  'store_month'
 
 with
@@ -32,16 +33,17 @@ history as (
 
 ),
 
-year_before_cut as (
+before_cut as (
 
     select
         cuts.feature_cut_date,
         history.*,
-        history.sale_date >= cuts.feature_cut_date - 91 as in_quarter
+        history.sale_date >= cuts.feature_cut_date - 91 as in_quarter,
+        history.sale_date >= cuts.feature_cut_date - 364 as in_year
     from history
     inner join cuts
         on history.sale_date < cuts.feature_cut_date
-        and history.sale_date >= cuts.feature_cut_date - 364
+        and history.sale_date >= cuts.feature_cut_date - {{ var('store_stats_long_days') }}
 
 ),
 
@@ -53,7 +55,7 @@ selling_days as (
         cast(customers as double) as customers_count,
         ln(1 + sales) as log_sales,
         ln(1 + customers) as log_customers
-    from year_before_cut
+    from before_cut
     where is_open and sales > 0
 
 ),
@@ -64,8 +66,8 @@ open_share as (
     select
         feature_cut_date,
         store_id,
-        avg(case when is_open then 1.0 else 0.0 end) as open_share_year
-    from year_before_cut
+        avg(case when is_open then 1.0 else 0.0 end) filter (where in_year) as open_share_year
+    from before_cut
     group by feature_cut_date, store_id
 
 ),
@@ -97,15 +99,22 @@ stats as (
         avg(log_sales) filter (where in_quarter) as log_sales_mean_quarter,
 
         ---------- last year
-        cast(count(*) as integer) as n_days_year,
-        avg(sales_amount) as sales_mean_year,
-        median(sales_amount) as sales_median_year,
-        avg(customers_count) as customers_mean_year,
-        median(customers_count) as customers_median_year,
-        sum(sales_amount) / nullif(sum(customers_count), 0) as sales_per_customer_year,
-        avg(log_sales) as log_sales_mean_year,
-        stddev_pop(log_sales) as log_sales_std_year,
-        avg(log_customers) as log_customers_mean_year
+        cast(count(*) filter (where in_year) as integer) as n_days_year,
+        avg(sales_amount) filter (where in_year) as sales_mean_year,
+        median(sales_amount) filter (where in_year) as sales_median_year,
+        avg(customers_count) filter (where in_year) as customers_mean_year,
+        median(customers_count) filter (where in_year) as customers_median_year,
+        sum(sales_amount) filter (where in_year)
+            / nullif(sum(customers_count) filter (where in_year), 0) as sales_per_customer_year,
+        avg(log_sales) filter (where in_year) as log_sales_mean_year,
+
+        ---------- long run
+        cast(count(*) as integer) as n_days_long,
+        avg(sales_amount) as sales_mean_long,
+        sum(sales_amount) / nullif(sum(customers_count), 0) as sales_per_customer_long,
+        avg(log_sales) as log_sales_mean_long,
+        stddev_pop(log_sales) as log_sales_std_long,
+        avg(log_customers) as log_customers_mean_long
 
     from selling_days
     group by grouping sets (
@@ -120,7 +129,7 @@ stats as (
 
 store_level as (
 
-    select feature_cut_date, store_id, log_sales_mean_year
+    select feature_cut_date, store_id, log_sales_mean_long
     from stats
     where grain = 'store'
 
@@ -130,12 +139,12 @@ final as (
 
     select
         stats.*,
-        -- the month's log-sales deviation from the store's yearly mean, shrunk toward 0 when
+        -- the month's log-sales deviation from the store's long-run mean, shrunk toward 0 when
         -- the month has few selling days (n / (n + 10)): the store's own yearly seasonality
         case
             when stats.grain = 'store_month'
-                then (stats.log_sales_mean_year - store_level.log_sales_mean_year)
-                    * stats.n_days_year / (stats.n_days_year + 10.0)
+                then (stats.log_sales_mean_long - store_level.log_sales_mean_long)
+                    * stats.n_days_long / (stats.n_days_long + 10.0)
         end as month_log_sales_effect,
         case when stats.grain = 'store' then open_share.open_share_year end as open_share_year
     from stats
