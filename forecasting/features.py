@@ -71,16 +71,20 @@ _BOOL_COLUMNS = ["is_history", "is_open", *BOOLEAN_FEATURES]
 _INT_COLUMNS = ["store_id", *NUMERIC_FEATURES[:6]]
 
 
-def load_feature_frame(warehouse_path: str | Path) -> pd.DataFrame:
-    """Read ``marts.fct_store_daily_features`` from a DuckDB file (read-only) as a clean DataFrame."""
+def read_table(warehouse_path: str | Path, sql: str) -> pd.DataFrame:
+    """The result of ``sql`` on a DuckDB file opened read-only (and closed again)."""
     import duckdb
 
     con = duckdb.connect(str(warehouse_path), read_only=True)
     try:
-        frame = con.execute(f"SELECT * FROM {FEATURE_TABLE} ORDER BY store_id, sale_date").df()
+        return con.execute(sql).df()
     finally:
         con.close()
-    return prepare_frame(frame)
+
+
+def load_feature_frame(warehouse_path: str | Path) -> pd.DataFrame:
+    """Read ``marts.fct_store_daily_features`` from a DuckDB file (read-only) as a clean DataFrame."""
+    return prepare_frame(read_table(warehouse_path, f"SELECT * FROM {FEATURE_TABLE} ORDER BY store_id, sale_date"))
 
 
 def prepare_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -139,13 +143,7 @@ STORE_STATS_TABLE = "marts.agg_store_sales_stats"
 
 def load_store_stats_table(warehouse_path: str | Path) -> pd.DataFrame:
     """Read ``marts.agg_store_sales_stats`` (every cut) from a DuckDB file, read-only."""
-    import duckdb
-
-    con = duckdb.connect(str(warehouse_path), read_only=True)
-    try:
-        table = con.execute(f"SELECT * FROM {STORE_STATS_TABLE} ORDER BY feature_cut_date, store_id, grain").df()
-    finally:
-        con.close()
+    table = read_table(warehouse_path, f"SELECT * FROM {STORE_STATS_TABLE} ORDER BY feature_cut_date, store_id, grain")
     table["feature_cut_date"] = pd.to_datetime(table["feature_cut_date"]).astype("datetime64[ns]")
     return table
 

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+
+from forecasting.warehouse import dbt_executable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -55,13 +55,10 @@ CREATE OR REPLACE TABLE raw.plan (Id INTEGER, Store INTEGER, DayOfWeek INTEGER, 
 
 
 def _dbt_executable() -> str:
-    candidate = Path(sys.executable).with_name("dbt")
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("dbt")
-    if not found:
+    try:
+        return dbt_executable()
+    except RuntimeError:
         pytest.skip("dbt executable not found")
-    return found
 
 
 def run_dbt(workdir: Path, warehouse: Path, *args: str) -> subprocess.CompletedProcess:

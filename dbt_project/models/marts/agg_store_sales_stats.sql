@@ -88,25 +88,18 @@ stats as (
         is_promo,
         month,
 
-        ---------- last quarter
-        cast(count(*) filter (where in_quarter) as integer) as n_days_quarter,
-        avg(sales_amount) filter (where in_quarter) as sales_mean_quarter,
-        median(sales_amount) filter (where in_quarter) as sales_median_quarter,
-        avg(customers_count) filter (where in_quarter) as customers_mean_quarter,
-        median(customers_count) filter (where in_quarter) as customers_median_quarter,
-        sum(sales_amount) filter (where in_quarter)
-            / nullif(sum(customers_count) filter (where in_quarter), 0) as sales_per_customer_quarter,
-        avg(log_sales) filter (where in_quarter) as log_sales_mean_quarter,
+        {%- for window in ['quarter', 'year'] %}
 
-        ---------- last year
-        cast(count(*) filter (where in_year) as integer) as n_days_year,
-        avg(sales_amount) filter (where in_year) as sales_mean_year,
-        median(sales_amount) filter (where in_year) as sales_median_year,
-        avg(customers_count) filter (where in_year) as customers_mean_year,
-        median(customers_count) filter (where in_year) as customers_median_year,
-        sum(sales_amount) filter (where in_year)
-            / nullif(sum(customers_count) filter (where in_year), 0) as sales_per_customer_year,
-        avg(log_sales) filter (where in_year) as log_sales_mean_year,
+        ---------- last {{ window }}
+        cast(count(*) filter (where in_{{ window }}) as integer) as n_days_{{ window }},
+        avg(sales_amount) filter (where in_{{ window }}) as sales_mean_{{ window }},
+        median(sales_amount) filter (where in_{{ window }}) as sales_median_{{ window }},
+        avg(customers_count) filter (where in_{{ window }}) as customers_mean_{{ window }},
+        median(customers_count) filter (where in_{{ window }}) as customers_median_{{ window }},
+        sum(sales_amount) filter (where in_{{ window }})
+            / nullif(sum(customers_count) filter (where in_{{ window }}), 0) as sales_per_customer_{{ window }},
+        avg(log_sales) filter (where in_{{ window }}) as log_sales_mean_{{ window }},
+        {%- endfor %}
 
         ---------- long run
         cast(count(*) as integer) as n_days_long,
