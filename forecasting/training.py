@@ -373,6 +373,27 @@ def train_blend(
     )
 
 
+def prune_artifacts(models_dir: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` version folders of each model under ``models_dir`` (versions sort by
+    time); returns the deleted folders.
+
+    The ml tables keep every version's rows; only the artifacts go (a random forest's is ~140 MB on the real
+    data).  Run after a successful write-back, so the versions just written are the newest; ``keep`` >= 2 also
+    keeps the previous run's, which the published copy still serves until this run is published.
+    """
+    import shutil
+
+    if keep < 2:
+        raise ValueError("prune_artifacts: keep at least 2 versions (this run's and the published one's)")
+    deleted = []
+    for model_dir in sorted(p for p in Path(models_dir).iterdir() if p.is_dir()) if Path(models_dir).is_dir() else []:
+        versions = sorted((p for p in model_dir.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+        for old in versions[keep:]:
+            shutil.rmtree(old)
+            deleted.append(old)
+    return deleted
+
+
 def champion(metrics: pd.DataFrame) -> str:
     """The model with the lowest mean RMSPE over its folds (backtest_* and validation)."""
     m = metrics.loc[(metrics["metric"] == "rmspe") & metrics["split"].str.match(r"^(backtest_\d+|validation)$")]

@@ -71,6 +71,8 @@ class DuckDBWarehouse(ConfigurableResource):
 
 
 class TrainingSettings(ConfigurableResource):
-    """Model settings: `profile` picks a parameter set of forecasting.training ('default' or 'fast')."""
+    """Model settings: `profile` picks a parameter set of forecasting.training ('default' or 'fast');
+    `keep_versions` (>= 2) is how many artifact folders per model stay under DATA_DIR/models after a run."""
 
     profile: str = os.environ.get("TRAINING_PROFILE", "default")
+    keep_versions: int = int(os.environ.get("KEEP_MODEL_VERSIONS", "3"))

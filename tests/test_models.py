@@ -369,3 +369,22 @@ def test_two_runs_get_distinct_versions(frame, stats_table, tmp_path):
     b = train_and_forecast("baseline", frame, None, models_dir=tmp_path, store_stats=stats_table)
     assert a.model_version != b.model_version
     assert sorted(p.name for p in (tmp_path / "baseline").iterdir()) == sorted([a.model_version, b.model_version])
+
+
+def test_prune_artifacts_keeps_the_newest_versions_per_model(tmp_path):
+    from forecasting.training import prune_artifacts
+
+    versions = ["20261101T000000000000Z", "20261102T000000000000Z", "20261103T000000000000Z"]
+    for model in ("random_forest", "lstm"):
+        for v in versions:
+            (tmp_path / model / v).mkdir(parents=True)
+            (tmp_path / model / v / "model.joblib").write_bytes(b"x")
+    (tmp_path / "lstm" / versions[0]).rename(tmp_path / "lstm" / "20261104T000000000000Z")  # lstm: 02, 03, 04
+    deleted = prune_artifacts(tmp_path, keep=2)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in deleted) == [
+        f"lstm/{versions[1]}", f"random_forest/{versions[0]}"]
+    assert sorted(p.name for p in (tmp_path / "random_forest").iterdir()) == versions[1:]
+    assert sorted(p.name for p in (tmp_path / "lstm").iterdir()) == [versions[2], "20261104T000000000000Z"]
+    assert prune_artifacts(tmp_path, keep=2) == []
+    with pytest.raises(ValueError, match="at least 2"):
+        prune_artifacts(tmp_path, keep=1)

@@ -110,6 +110,7 @@ def test_champion_importance_and_diagnostics(platform):
     assert diag[0][0] == N_STORES and diag[0][1] == N_STORES and -1 <= diag[0][2] <= diag[0][3] <= 1
     charts = {m.asset_key.path[-1]: m.metadata for m in result.get_asset_materialization_events()
               and [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]}
+    assert charts["feature_importance"]["blend_importance_chart"].value.startswith("![")
     for name in ("random_forest", "lstm"):
         md = charts[name]
         assert md["feature_importance_chart"].value.startswith("![")

@@ -30,7 +30,15 @@ from forecasting.explain import (
 )
 from forecasting.features import history_rows, load_feature_frame, load_store_stats_table
 from forecasting.models import MODEL_NAMES, get_model
-from forecasting.training import BLEND, champion, default_params, fast_params, train_and_forecast, train_blend
+from forecasting.training import (
+    BLEND,
+    champion,
+    default_params,
+    fast_params,
+    prune_artifacts,
+    train_and_forecast,
+    train_blend,
+)
 from forecasting.writeback import write_model_outputs
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 
@@ -129,7 +137,7 @@ model_assets = [_model_asset(name) for name in MODEL_NAMES]
                      deps=[AssetKey(["models", n]) for n in MODEL_NAMES])
            for t, d in ML_TABLES.items()],
 )
-def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, paths: PlatformPaths,
+def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, paths: PlatformPaths, training: TrainingSettings,
               baseline: dict, random_forest: dict, hist_gradient_boosting: dict, lstm: dict):
     """Fits the blend, then writes every model's forecasts, metrics, registry row and feature importance,
     the series diagnostics and the champion view in one transaction."""
@@ -152,6 +160,9 @@ def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, paths:
     with warehouse.connect() as con:
         counts = write_model_outputs(con, forecasts=forecasts, metrics=metrics, registry=registry,
                                      feature_importance=importance, series_diagnostics=diagnostics)
+    pruned = prune_artifacts(paths.models_dir, training.keep_versions)
+    if pruned:
+        context.log.info(f"removed {len(pruned)} old model artifact folders (keeping {training.keep_versions} per model)")
     best = champion(metrics)
     scores = (metrics.loc[metrics["metric"] == "rmspe"].groupby("model")["value"].mean().sort_values()
               .rename("mean_rmspe").to_frame())
@@ -164,6 +175,11 @@ def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, paths:
         "series_diagnostics": {"stationary_share": float(diagnostics["is_stationary"].mean()),
                                "median_acf_lag7": float(diagnostics["acf_lag7"].median())},
     }
+    try:  # a chart is a convenience: never fail the write-back over it
+        extra["feature_importance"] = {"blend_importance_chart": MetadataValue.md(
+            importance_chart_markdown(blend_importance, "blend: permutation importance"))}
+    except Exception as exc:  # noqa: BLE001
+        context.log.warning(f"blend importance chart failed: {exc}")
     for table, n_rows in counts.items():
         yield MaterializeResult(asset_key=AssetKey(["ml", table]),
                                 metadata={"rows_written": n_rows, "model_versions": versions, **extra.get(table, {})})
