@@ -76,12 +76,6 @@ def importance_from_permuted(permuted: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def permutation_importance(module, fitted, context: pd.DataFrame, target: pd.DataFrame,
-                           features: list[str] | None = None, seed: int = 0, max_rows: int = 40_000) -> pd.DataFrame:
-    """(feature, importance) sorted descending; ``target`` are validation rows with actual sales."""
-    return importance_from_permuted(permuted_predictions(module, fitted, context, target, features, seed, max_rows))
-
-
 def combine_permuted(members: dict[str, pd.DataFrame], weights: dict[str, float]) -> pd.DataFrame:
     """The permuted forecasts of a weighted blend (``sum_i w_i * forecast_i``, as the blend combines) from its
     members' :func:`permuted_predictions` on the same rows; a feature a member lacks counts as unshuffled."""

@@ -258,12 +258,6 @@ def add_store_stats(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
     return out
 
 
-def model_feature_columns(include_store_stats: bool = True) -> dict[str, list[str]]:
-    """Columns by kind as the tabular models use them."""
-    numeric = NUMERIC_FEATURES + (STORE_STAT_FEATURES if include_store_stats else [])
-    return {"numeric": numeric, "categorical": list(CATEGORICAL_FEATURES), "boolean": list(BOOLEAN_FEATURES)}
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Extra calendar columns of the mart (added over time in dbt: promo-run position, Easter/Christmas proximity,
 # school-holiday weeks, refurbishment reopen distances, trend/fourier terms, state_group, ...).  The models use

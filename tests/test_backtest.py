@@ -23,7 +23,6 @@ from forecasting.explain import (
     forecast_vs_actual_markdown,
     importance_chart_markdown,
     importance_from_permuted,
-    permutation_importance,
     permuted_predictions,
 )
 from forecasting.features import extra_feature_columns, history_rows, prepare_frame
@@ -177,12 +176,12 @@ def test_permutation_importance_and_charts(frame, hist):
     folds = make_folds(hist, 3, H)
     train, target = fold_frames(hist, folds[-1])
     fitted = fit("hist_gradient_boosting", train, table=store_stats_table(hist))
-    imp = permutation_importance(module, fitted, train, target)
+    hgb = permuted_predictions(module, fitted, train, target)
+    imp = importance_from_permuted(hgb)
     assert {"store_id", "is_promo", "day_of_week"} <= set(imp["feature"])
     assert imp.iloc[0]["importance"] > 0
     # the blend's importance: its members' shuffled forecasts on the same rows, weighted as the blend weighs them
     base_fit = fit("baseline", train, table=store_stats_table(hist))
-    hgb = permuted_predictions(module, fitted, train, target)
     base = permuted_predictions(get_model("baseline"), base_fit, train, target, features=["is_promo", "day_of_week"])
     only_hgb = importance_from_permuted(combine_permuted({"h": hgb, "b": base}, {"h": 1.0, "b": 0.0}))
     pd.testing.assert_frame_equal(only_hgb, imp, check_exact=False, atol=1e-6)
