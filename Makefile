@@ -34,7 +34,7 @@ dashboard: install
 	$(BIN)/streamlit run serving/dashboard.py --server.port $${DASHBOARD_PORT:-8501} --server.headless true --browser.gatherUsageStats false
 
 publish: install
-	$(BIN)/python -m serving.publish --source-run manual
+	$(BIN)/python -m warehouse.publish --source-run manual
 
 bench: install
 	$(BIN)/python bench/load_api.py

@@ -2,7 +2,7 @@
 
 A benchmark, not a test (pytest does not collect it).  It uses the project's own path:
 
-1. ``--raw-dir DIR``: the files are loaded with :mod:`forecasting.ingest` into a scratch DuckDB warehouse
+1. ``--raw-dir DIR``: the files are loaded with :mod:`ingestion.load` into a scratch DuckDB warehouse
    and ``dbt build`` (the platform's models and tests, without the forecast marts) builds the feature mart.
    ``--warehouse PATH`` reuses a warehouse that already has ``marts.fct_store_daily_features``.
 2. Every model runs :func:`forecasting.training.train_and_forecast` -- the same code the Dagster assets run:
@@ -38,7 +38,7 @@ ALL_MODELS = ("baseline", "random_forest", "hist_gradient_boosting", "lstm")
 
 def build_warehouse(raw_dir: Path, warehouse: Path, folds: int) -> float:
     """Ingest + dbt build into ``warehouse`` (the platform's path without Dagster); returns seconds."""
-    from forecasting.warehouse import build_warehouse as build
+    from warehouse.dbt import build_warehouse as build
 
     t = time.perf_counter()
     build(raw_dir, warehouse, {"backtest_folds": folds})

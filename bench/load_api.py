@@ -44,7 +44,7 @@ def free_port() -> int:
 
 
 def ensure_published(args) -> Path:
-    from serving.publish import publish_warehouse, published_path
+    from warehouse.publish import publish_warehouse, published_path
 
     if args.published:
         return published_path(args.published)
@@ -166,7 +166,7 @@ class Republisher:
     def _run(self) -> None:
         # a separate process, like the pipeline: its CPU is neither the server's nor the load generator's
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-        cmd = [sys.executable, "-m", "serving.publish", "--build", str(self.build), "--published-dir",
+        cmd = [sys.executable, "-m", "warehouse.publish", "--build", str(self.build), "--published-dir",
                str(self.published_dir), "--source-run", "bench-republish"]
         while not self._stop.wait(self.every_s):
             t0 = time.perf_counter()
@@ -253,7 +253,7 @@ def micro(published: Path, n: int = 200) -> dict:
     """Per-request cost of the ways a reader can open the published file, plus the forecast query."""
     import duckdb
 
-    from serving.publish import reader_instance
+    from warehouse.publish import reader_instance
 
     store = 1
     query = ("SELECT f.forecast_date, f.sales_pred, f.sales_lower, f.sales_upper, d.is_open "

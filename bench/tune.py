@@ -33,11 +33,11 @@ def main(argv=None) -> int:
                                                                   "none: the defaults")
     args = ap.parse_args(argv)
 
-    from forecasting.backtest import fold_frames, make_folds
-    from forecasting.evaluation import rmspe
+    from forecasting.folds import fold_frames, make_folds
+    from forecasting.metrics import rmspe
     from forecasting.features import StoreStats, history_rows, load_feature_frame, load_store_stats_table
     from forecasting.models import get_model
-    from forecasting.warehouse import build_warehouse
+    from warehouse.dbt import build_warehouse
 
     if not args.warehouse.exists():
         if not args.raw_dir:

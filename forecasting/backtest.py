@@ -36,59 +36,15 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from forecasting.evaluation import METRICS, compute_metrics, interval_coverage
+from forecasting.metrics import METRICS, compute_metrics, interval_coverage
 from forecasting.features import StoreStats
+from forecasting.folds import VALIDATION, Fold, fold_frames
 
-VALIDATION = "validation"
-DEFAULT_FOLDS = 3
 DEFAULT_INTERVAL = 0.8
 DEFAULT_FACTOR = (0.75, 1.25)  # only when no usable residuals exist at all
-MIN_TRAIN_DAYS = 56
 COVERAGE_METRIC = "coverage_80"
 FOLD_COLUMNS = ["split", "store_id", "sale_date", "horizon_day", "is_open", "sales", "customers",
                 "sales_pred", "customers_pred"]
-
-
-@dataclass(frozen=True)
-class Fold:
-    split: str
-    cutoff: pd.Timestamp  # last training date
-    end: pd.Timestamp  # last forecast date (start = cutoff + 1 day)
-
-    @property
-    def start(self) -> pd.Timestamp:
-        return self.cutoff + pd.Timedelta(days=1)
-
-
-def make_folds(history: pd.DataFrame, n_folds: int = DEFAULT_FOLDS, horizon_days: int = 42,
-               min_train_days: int = MIN_TRAIN_DAYS) -> list[Fold]:
-    """The rolling-origin folds, oldest first; the last one is ``validation`` (last ``horizon_days`` days).
-
-    Folds whose training part would be shorter than ``min_train_days`` are dropped (short histories get
-    fewer folds, never a different fold definition).  Raises when not even the validation fold fits.
-    """
-    hist = history.loc[history["is_history"]] if "is_history" in history.columns else history
-    first, last = pd.Timestamp(hist["sale_date"].min()), pd.Timestamp(hist["sale_date"].max())
-    folds = []
-    for k in range(n_folds):
-        end = last - pd.Timedelta(days=horizon_days * (n_folds - 1 - k))
-        cutoff = end - pd.Timedelta(days=horizon_days)
-        if (cutoff - first).days + 1 < min_train_days:
-            continue
-        folds.append((end, cutoff))
-    if not folds:
-        raise ValueError(f"history of {(last - first).days + 1} days too short for a {horizon_days}-day validation "
-                         f"fold with {min_train_days} training days")
-    n = len(folds)
-    return [Fold(VALIDATION if i == n - 1 else f"backtest_{i + 1}", cutoff, end)
-            for i, (end, cutoff) in enumerate(folds)]
-
-
-def fold_frames(hist: pd.DataFrame, fold: Fold) -> tuple[pd.DataFrame, pd.DataFrame]:
-    d = hist["sale_date"]
-    train = hist.loc[d <= fold.cutoff].reset_index(drop=True)
-    target = hist.loc[(d > fold.cutoff) & (d <= fold.end)].reset_index(drop=True)
-    return train, target
 
 
 @dataclass

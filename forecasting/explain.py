@@ -16,7 +16,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from forecasting.evaluation import rmspe
+from forecasting.metrics import rmspe
 from forecasting.features import BOOLEAN_FEATURES, CATEGORICAL_FEATURES, NUMERIC_FEATURES, extra_feature_columns
 
 METHOD = "permutation_rmspe"

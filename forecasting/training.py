@@ -27,8 +27,6 @@ import pandas as pd
 
 from forecasting.backtest import (
     COVERAGE_METRIC,
-    DEFAULT_FOLDS,
-    VALIDATION,
     add_fold_intervals,
     apply_factors,
     blend_backtest,
@@ -38,9 +36,9 @@ from forecasting.backtest import (
     fold_metrics,
     mean_rmspe,
     run_backtest,
-    make_folds,
 )
-from forecasting.evaluation import rmspe
+from forecasting.folds import VALIDATION, ForecastSpec, make_folds
+from forecasting.metrics import rmspe
 from forecasting.features import StoreStats, history_rows, plan_rows, prepare_frame
 from forecasting.models import MODEL_NAMES, get_model
 
@@ -156,7 +154,7 @@ def train_and_forecast(
     models_dir: str | Path = "data/models",
     horizon_days: int = 42,
     interval: float = DEFAULT_INTERVAL,
-    n_folds: int = DEFAULT_FOLDS,
+    n_folds: int = ForecastSpec.n_folds,
     store_stats: pd.DataFrame | None = None,
 ) -> TrainedModel:
     """Backtest, refit on all history, forecast the plan rows and save artifacts (see module docstring).

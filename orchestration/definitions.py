@@ -1,14 +1,14 @@
 """The platform's one Dagster code location: files -> raw -> dbt -> checks -> models -> ml -> BI marts."""
 
 from dagster import Definitions, define_asset_job, in_process_executor
-from dagster_dbt import DbtCliResource
 
-from orchestration.assets.dbt import dbt_project, forecast_marts, warehouse_models
+from orchestration.assets.dbt import forecast_marts, warehouse_models
 from orchestration.assets.forecasts import features_expectations, ml_tables, model_assets
 from orchestration.assets.publish import published_warehouse_asset
 from orchestration.assets.raw import raw_tables
 from orchestration.assets.segments import customer_sales_segments
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
+from warehouse.dbt import dbt_resource
 
 BUILD_ASSETS = [raw_tables, warehouse_models, *model_assets, ml_tables, customer_sales_segments, forecast_marts]
 ALL_ASSETS = [*BUILD_ASSETS, published_warehouse_asset(BUILD_ASSETS)]
@@ -19,7 +19,7 @@ def build_resources(**overrides) -> dict:
         "paths": PlatformPaths(),
         "warehouse": DuckDBWarehouse(),
         "training": TrainingSettings(),
-        "dbt": DbtCliResource(project_dir=dbt_project),
+        "dbt": dbt_resource(),
     }
     return {**resources, **overrides}
 

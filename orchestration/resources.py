@@ -1,8 +1,11 @@
-"""Dagster resources: where the platform reads and writes, and the DuckDB warehouse."""
+"""Dagster resources: where the platform reads and writes, the DuckDB warehouse, and the forecast settings.
+
+Defaults come from :class:`settings.Settings` (the environment, read once); Dagster's launchpad or a test can
+override any field.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,15 +13,10 @@ from pathlib import Path
 import duckdb
 from dagster import ConfigurableResource
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from forecasting.folds import ForecastSpec
+from settings import Settings
 
-
-def default_data_dir() -> str:
-    return os.environ.get("DATA_DIR", str(REPO_ROOT / "data"))
-
-
-def default_warehouse_path() -> str:
-    return os.environ.get("WAREHOUSE_PATH", str(Path(default_data_dir()) / "warehouse.duckdb"))
+_ENV = Settings.from_env()
 
 
 class PlatformPaths(ConfigurableResource):
@@ -27,28 +25,32 @@ class PlatformPaths(ConfigurableResource):
     `raw_data_dir` empty means: use the embedded synthetic default data (generated on first use).
     """
 
-    data_dir: str = default_data_dir()
-    raw_data_dir: str = os.environ.get("RAW_DATA_DIR", "")
+    data_dir: str = str(_ENV.data_dir)
+    raw_data_dir: str = str(_ENV.raw_data_dir or "")
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(data_dir=Path(self.data_dir), raw_data_dir=Path(self.raw_data_dir) if self.raw_data_dir else None)
 
     @property
     def uses_default_data(self) -> bool:
-        return not self.raw_data_dir
+        return self.settings.uses_default_data
 
     @property
     def input_dir(self) -> Path:
-        return Path(self.raw_data_dir) if self.raw_data_dir else Path(self.data_dir) / "default_raw"
+        return self.settings.input_dir
 
     @property
     def models_dir(self) -> Path:
-        return Path(self.data_dir) / "models"
+        return self.settings.models_dir
 
     @property
     def published_dir(self) -> Path:
-        return Path(self.data_dir) / "published"
+        return self.settings.published_dir
 
     @property
     def reports_dir(self) -> Path:
-        return Path(self.data_dir) / "reports"
+        return self.settings.reports_dir
 
 
 class DuckDBWarehouse(ConfigurableResource):
@@ -57,7 +59,7 @@ class DuckDBWarehouse(ConfigurableResource):
     DuckDB allows one writer process at a time, so connections are opened per use and closed at once.
     """
 
-    path: str = default_warehouse_path()
+    path: str = str(_ENV.build_warehouse)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -71,8 +73,20 @@ class DuckDBWarehouse(ConfigurableResource):
 
 
 class TrainingSettings(ConfigurableResource):
-    """Model settings: `profile` picks a parameter set of forecasting.training ('default' or 'fast');
-    `keep_versions` (>= 2) is how many artifact folders per model stay under DATA_DIR/models after a run."""
+    """The one owner of the forecast layout and the model settings.
 
-    profile: str = os.environ.get("TRAINING_PROFILE", "default")
-    keep_versions: int = int(os.environ.get("KEEP_MODEL_VERSIONS", "3"))
+    `n_folds`, `horizon_days` and `interval` (the prediction interval's level) reach dbt as `--vars` (the store
+    statistics' cuts and the assumed plan's length) and the training runner as a :class:`ForecastSpec`, so the
+    two always agree. `profile` picks each model's parameter set ('default' or 'fast'); `keep_versions` (>= 2) is
+    how many artifact folders per model stay under DATA_DIR/models after a run.
+    """
+
+    profile: str = _ENV.training_profile
+    keep_versions: int = _ENV.keep_model_versions
+    n_folds: int = ForecastSpec.n_folds
+    horizon_days: int = ForecastSpec.horizon_days
+    interval: float = ForecastSpec.interval
+
+    @property
+    def spec(self) -> ForecastSpec:
+        return ForecastSpec(n_folds=self.n_folds, horizon_days=self.horizon_days, interval=self.interval)

@@ -37,16 +37,16 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from forecasting.features import prepare_frame
 from serving.features import build_feature_rows
-from serving.publish import (
+from warehouse.publish import (
     PublishedWarehouseMissing,
     _ident,
     _shared_cursor,
     attach_published,
-    default_data_dir,
     published_path,
     reader_instance,
 )
 from serving.queries import model_versions
+from settings import Settings
 from serving.queries import rows as _rows
 
 MAX_PREDICT_ROWS = 5000
@@ -397,7 +397,7 @@ def _check_range(start: dt.date | None, end: dt.date | None) -> None:
 def _artifact_dir(raw: str, published: Path) -> Path | None:
     path = Path(raw)
     candidates = [path] if path.is_absolute() else [
-        default_data_dir() / path, published.parent.parent / path, Path.cwd() / path]
+        Settings.from_env().data_dir / path, published.parent.parent / path, Path.cwd() / path]
     for candidate in candidates:
         if candidate.is_dir():
             return candidate

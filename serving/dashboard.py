@@ -19,7 +19,7 @@ import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from serving.publish import PublishedWarehouseMissing, open_published, published_path  # noqa: E402
+from warehouse.publish import PublishedWarehouseMissing, open_published, published_path  # noqa: E402
 from serving.queries import model_versions  # noqa: E402
 
 MODEL_ORDER = ["random_forest", "lstm", "baseline"]

@@ -1,7 +1,7 @@
 """A reader that checks the published warehouse in a loop: the proof-of-independence tests run it in a
 separate process while the pipeline publishes.
 
-Every iteration opens the published copy read-only (alternating :func:`serving.publish.open_published`
+Every iteration opens the published copy read-only (alternating :func:`warehouse.publish.open_published`
 and the API's cached per-version reader), and in that one connection reads ``meta.publication`` and
 recomputes the row count and checksum of every table listed in ``meta.published_tables``. A result is
 consistent when each table matches what the publisher recorded for that version -- i.e. everything the
@@ -22,7 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
-from serving.publish import PublishedWarehouseMissing, _ident, open_published, table_fingerprint_sql
+from warehouse.publish import PublishedWarehouseMissing, _ident, open_published, table_fingerprint_sql
 
 
 def check_once(con) -> tuple[str, str, list[str]]:

@@ -2,7 +2,7 @@
 
 It holds what the readers use -- ``marts.dim_stores``, ``marts.fct_store_daily_features``,
 ``marts.agg_store_monthly``, ``ml.store_sales_forecast`` / ``model_metrics`` / ``model_registry`` (written
-through :func:`forecasting.writeback.write_model_outputs`, so they follow the contract), optionally a
+through :func:`warehouse.writeback.write_model_outputs`, so they follow the contract), optionally a
 ``marts.insight_*`` table -- and, optionally, a random forest artifact fitted with
 :mod:`forecasting.models.random_forest` on the sample history. It is NOT the pipeline: the end-to-end tests
 build the real warehouse with Dagster and dbt.
@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from forecasting.writeback import write_model_outputs
+from warehouse.writeback import write_model_outputs
 from serving.features import feature_rows_sql
 
 MODELS = ("baseline", "random_forest", "lstm")
@@ -218,11 +218,14 @@ def _store_stats(history: pd.DataFrame):
     """The dbt store statistics of the sample history at the forecast cut (built in a scratch warehouse)."""
     import tempfile
 
-    from forecasting.features import StoreStats
-    from forecasting.warehouse import build_store_stats
+    from forecasting.features import StoreStats, load_store_stats_table
+    from warehouse.dbt import load_history_as_raw_sales, run_dbt
 
     with tempfile.TemporaryDirectory(prefix="sample_stats_") as scratch:
-        table = build_store_stats(history, Path(scratch) / "stats.duckdb")
+        warehouse = Path(scratch) / "stats.duckdb"
+        load_history_as_raw_sales(history, warehouse)
+        run_dbt(warehouse, ["run", "--select", "+agg_store_sales_stats"])
+        table = load_store_stats_table(warehouse)
     return StoreStats.from_table(table, pd.Timestamp(history["sale_date"].max()) + pd.Timedelta(days=1))
 
 

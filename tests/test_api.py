@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.api import MAX_PREDICT_ROWS, create_app
-from serving.publish import publish_warehouse
+from warehouse.publish import publish_warehouse
 from serving.sample import build_sample_warehouse
 
 N_STORES = 4

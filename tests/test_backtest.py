@@ -12,12 +12,11 @@ from forecasting.backtest import (
     blend_backtest,
     blend_weights,
     conformal_factors,
-    fold_frames,
     fold_metrics,
-    make_folds,
     run_backtest,
 )
-from forecasting.diagnostics import DIAGNOSTIC_COLUMNS, acf_by_store, series_diagnostics
+from forecasting.folds import fold_frames, make_folds
+from analytics.diagnostics import DIAGNOSTIC_COLUMNS, acf_by_store, series_diagnostics
 from forecasting.explain import (
     combine_permuted,
     forecast_vs_actual_markdown,
@@ -28,7 +27,7 @@ from forecasting.explain import (
 from forecasting.features import extra_feature_columns, history_rows, prepare_frame
 from forecasting.models import get_model
 from forecasting.training import champion, train_and_forecast, train_blend
-from forecasting.writeback import write_model_outputs
+from warehouse.writeback import write_model_outputs
 from test_models import fit, make_frame, store_stats_table  # tests/ is on sys.path (rootdir-relative, no package)
 
 H = 42

@@ -32,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover
     webdriver = None
 
-from serving.publish import publish_warehouse  # noqa: E402
+from warehouse.publish import publish_warehouse  # noqa: E402
 from serving.sample import build_sample_warehouse  # noqa: E402
 
 needs_browser = pytest.mark.skipif(

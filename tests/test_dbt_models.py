@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.warehouse import dbt_executable
+from warehouse.dbt import dbt_executable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_DIR = REPO_ROOT / "dbt_project"

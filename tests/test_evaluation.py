@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.evaluation import (
+from forecasting.metrics import (
     METRICS,
     compute_metrics,
     interval_coverage,

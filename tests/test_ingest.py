@@ -5,7 +5,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from forecasting.ingest import (
+from ingestion.load import (
     RawInputError,
     discard_incoming,
     find_raw_files,

@@ -19,10 +19,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_dbt_models import assert_ok, run_dbt  # noqa: E402  (shared dbt subprocess helpers)
 
-from forecasting import charts, segments  # noqa: E402
-from forecasting.ingest import load_incoming, promote_incoming  # noqa: E402
-from forecasting.synthetic import generate_dataset  # noqa: E402
-from forecasting.writeback import write_model_outputs  # noqa: E402
+from analytics import charts, segments  # noqa: E402
+from ingestion.load import load_incoming, promote_incoming  # noqa: E402
+from ingestion.synthetic import generate_dataset  # noqa: E402
+from warehouse.writeback import write_model_outputs  # noqa: E402
 
 N_STORES = 6
 INSIGHT_MODELS = sorted(charts.INSIGHT_CHARTS)

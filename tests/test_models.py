@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from forecasting.features import (
+    load_store_stats_table,
     BOOLEAN_FEATURES,
     CATEGORICAL_FEATURES,
     NUMERIC_FEATURES,
@@ -25,7 +26,7 @@ from forecasting.features import (
 )
 from forecasting.models import MODEL_NAMES, PREDICTION_COLUMNS, get_model
 from forecasting.training import FORECAST_COLUMNS, train_and_forecast
-from forecasting.warehouse import build_store_stats
+from warehouse.dbt import load_history_as_raw_sales, run_dbt
 
 HORIZON = 42
 
@@ -89,6 +90,12 @@ def make_frame(n_stores=4, n_days=200, plan_days=HORIZON, seed=0, gap_store=2):
     return frame.reset_index(drop=True)
 
 
+def _build_store_stats(history, warehouse):
+    load_history_as_raw_sales(history, warehouse)
+    run_dbt(warehouse, ["run", "--select", "+agg_store_sales_stats"])
+    return load_store_stats_table(warehouse)
+
+
 _STATS_CACHE: dict[int, pd.DataFrame] = {}
 _STATS_DIR = tempfile.TemporaryDirectory(prefix="test_store_stats_")
 
@@ -99,7 +106,7 @@ def store_stats_table(frame: pd.DataFrame) -> pd.DataFrame:
     key = int(pd.util.hash_pandas_object(hist[["store_id", "sale_date", "sales", "customers", "is_open", "is_promo"]],
                                          index=False).sum())
     if key not in _STATS_CACHE:
-        _STATS_CACHE[key] = build_store_stats(hist, Path(_STATS_DIR.name) / f"{key & 0xFFFFFFFF}.duckdb")
+        _STATS_CACHE[key] = _build_store_stats(hist, Path(_STATS_DIR.name) / f"{key & 0xFFFFFFFF}.duckdb")
     return _STATS_CACHE[key]
 
 

@@ -10,12 +10,12 @@ import duckdb
 import pytest
 from dagster import AssetKey, materialize
 
-from forecasting.synthetic import generate_dataset
+from ingestion.synthetic import generate_dataset
 from orchestration.definitions import ALL_ASSETS, build_resources
 from orchestration.assets.forecasts import features_expectations
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 from serving.api import create_app
-from serving.publish import open_published, read_publication
+from warehouse.publish import open_published, read_publication
 
 N_STORES, HORIZON = 4, 42
 ML_TABLES = ("store_sales_forecast", "model_metrics", "model_registry")

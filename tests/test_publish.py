@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import serving.publish as publish_module
-from serving.publish import (
+import warehouse.publish as publish_module
+from warehouse.publish import (
     PublishedWarehouseMissing,
     open_published,
     publish_warehouse,

@@ -1,4 +1,4 @@
-"""Customer-sales segments (forecasting.segments) and their charts, on small hand-made store-months."""
+"""Customer-sales segments (analytics.segments) and their charts, on small hand-made store-months."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import charts
-from forecasting.segments import (CENTERS_TABLE, CLUSTERS_TABLE, DEFAULT_N_CLUSTERS, SegmentsError,
+from analytics import charts
+from analytics.segments import (CENTERS_TABLE, CLUSTERS_TABLE, DEFAULT_N_CLUSTERS, SegmentsError,
                                   compute_segments, load_store_months, run_segments, write_segments)
 
 # three well separated groups of stores (monthly customers, sales) and 12 months each

@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import pytest
 
-from forecasting.synthetic import (STORE_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS, PROMO_INTERVALS,
+from ingestion.synthetic import (STORE_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS, PROMO_INTERVALS,
                                    generate_dataset, generate_frames, main)
 
 N_STORES, START, END, HORIZON = 6, "2014-01-01", "2014-06-30", 14

@@ -2,7 +2,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from forecasting.writeback import WriteBackError, write_model_outputs
+from warehouse.writeback import WriteBackError, write_model_outputs
 
 
 def model_outputs(model: str, version: str, n_stores: int = 3, n_days: int = 4, level: float = 100.0):

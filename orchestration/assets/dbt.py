@@ -1,39 +1,19 @@
 """dbt models as Dagster assets: the warehouse models, and the BI marts downstream of the forecasts."""
 
-import os
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from forecasting.charts import INSIGHT_CHARTS, insight_charts_markdown
-from orchestration.resources import REPO_ROOT, DuckDBWarehouse
+from analytics.charts import INSIGHT_CHARTS, insight_charts_markdown
+from orchestration.resources import DuckDBWarehouse, TrainingSettings
+from warehouse.dbt import dbt_args, dbt_project, prepare_manifest
 
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 FORECAST_TAG = "tag:forecast"
 
-# dbt is installed next to this interpreter; find it there even when the venv is not activated.
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
-
-
-def _manifest_is_stale(project: DbtProject) -> bool:
-    if not project.manifest_path.exists():
-        return True
-    built = project.manifest_path.stat().st_mtime
-    sources = [DBT_PROJECT_DIR / "dbt_project.yml", *DBT_PROJECT_DIR.glob("models/**/*"),
-               *DBT_PROJECT_DIR.glob("macros/**/*"), *DBT_PROJECT_DIR.glob("tests/**/*")]
-    return any(p.stat().st_mtime > built for p in sources if p.is_file())
-
-
-# `dagster dev` re-parses on its own; everywhere else (CLI, tests) parse once when the project changed.
-dbt_project.prepare_if_dev()
-if _manifest_is_stale(dbt_project):
-    dbt_project.preparer.prepare(dbt_project)
+# Parse when the project changed (also on every code reload of `dagster dev`): the assets come from the manifest.
+prepare_manifest()
 
 
 class WarehouseDbtTranslator(DagsterDbtTranslator):
@@ -53,11 +33,11 @@ class WarehouseDbtTranslator(DagsterDbtTranslator):
 translator = WarehouseDbtTranslator()
 
 
-def _build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBWarehouse):
-    # The dbt profile reads the warehouse path from the environment; keep it the resource's path.
-    os.environ["WAREHOUSE_PATH"] = str(Path(warehouse.path).resolve())
+def _build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBWarehouse,
+           training: TrainingSettings):
     # dbt holds the DuckDB file until it exits: collect its events, then chart the insight marts.
-    events = list(dbt.cli(["build"], context=context).stream())
+    args = dbt_args(["build"], warehouse.path, training.spec.dbt_vars())
+    events = list(dbt.cli(args, context=context).stream())
     charted = {
         context.asset_key_for_output(e.output_name).path[-1]
         for e in events
@@ -76,13 +56,15 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckD
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, exclude=FORECAST_TAG,
             dagster_dbt_translator=translator, name="warehouse_models")
-def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBWarehouse):
+def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBWarehouse,
+                     training: TrainingSettings):
     """Staging, intermediate and mart models built and tested by `dbt build`."""
-    yield from _build(context, dbt, warehouse)
+    yield from _build(context, dbt, warehouse, training)
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, select=FORECAST_TAG,
             dagster_dbt_translator=translator, name="forecast_marts")
-def forecast_marts(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBWarehouse):
+def forecast_marts(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBWarehouse,
+                   training: TrainingSettings):
     """BI marts over the published forecasts (`ml` sources), built after the models write back."""
-    yield from _build(context, dbt, warehouse)
+    yield from _build(context, dbt, warehouse, training)

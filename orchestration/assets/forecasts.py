@@ -17,8 +17,9 @@ from dagster import (
 )
 
 from expectations import validate_table
-from forecasting.backtest import VALIDATION, fold_frames, make_folds, mean_rmspe
-from forecasting.diagnostics import series_diagnostics
+from forecasting.backtest import mean_rmspe
+from forecasting.folds import VALIDATION, fold_frames, make_folds
+from analytics.diagnostics import series_diagnostics
 from forecasting.explain import (
     IMPORTANCE_COLUMNS,
     METHOD,
@@ -39,7 +40,7 @@ from forecasting.training import (
     train_and_forecast,
     train_blend,
 )
-from forecasting.writeback import write_model_outputs
+from warehouse.writeback import write_model_outputs
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 
 FEATURES_KEY = AssetKey(["marts", "fct_store_daily_features"])

@@ -3,7 +3,7 @@
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from orchestration.resources import DuckDBWarehouse, PlatformPaths
-from serving.publish import publish_warehouse
+from warehouse.publish import publish_warehouse
 
 
 def published_warehouse_asset(upstream: list[AssetsDefinition]) -> AssetsDefinition:

@@ -14,8 +14,8 @@ from dagster import (
 )
 
 from expectations import validate_table
-from forecasting import synthetic
-from forecasting.ingest import (
+from ingestion import synthetic
+from ingestion.load import (
     RAW_COLUMNS,
     discard_incoming,
     incoming_as_raw,

@@ -2,8 +2,8 @@
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MaterializeResult, MetadataValue, multi_asset
 
-from forecasting.charts import segments_markdown
-from forecasting.segments import DEFAULT_N_CLUSTERS, run_segments
+from analytics.charts import segments_markdown
+from analytics.segments import DEFAULT_N_CLUSTERS, run_segments
 from orchestration.resources import DuckDBWarehouse
 
 SEGMENT_TABLES = {

@@ -516,7 +516,7 @@ def generate_dataset(out_dir: str | Path, *, n_stores: int = DEFAULT_N_STORES, s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m forecasting.synthetic",
+    parser = argparse.ArgumentParser(prog="python -m ingestion.synthetic",
                                      description="Write deterministic synthetic Rossmann-layout data.")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--stores", type=int, default=DEFAULT_N_STORES)

@@ -40,9 +40,10 @@ from pathlib import Path
 
 import duckdb
 
+from settings import PUBLISHED_FILE, Settings
+
 log = logging.getLogger(__name__)
 
-PUBLISHED_FILE = "warehouse.duckdb"
 DEFAULT_SCHEMAS: tuple[str, ...] = ("marts", "ml")
 META_SCHEMA = "meta"
 LOCK_FILE = ".publish.lock"
@@ -76,10 +77,6 @@ class PublishedVersion:
 # ------------------------------------------------------------------------------------------ paths
 
 
-def default_data_dir() -> Path:
-    return Path(os.environ.get("DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
-
-
 def published_path(published: str | os.PathLike | None = None) -> Path:
     """The published warehouse file.
 
@@ -87,8 +84,7 @@ def published_path(published: str | os.PathLike | None = None) -> Path:
     ``$DATA_DIR/published/warehouse.duckdb``.
     """
     if published is None:
-        env = os.environ.get("PUBLISHED_WAREHOUSE")
-        return Path(env) if env else default_data_dir() / "published" / PUBLISHED_FILE
+        return Settings.from_env().published_path
     path = Path(published)
     if path.is_dir() or path.suffix != ".duckdb":
         return path / PUBLISHED_FILE
@@ -412,13 +408,13 @@ def read_publication(source: duckdb.DuckDBPyConnection | str | os.PathLike | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m serving.publish [--build PATH] [--published-dir DIR] [--source-run NAME]``"""
+    """``python -m warehouse.publish [--build PATH] [--published-dir DIR] [--source-run NAME]``"""
     import argparse
 
-    data_dir = default_data_dir()
+    settings = Settings.from_env()
     parser = argparse.ArgumentParser(description="Publish the build warehouse as a read-only copy.")
-    parser.add_argument("--build", default=os.environ.get("WAREHOUSE_PATH", str(data_dir / "warehouse.duckdb")))
-    parser.add_argument("--published-dir", default=str(data_dir / "published"))
+    parser.add_argument("--build", default=str(settings.build_warehouse))
+    parser.add_argument("--published-dir", default=str(settings.published_dir))
     parser.add_argument("--source-run", default="manual")
     parser.add_argument("--schemas", default=",".join(DEFAULT_SCHEMAS), help="comma-separated")
     args = parser.parse_args(argv)

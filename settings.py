@@ -1,0 +1,89 @@
+"""The platform's settings: every environment variable it reads is read here, once.
+
+Library code never reads or writes the environment: it takes paths and connections as arguments. Entry points
+(the Dagster definitions, ``python -m`` tools, the API and the dashboard) build a :class:`Settings` with
+:meth:`Settings.from_env` and pass what they need down.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``DATA_DIR`` | ``<repo>/data`` | everything the platform writes |
+| ``RAW_DATA_DIR`` | unset | input folder; unset = the embedded synthetic default data (``DATA_DIR/default_raw``) |
+| ``WAREHOUSE_PATH`` | ``DATA_DIR/warehouse.duckdb`` | the build warehouse |
+| ``PUBLISHED_WAREHOUSE`` | ``DATA_DIR/published/warehouse.duckdb`` | the read-only copy readers open |
+| ``TRAINING_PROFILE`` | ``default`` | ``fast`` trains tiny models (smoke runs) |
+| ``KEEP_MODEL_VERSIONS`` | ``3`` | artifact folders kept per model |
+| ``LOG_LEVEL`` | ``INFO`` | the platform's log level; ``DEBUG`` also shows Dagster's DEBUG events |
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+PUBLISHED_FILE = "warehouse.duckdb"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    raw_data_dir: Path | None = None
+    warehouse_path: Path | None = None
+    published_warehouse: Path | None = None
+    training_profile: str = "default"
+    keep_model_versions: int = 3
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("DATA_DIR") or REPO_ROOT / "data")
+        return cls(
+            data_dir=data_dir,
+            raw_data_dir=Path(env["RAW_DATA_DIR"]) if env.get("RAW_DATA_DIR") else None,
+            warehouse_path=Path(env["WAREHOUSE_PATH"]) if env.get("WAREHOUSE_PATH") else None,
+            published_warehouse=Path(env["PUBLISHED_WAREHOUSE"]) if env.get("PUBLISHED_WAREHOUSE") else None,
+            training_profile=env.get("TRAINING_PROFILE", "default"),
+            keep_model_versions=int(env.get("KEEP_MODEL_VERSIONS", "3")),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )
+
+    @property
+    def build_warehouse(self) -> Path:
+        return self.warehouse_path or self.data_dir / "warehouse.duckdb"
+
+    @property
+    def published_dir(self) -> Path:
+        return self.published_path.parent
+
+    @property
+    def published_path(self) -> Path:
+        return self.published_warehouse or self.data_dir / "published" / PUBLISHED_FILE
+
+    @property
+    def uses_default_data(self) -> bool:
+        return self.raw_data_dir is None
+
+    @property
+    def input_dir(self) -> Path:
+        return self.raw_data_dir or self.data_dir / "default_raw"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+
+def configure_logging(level: str | None = None) -> None:
+    """Entry points call this once: the platform's loggers at ``level`` (default ``$LOG_LEVEL``), one line each."""
+    level = (level or Settings.from_env().log_level).upper()
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for name in ("ingestion", "warehouse", "forecasting", "analytics", "orchestration", "serving", "expectations"):
+        logging.getLogger(name).setLevel(level)
