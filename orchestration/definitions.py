@@ -33,3 +33,19 @@ defs = Definitions(
     # DuckDB takes one writer process at a time: run the steps one after another in one process.
     executor=in_process_executor,
 )
+
+
+def materialize_pipeline(data_dir, raw_dir=None, *, profile: str = "fast", **resource_overrides):
+    """Run every asset and check in process on ``raw_dir`` (None: the embedded default data), writing under
+    ``data_dir``: what the end-to-end tests and their session fixture build. Returns Dagster's result."""
+    from pathlib import Path
+
+    from dagster import materialize
+
+    resources = build_resources(
+        paths=PlatformPaths(data_dir=str(data_dir), raw_data_dir=str(raw_dir or "")),
+        warehouse=DuckDBWarehouse(path=str(Path(data_dir) / "warehouse.duckdb")),
+        training=TrainingSettings(profile=profile),
+        **resource_overrides,
+    )
+    return materialize([*ALL_ASSETS, features_expectations], resources=resources, raise_on_error=False)
