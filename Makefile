@@ -6,6 +6,8 @@ export DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
 export GX_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# INFO: a progress line per step; DEBUG: also Dagster's own events
+export LOG_LEVEL ?= INFO
 
 .PHONY: install run dev test clean serve dashboard publish bench
 
@@ -21,8 +23,7 @@ $(DAGSTER_HOME):
 	mkdir -p $@
 
 run: install | $(DAGSTER_HOME)
-	$(BIN)/dagster asset materialize --select '*' -m orchestration.definitions
-	$(BIN)/python -m orchestration.summary
+	$(BIN)/python -m orchestration.run
 
 dev: install | $(DAGSTER_HOME)
 	$(BIN)/dagster dev -m orchestration.definitions

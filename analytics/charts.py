@@ -354,3 +354,34 @@ def segments_markdown(result) -> str:
         to_markdown_image(chart_silhouette(result.silhouette, result.n_clusters), alt="silhouette by k"),
         to_markdown_image(chart_segments(result.clusters, result.centers), alt="customer-sales segments"),
     ])
+
+
+# --------------------------------------------------------------------------- models
+
+
+def importance_chart_markdown(importance: pd.DataFrame, title: str, top: int = 15) -> str:
+    """Horizontal bars of the ``top`` permutation importances (RMSPE increase when shuffled)."""
+    d = importance.head(top).iloc[::-1]
+    fig, (ax,) = _figure(size=(6.0, 0.3 * len(d) + 1))
+    ax.barh(d["feature"], d["importance"], color=COLORS[0])
+    ax.set_xlabel("RMSPE increase when shuffled (validation fold)")
+    ax.set_title(title)
+    return to_markdown_image(_png(fig), title)
+
+
+def forecast_vs_actual_markdown(validation: pd.DataFrame, title: str, level: float, n_stores: int = 3) -> str:
+    """Validation-fold forecast, its interval and the actuals for the first ``n_stores`` stores."""
+    stores = sorted(validation["store_id"].unique())[:n_stores]
+    fig = Figure(figsize=(7.0, 2.2 * max(len(stores), 1)))
+    axes = fig.subplots(max(len(stores), 1), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, store in zip(axes, stores):
+        d = validation.loc[validation["store_id"] == store].sort_values("sale_date")
+        ax.fill_between(d["sale_date"], d["sales_lower"], d["sales_upper"], color=COLORS[0], alpha=0.2,
+                        label=f"{level:.0%} interval")
+        ax.plot(d["sale_date"], d["sales_pred"], color=COLORS[0], label="forecast")
+        ax.plot(d["sale_date"], d["sales"], color="black", lw=0.8, marker=".", label="actual")
+        ax.set_ylabel(f"store {store}")
+    axes[0].legend(loc="upper right", fontsize=7)
+    axes[0].set_title(title)
+    fig.autofmt_xdate()
+    return to_markdown_image(_png(fig), title)

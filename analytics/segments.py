@@ -27,7 +27,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
-ML_SCHEMA = "ml"
+from warehouse.writeback import ML_SCHEMA, WriteBackError, replace_tables
+
 CLUSTERS_TABLE = "customer_sales_clusters"
 CENTERS_TABLE = "customer_sales_cluster_centers"
 
@@ -39,21 +40,6 @@ DEFAULT_N_INIT = 4                     # KMeans restarts of the model that is wr
 DEFAULT_SWEEP_N_INIT = 1               # restarts per k of the silhouette sweep (27 fits: keep it fast)
 DEFAULT_SWEEP_SAMPLE_SIZE = 10000      # store-months the sweep's models are fitted on (fixed sample)
 
-TABLE_COLUMNS: dict[str, dict[str, str]] = {
-    CLUSTERS_TABLE: {
-        "store_id": "INTEGER NOT NULL",
-        "month": "DATE NOT NULL",
-        "cluster": "INTEGER NOT NULL",
-        "customers": "DOUBLE NOT NULL",
-        "sales": "DOUBLE NOT NULL",
-    },
-    CENTERS_TABLE: {
-        "cluster": "INTEGER NOT NULL",
-        "customers": "DOUBLE NOT NULL",
-        "sales": "DOUBLE NOT NULL",
-        "n_store_months": "BIGINT NOT NULL",
-    },
-}
 
 
 class SegmentsError(ValueError):
@@ -233,24 +219,6 @@ def silhouette_markdown(silhouette: pd.DataFrame, chosen_k: int | None = None) -
     return "\n".join(lines)
 
 
-def _conform(table: str, frame: pd.DataFrame) -> pd.DataFrame:
-    columns = list(TABLE_COLUMNS[table])
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise SegmentsError(f"{ML_SCHEMA}.{table}: frame lacks columns {missing}")
-    frame = frame[columns].copy()
-    if frame.isna().any().any():
-        raise SegmentsError(f"{ML_SCHEMA}.{table}: NULLs in {frame.columns[frame.isna().any()].tolist()}")
-    return frame
-
-
-def ensure_segment_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {ML_SCHEMA}")
-    for table, columns in TABLE_COLUMNS.items():
-        cols = ", ".join(f"{name} {ddl}" for name, ddl in columns.items())
-        con.execute(f"CREATE TABLE IF NOT EXISTS {ML_SCHEMA}.{table} ({cols})")
-
-
 def write_segments(con: duckdb.DuckDBPyConnection, clusters: pd.DataFrame | SegmentResult,
                    centers: pd.DataFrame | None = None) -> dict[str, int]:
     """Replace ml.customer_sales_clusters and ml.customer_sales_cluster_centers in one transaction.
@@ -263,29 +231,14 @@ def write_segments(con: duckdb.DuckDBPyConnection, clusters: pd.DataFrame | Segm
         clusters, centers = clusters.clusters, clusters.centers
     if centers is None:
         raise SegmentsError("write_segments needs the cluster centres")
-    clusters = _conform(CLUSTERS_TABLE, clusters)
-    centers = _conform(CENTERS_TABLE, centers)
-    if clusters.duplicated(["store_id", "month"]).any():
-        raise SegmentsError(f"{ML_SCHEMA}.{CLUSTERS_TABLE}: a (store_id, month) appears twice")
-    if centers["cluster"].duplicated().any():
-        raise SegmentsError(f"{ML_SCHEMA}.{CENTERS_TABLE}: a cluster appears twice")
     orphans = set(clusters["cluster"].unique()) - set(centers["cluster"].unique())
     if orphans:
         raise SegmentsError(f"{ML_SCHEMA}.{CLUSTERS_TABLE}: clusters without a centre: {sorted(orphans)[:5]}")
 
-    ensure_segment_tables(con)
-    con.execute("BEGIN TRANSACTION")
     try:
-        for table, frame in ((CLUSTERS_TABLE, clusters), (CENTERS_TABLE, centers)):
-            con.execute(f"DELETE FROM {ML_SCHEMA}.{table}")
-            con.register("segment_rows", frame)
-            con.execute(f"INSERT INTO {ML_SCHEMA}.{table} BY NAME SELECT * FROM segment_rows")
-            con.unregister("segment_rows")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    return {CLUSTERS_TABLE: len(clusters), CENTERS_TABLE: len(centers)}
+        return replace_tables(con, {CLUSTERS_TABLE: clusters, CENTERS_TABLE: centers})
+    except WriteBackError as exc:
+        raise SegmentsError(str(exc)) from exc
 
 
 def run_segments(con: duckdb.DuckDBPyConnection, n_clusters: int = DEFAULT_N_CLUSTERS, **kwargs) -> SegmentResult:

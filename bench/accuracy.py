@@ -5,7 +5,7 @@ A benchmark, not a test (pytest does not collect it).  It uses the project's own
 1. ``--raw-dir DIR``: the files are loaded with :mod:`ingestion.load` into a scratch DuckDB warehouse
    and ``dbt build`` (the platform's models and tests, without the forecast marts) builds the feature mart.
    ``--warehouse PATH`` reuses a warehouse that already has ``marts.fct_store_daily_features``.
-2. Every model runs :func:`forecasting.training.train_and_forecast` -- the same code the Dagster assets run:
+2. Every model runs :func:`forecasting.runner.train` -- the same code the Dagster assets run:
    the backtest folds (``backtest_1`` .. and ``validation`` = the last 42 days of history), the refit on all
    history and the plan forecast -- in its own child process, so its peak memory (max RSS) is its own.
 3. The blend is fitted on the members' fold predictions (weights per fold from the other folds).
@@ -38,38 +38,45 @@ ALL_MODELS = ("baseline", "random_forest", "hist_gradient_boosting", "lstm")
 
 def build_warehouse(raw_dir: Path, warehouse: Path, folds: int) -> float:
     """Ingest + dbt build into ``warehouse`` (the platform's path without Dagster); returns seconds."""
+    from forecasting.folds import ForecastSpec
     from warehouse.dbt import build_warehouse as build
 
     t = time.perf_counter()
-    build(raw_dir, warehouse, {"backtest_folds": folds})
+    build(raw_dir, warehouse, ForecastSpec(n_folds=folds).dbt_vars())
     return time.perf_counter() - t
 
 
 def worker(args) -> None:
-    """One model in this process: train_and_forecast on the warehouse's mart; a JSON summary to --result."""
-    from forecasting.features import load_feature_frame, load_store_stats_table
-    from forecasting.training import fast_params, train_and_forecast
-
+    """One model in this process: forecasting.runner.train on the warehouse's mart; a JSON summary to --result."""
+    import duckdb
     import pandas as pd
 
+    from forecasting.artifacts import save_result
+    from forecasting.features import load_feature_frame, load_store_stats_table
+    from forecasting.folds import ForecastSpec
+    from forecasting.protocol import create
+    from forecasting.runner import train
+    from settings import configure_logging
+
+    configure_logging()
     t = time.perf_counter()
-    frame = load_feature_frame(args.warehouse)
-    store_stats = load_store_stats_table(args.warehouse)
+    with duckdb.connect(str(args.warehouse), read_only=True) as con:
+        frame, store_stats = load_feature_frame(con), load_store_stats_table(con)
     load_s = time.perf_counter() - t
-    params = fast_params(args.worker) if args.profile == "fast" else None
-    tm = train_and_forecast(args.worker, frame, params, models_dir=args.models_dir, n_folds=args.folds,
-                            store_stats=store_stats)
+    tm = train(create(args.worker, profile=args.profile), frame, store_stats, ForecastSpec(n_folds=args.folds))
+    save_result(tm, args.models_dir)
     m = tm.metrics
+    folds, timings = tm.meta["folds"], tm.meta["timings_s"]
     out = {
         "model": args.worker,
         "model_version": tm.model_version,
-        "artifact_path": tm.artifact_path,
+        "artifact_path": tm.registry["artifact_path"],
         "metrics": m.pivot(index="split", columns="metric", values="value").to_dict(orient="index"),
         "split_order": list(dict.fromkeys(m["split"])),
-        "fold_timings": tm.fold_timings,
-        "fit_s": sum(v["fit_s"] for v in tm.fold_timings.values()) + tm.timings["fit_full"],
-        "predict_s": sum(v["predict_s"] for v in tm.fold_timings.values()) + tm.timings["predict_plan"],
-        "total_s": tm.timings["total"],
+        "fold_timings": {f["split"]: {"fit_s": f["fit_s"], "predict_s": f["predict_s"]} for f in folds},
+        "fit_s": timings["fit_backtests"] + timings["fit_full"],
+        "predict_s": sum(f["predict_s"] for f in folds) + timings["predict_plan"],
+        "total_s": timings["total"],
         "load_s": load_s,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         # CPU seconds of this process (user + system, all threads): less sensitive than wall time to other load
@@ -131,7 +138,8 @@ def main(argv=None) -> int:
     if not args.no_blend and len(results) > 1:
         import pandas as pd
 
-        from forecasting.training import train_blend
+        from forecasting.blend import fit_blend
+        from forecasting.folds import ForecastSpec
 
         t = time.perf_counter()
         members = {
@@ -141,11 +149,11 @@ def main(argv=None) -> int:
                              "train_start": r["registry"]["train_start"], "train_end": r["registry"]["train_end"]}}
             for n, r in results.items()
         }
-        bl = train_blend(members, work / "models")
+        bl = fit_blend(members, ForecastSpec(n_folds=args.folds))
         m = bl.metrics
         results["blend"] = {
             "model": "blend", "metrics": m.pivot(index="split", columns="metric", values="value").to_dict(orient="index"),
-            "split_order": list(dict.fromkeys(m["split"])), "weights": bl.fitted["weights"],
+            "split_order": list(dict.fromkeys(m["split"])), "weights": bl.forecaster.params["weights"],
             "fit_s": time.perf_counter() - t, "predict_s": 0.0, "peak_rss_gib": None,
         }
 

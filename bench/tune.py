@@ -36,28 +36,28 @@ def main(argv=None) -> int:
     from forecasting.folds import fold_frames, make_folds
     from forecasting.metrics import rmspe
     from forecasting.features import StoreStats, history_rows, load_feature_frame, load_store_stats_table
-    from forecasting.models import get_model
+    import duckdb
+
+    from forecasting.protocol import create
     from warehouse.dbt import build_warehouse
 
     if not args.warehouse.exists():
         if not args.raw_dir:
             ap.error(f"{args.warehouse} does not exist; give --raw-dir to build it")
         build_warehouse(args.raw_dir, args.warehouse)
-    hist = history_rows(load_feature_frame(args.warehouse))
-    table = load_store_stats_table(args.warehouse)
+    with duckdb.connect(str(args.warehouse), read_only=True) as con:
+        hist, table = history_rows(load_feature_frame(con)), load_store_stats_table(con)
     wanted = args.folds.split(",")
     folds = [f for f in make_folds(hist) if f.split in wanted]
     if not folds:
         ap.error(f"none of the folds {wanted} exists")
-    module = get_model(args.model)
     for trial in args.trial or ["{}"]:
-        params = {**module.DEFAULT_PARAMS, **json.loads(trial)}
         scores = []
         for fold in folds:
             train, target = fold_frames(hist, fold)
             t = time.perf_counter()
-            fitted = module.fit(train, params, StoreStats.from_table(table, fold.start))
-            pred = module.predict(fitted, train, target)
+            fitted = create(args.model, json.loads(trial)).fit(train, StoreStats.from_table(table, fold.start))
+            pred = fitted.predict(train, target)
             score = rmspe(target["sales"], pred["sales_pred"], target["is_open"])
             scores.append(f"{fold.split} rmspe={score:.4f} ({time.perf_counter() - t:.0f}s)")
         print(f"{args.model} {trial}: {'; '.join(scores)}", flush=True)

@@ -12,8 +12,8 @@ so nothing from a validation or forecast window can leak into the features.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -71,20 +71,9 @@ _BOOL_COLUMNS = ["is_history", "is_open", *BOOLEAN_FEATURES]
 _INT_COLUMNS = ["store_id", *NUMERIC_FEATURES[:6]]
 
 
-def read_table(warehouse_path: str | Path, sql: str) -> pd.DataFrame:
-    """The result of ``sql`` on a DuckDB file opened read-only (and closed again)."""
-    import duckdb
-
-    con = duckdb.connect(str(warehouse_path), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
-def load_feature_frame(warehouse_path: str | Path) -> pd.DataFrame:
-    """Read ``marts.fct_store_daily_features`` from a DuckDB file (read-only) as a clean DataFrame."""
-    return prepare_frame(read_table(warehouse_path, f"SELECT * FROM {FEATURE_TABLE} ORDER BY store_id, sale_date"))
+def load_feature_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """``marts.fct_store_daily_features`` as a clean DataFrame (:func:`prepare_frame`)."""
+    return prepare_frame(con.execute(f"SELECT * FROM {FEATURE_TABLE} ORDER BY store_id, sale_date").df())
 
 
 def prepare_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -121,29 +110,12 @@ def plan_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[~frame["is_history"]].reset_index(drop=True)
 
 
-def validation_split(history: pd.DataFrame, horizon_days: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Time-based split: the last ``horizon_days`` calendar days of history are validation.
-
-    The cut-off is global (same date for every store).  Plan rows, if present, are dropped.
-    """
-    hist = history.loc[history["is_history"]] if "is_history" in history.columns else history
-    cutoff = validation_cutoff(hist, horizon_days)
-    train = hist.loc[hist["sale_date"] <= cutoff].reset_index(drop=True)
-    valid = hist.loc[hist["sale_date"] > cutoff].reset_index(drop=True)
-    return train, valid
-
-
-def validation_cutoff(history: pd.DataFrame, horizon_days: int = 42) -> pd.Timestamp:
-    """Last training date: max history date minus ``horizon_days``."""
-    return pd.Timestamp(history["sale_date"].max()) - pd.Timedelta(days=horizon_days)
-
-
 STORE_STATS_TABLE = "marts.agg_store_sales_stats"
 
 
-def load_store_stats_table(warehouse_path: str | Path) -> pd.DataFrame:
-    """Read ``marts.agg_store_sales_stats`` (every cut) from a DuckDB file, read-only."""
-    table = read_table(warehouse_path, f"SELECT * FROM {STORE_STATS_TABLE} ORDER BY feature_cut_date, store_id, grain")
+def load_store_stats_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """``marts.agg_store_sales_stats`` at every cut."""
+    table = con.execute(f"SELECT * FROM {STORE_STATS_TABLE} ORDER BY feature_cut_date, store_id, grain").df()
     table["feature_cut_date"] = pd.to_datetime(table["feature_cut_date"]).astype("datetime64[ns]")
     return table
 
@@ -308,6 +280,15 @@ def tabular_training_rows(train_df: pd.DataFrame, stats: StoreStats | None) -> p
         raise ValueError(f"store statistics of the cut {stats.feature_cut_date:%Y-%m-%d} do not belong to training "
                          f"data ending {last:%Y-%m-%d} (the cut must be the next day)")
     return hist.loc[hist["is_open"].astype(bool) & (hist["sales"] > 0)].reset_index(drop=True)
+
+
+def design_columns(rows: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The tabular models' (numeric, categorical) columns: the base features present in ``rows``, booleans as
+    numerics, the store statistics, then the mart's extra columns (:func:`extra_feature_columns`)."""
+    extra = extra_feature_columns(rows)
+    numeric = [c for c in NUMERIC_FEATURES + BOOLEAN_FEATURES if c in rows.columns] + STORE_STAT_FEATURES + extra["numeric"]
+    categorical = [c for c in CATEGORICAL_FEATURES if c in rows.columns] + extra["categorical"]
+    return numeric, categorical
 
 
 def tabular_design(frame: pd.DataFrame, stats: StoreStats, numeric: list[str], categorical: list[str]) -> pd.DataFrame:

@@ -73,15 +73,6 @@ def compute_metrics(y_true, y_pred, is_open=None, metrics=METRICS) -> dict[str, 
     return {m: _FUNCS[m](y_true, y_pred, is_open) for m in metrics}
 
 
-def metrics_frame(y_true, y_pred, is_open=None, metrics=METRICS, split: str | None = None) -> pd.DataFrame:
-    """Long-format metrics: columns (metric, value) -- plus ``split`` first when given."""
-    vals = compute_metrics(y_true, y_pred, is_open, metrics)
-    out = pd.DataFrame({"metric": list(vals), "value": [float(v) for v in vals.values()]})
-    if split is not None:
-        out.insert(0, "split", split)
-    return out
-
-
 def interval_coverage(y_true, lower, upper, is_open=None) -> float:
     """Share of (open) rows with actual > 0 whose actual lies within [lower, upper]."""
     yt, lo, mask = _arrays(y_true, lower, is_open)
@@ -90,3 +81,21 @@ def interval_coverage(y_true, lower, upper, is_open=None) -> float:
     if not mask.any():
         return float("nan")
     return float(np.mean((yt[mask] >= lo[mask]) & (yt[mask] <= up[mask])))
+
+
+def fold_metrics(pred: pd.DataFrame, coverage_metric: str | None = None) -> pd.DataFrame:
+    """Long metrics (split, metric, value) per fold of a backtest frame: rmspe, rmse, mae, mape and, when the
+    frame has sales_lower / sales_upper, the interval's coverage under the name ``coverage_metric``."""
+    rows = []
+    for split, g in pred.groupby("split", sort=False):
+        values = compute_metrics(g["sales"], g["sales_pred"], g["is_open"], METRICS)
+        if coverage_metric and "sales_lower" in g.columns:
+            values[coverage_metric] = interval_coverage(g["sales"], g["sales_lower"], g["sales_upper"], g["is_open"])
+        rows += [{"split": split, "metric": m, "value": float(v)} for m, v in values.items()]
+    return pd.DataFrame(rows, columns=["split", "metric", "value"])
+
+
+def mean_rmspe(metrics: pd.DataFrame) -> float:
+    """Mean RMSPE over the folds of a long metrics frame."""
+    m = metrics.loc[metrics["metric"] == "rmspe", "value"]
+    return float(m.mean()) if len(m) else float("nan")

@@ -1,17 +1,23 @@
-"""The platform's one Dagster code location: files -> raw -> dbt -> checks -> models -> ml -> BI marts."""
+"""The platform's one Dagster code location: files -> raw -> dbt -> models -> ml -> BI marts -> published copy."""
 
-from dagster import Definitions, define_asset_job, in_process_executor
+from pathlib import Path
+
+from dagster import Definitions, define_asset_job, in_process_executor, materialize
 
 from orchestration.assets.dbt import forecast_marts, warehouse_models
-from orchestration.assets.forecasts import features_expectations, ml_tables, model_assets
-from orchestration.assets.publish import published_warehouse_asset
+from orchestration.assets.ml import ml_tables
+from orchestration.assets.models import blend, model_assets
+from orchestration.assets.publish import artifact_retention, published_warehouse_asset
 from orchestration.assets.raw import raw_tables
 from orchestration.assets.segments import customer_sales_segments
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
+from settings import configure_logging
 from warehouse.dbt import dbt_resource
 
-BUILD_ASSETS = [raw_tables, warehouse_models, *model_assets, ml_tables, customer_sales_segments, forecast_marts]
-ALL_ASSETS = [*BUILD_ASSETS, published_warehouse_asset(BUILD_ASSETS)]
+configure_logging()
+
+BUILD_ASSETS = [raw_tables, warehouse_models, *model_assets, blend, ml_tables, customer_sales_segments, forecast_marts]
+ALL_ASSETS = [*BUILD_ASSETS, published_warehouse_asset(BUILD_ASSETS), artifact_retention]
 
 
 def build_resources(**overrides) -> dict:
@@ -26,9 +32,8 @@ def build_resources(**overrides) -> dict:
 
 defs = Definitions(
     assets=ALL_ASSETS,
-    asset_checks=[features_expectations],
     jobs=[define_asset_job("forecast_pipeline", selection="*",
-                           description="Everything: raw loads, dbt, checks, models, write-back, BI marts.")],
+                           description="Everything: raw loads, dbt, checks, models, write-back, BI marts, publish.")],
     resources=build_resources(),
     # DuckDB takes one writer process at a time: run the steps one after another in one process.
     executor=in_process_executor,
@@ -38,14 +43,10 @@ defs = Definitions(
 def materialize_pipeline(data_dir, raw_dir=None, *, profile: str = "fast", **resource_overrides):
     """Run every asset and check in process on ``raw_dir`` (None: the embedded default data), writing under
     ``data_dir``: what the end-to-end tests and their session fixture build. Returns Dagster's result."""
-    from pathlib import Path
-
-    from dagster import materialize
-
     resources = build_resources(
         paths=PlatformPaths(data_dir=str(data_dir), raw_data_dir=str(raw_dir or "")),
         warehouse=DuckDBWarehouse(path=str(Path(data_dir) / "warehouse.duckdb")),
         training=TrainingSettings(profile=profile),
         **resource_overrides,
     )
-    return materialize([*ALL_ASSETS, features_expectations], resources=resources, raise_on_error=False)
+    return materialize(ALL_ASSETS, resources=resources, raise_on_error=False)

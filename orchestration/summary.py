@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from orchestration.resources import DuckDBWarehouse, PlatformPaths
+import duckdb
+
+from settings import Settings
 
 EXAMPLE_QUERIES = {
     "Latest forecast per model for store 1": """
@@ -27,19 +29,18 @@ GROUP BY ALL ORDER BY month_start, model""",
 }
 
 
-def main() -> None:
-    warehouse, paths = DuckDBWarehouse(), PlatformPaths()
-    published = paths.published_dir / "warehouse.duckdb"
-    with warehouse.connect(read_only=True) as con:
+def print_summary(settings: Settings) -> None:
+    published = settings.published_path
+    with duckdb.connect(str(settings.build_warehouse), read_only=True) as con:
         tables = con.execute("""
             SELECT schema_name || '.' || table_name AS name, estimated_size AS approx_rows
             FROM duckdb_tables() WHERE schema_name IN ('raw', 'marts', 'ml')
             ORDER BY schema_name, table_name""").fetchall()
-        print(f"\nWarehouse: {warehouse.path}")
-        print(f"Input data: {paths.input_dir}{' (embedded default)' if paths.uses_default_data else ''}")
+        print(f"\nWarehouse: {settings.build_warehouse}")
+        print(f"Input data: {settings.input_dir}{' (embedded default)' if settings.uses_default_data else ''}")
         print(f"Published read-only copy for BI tools, `make serve` and `make dashboard`: "
               f"{published}")
-        print(f"Model artifacts: {paths.models_dir}   Data Docs: {paths.reports_dir / 'data_docs' / 'index.html'}")
+        print(f"Model artifacts: {settings.models_dir}   Data Docs: {settings.reports_dir / 'data_docs' / 'index.html'}")
         print("\nTables:")
         for name, rows in tables:
             print(f"  {name:<45} ~{rows:,} rows")
@@ -51,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    print_summary(Settings.from_env())

@@ -5,28 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.backtest import (
-    FOLD_COLUMNS,
-    VALIDATION,
-    add_fold_intervals,
-    blend_backtest,
-    blend_weights,
-    conformal_factors,
-    fold_metrics,
-    run_backtest,
-)
-from forecasting.folds import fold_frames, make_folds
+from analytics.charts import forecast_vs_actual_markdown, importance_chart_markdown
 from analytics.diagnostics import DIAGNOSTIC_COLUMNS, acf_by_store, series_diagnostics
-from forecasting.explain import (
-    combine_permuted,
-    forecast_vs_actual_markdown,
-    importance_chart_markdown,
-    importance_from_permuted,
-    permuted_predictions,
-)
+from forecasting.blend import blend_backtest, blend_weights, fit_blend
 from forecasting.features import extra_feature_columns, history_rows, prepare_frame
-from forecasting.models import get_model
-from forecasting.training import champion, train_and_forecast, train_blend
+from forecasting.folds import VALIDATION, ForecastSpec, fold_frames, make_folds
+from forecasting.importance import combine_permuted, importance_from_permuted, permuted_predictions
+from forecasting.intervals import add_fold_intervals, conformal_factors
+from forecasting.metrics import fold_metrics
+from forecasting.models.baseline import BaselineForecaster
+from forecasting.protocol import create
+from forecasting.runner import FOLD_COLUMNS, run_backtest, train
 from warehouse.writeback import write_model_outputs
 from test_models import fit, make_frame, store_stats_table  # tests/ is on sys.path (rootdir-relative, no package)
 
@@ -64,35 +53,34 @@ def test_short_history_gets_fewer_folds_never_a_different_window(hist):
         make_folds(hist.loc[hist["sale_date"] > hist["sale_date"].max() - pd.Timedelta(days=60)], 3, H)
 
 
-class Spy:
-    """A model module recording the training data each fit saw."""
+class Spy(BaselineForecaster):
+    """The baseline, recording the training data each fit saw (class-level: every fold fits a new instance)."""
 
-    def __init__(self):
-        self.seen = []
-        self.base = get_model("baseline")
+    name = "spy"
+    seen: list = []
 
-    def fit(self, train, params, stats):
-        self.seen.append((train["sale_date"].max(), train["sales"].sum(), stats.feature_cut_date))
-        return self.base.fit(train, params, stats)
+    def fit(self, train, stats):
+        Spy.seen.append((train["sale_date"].max(), train["sales"].sum(), stats.feature_cut_date))
+        return super().fit(train, stats)
 
-    def predict(self, fitted, context, target):
+    def predict(self, context, target):
         assert context["sale_date"].max() < target["sale_date"].min()
-        return self.base.predict(fitted, context, target)
+        return super().predict(context, target)
 
 
 def test_each_fold_fits_only_on_data_before_its_cut(hist):
     folds = make_folds(hist, 3, H)
-    spy = Spy()
-    res = run_backtest("spy", spy, hist, {}, folds, store_stats_table(hist))
-    assert [s[0] for s in spy.seen] == [f.cutoff for f in folds]
-    assert [s[2] for s in spy.seen] == [f.start for f in folds]  # each fold gets the statistics of its own cut
+    Spy.seen = []
+    res = run_backtest(Spy(), hist, folds, store_stats_table(hist))
+    assert [s[0] for s in Spy.seen] == [f.cutoff for f in folds]
+    assert [s[2] for s in Spy.seen] == [f.start for f in folds]  # each fold gets the statistics of its own cut
     assert list(dict.fromkeys(res.predictions["split"])) == [f.split for f in folds]
     assert list(res.predictions.columns) == FOLD_COLUMNS
     # changing actuals inside a fold's window does not change that fold's forecast
     poisoned = hist.copy()
     inside = poisoned["sale_date"] > folds[-1].cutoff
     poisoned.loc[inside, "sales"] *= 10
-    again = run_backtest("spy", Spy(), poisoned, {}, folds, store_stats_table(poisoned))
+    again = run_backtest(Spy(), poisoned, folds, store_stats_table(poisoned))
     v = res.predictions["split"] == VALIDATION
     np.testing.assert_allclose(res.predictions.loc[v, "sales_pred"], again.predictions.loc[v, "sales_pred"])
 
@@ -112,18 +100,20 @@ def _fake_preds(n_folds=3, n=600, noise=0.1, seed=0, bias=1.0):
 
 def test_conformal_intervals_cover_about_80_percent_and_never_use_the_own_fold():
     pred = _fake_preds(noise=0.1)
-    out = add_fold_intervals(pred)
-    m = fold_metrics(out)
+    out = add_fold_intervals(pred, 0.8, 6)
+    m = fold_metrics(out, "coverage_80")
     cov = m.loc[m["metric"] == "coverage_80", "value"]
     assert ((cov > 0.72) & (cov < 0.88)).all()
     # a fold's interval does not change when its own residuals change
     changed = pred.copy()
     v = changed["split"] == VALIDATION
     changed.loc[v, "sales"] *= np.exp(np.random.default_rng(1).normal(0, 1.0, v.sum()))
-    again = add_fold_intervals(changed)
+    again = add_fold_intervals(changed, 0.8, 6)
     np.testing.assert_allclose(out.loc[v, "sales_upper"], again.loc[v, "sales_upper"])
-    f = conformal_factors(pred)
+    f = conformal_factors(pred, 0.8, 6)
     assert (f["lower_factor"] <= 1).all() and (f["upper_factor"] >= 1).all() and len(f) == 6
+    # the level is a parameter: a wider interval at 95%
+    assert (conformal_factors(pred, 0.95, 6)["upper_factor"] > f["upper_factor"]).all()
 
 
 def test_blend_weights_fix_bias_and_prefer_the_better_model():
@@ -131,32 +121,34 @@ def test_blend_weights_fix_bias_and_prefer_the_better_model():
     bad = good.assign(sales_pred=good["sales"] * np.exp(np.random.default_rng(3).normal(0, 0.3, len(good))))
     w = blend_weights({"good": good, "bad": bad})
     assert w["good"] > 0.8 and w["bad"] < 0.2
-    blended, per_fold = blend_backtest({"good": good, "bad": bad})
+    blended, per_fold = blend_backtest({"good": good, "bad": bad}, ForecastSpec())
     assert set(per_fold) == {"backtest_1", "backtest_2", VALIDATION}
     m = fold_metrics(blended)
     g = fold_metrics(good)
     assert m.loc[m["metric"] == "rmspe", "value"].mean() < g.loc[g["metric"] == "rmspe", "value"].mean()
 
 
-def test_train_blend_champion_and_writeback(frame, tmp_path):
+def test_blend_of_trained_models_and_writeback(frame, tmp_path):
     members = {}
     for name in ("baseline", "hist_gradient_boosting"):
-        tm = train_and_forecast(name, frame, get_model(name).FAST_PARAMS, models_dir=tmp_path,
-                                store_stats=store_stats_table(frame))
+        tm = train(create(name, profile="fast"), frame, store_stats_table(frame))
         members[name] = {"backtest": tm.backtest, "forecast": tm.forecast, "registry": tm.registry_frame(),
                          "metrics": tm.metrics}
-    bl = train_blend(members, tmp_path)
+    bl = fit_blend(members)
+    assert set(bl.forecaster.params["weights"]) == set(members)
     assert len(bl.forecast) == len(members["baseline"]["forecast"])
     assert (bl.forecast["sales_lower"] <= bl.forecast["sales_pred"]).all()
     assert (bl.forecast["sales_pred"] <= bl.forecast["sales_upper"]).all()
     assert set(bl.metrics["split"]) == {"backtest_1", "backtest_2", VALIDATION}
     metrics = pd.concat([*(m["metrics"] for m in members.values()), bl.metrics], ignore_index=True)
-    best = champion(metrics)
+    bl.registry["artifact_path"] = str(tmp_path)
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
-    write_model_outputs(con, forecasts=pd.concat([*(m["forecast"] for m in members.values()), bl.forecast]),
-                        metrics=metrics,
-                        registry=pd.concat([*(m["registry"] for m in members.values()), bl.registry_frame()]))
-    assert con.execute("SELECT DISTINCT model FROM ml.champion_forecast").fetchall() == [(best,)]
+    counts = write_model_outputs(con, forecasts=pd.concat([*(m["forecast"] for m in members.values()), bl.forecast]),
+                                 metrics=metrics,
+                                 registry=pd.concat([*(m["registry"].assign(artifact_path=str(tmp_path))
+                                                     for m in members.values()), bl.registry_frame()]))
+    assert counts["model_registry"] == 3
+    assert con.execute("SELECT count(DISTINCT model) FROM ml.store_sales_forecast").fetchall() == [(3,)]
 
 
 def test_series_diagnostics(hist):
@@ -171,17 +163,16 @@ def test_series_diagnostics(hist):
 
 
 def test_permutation_importance_and_charts(frame, hist):
-    module = get_model("hist_gradient_boosting")
     folds = make_folds(hist, 3, H)
     train, target = fold_frames(hist, folds[-1])
     fitted = fit("hist_gradient_boosting", train, table=store_stats_table(hist))
-    hgb = permuted_predictions(module, fitted, train, target)
+    hgb = permuted_predictions(fitted, train, target)
     imp = importance_from_permuted(hgb)
     assert {"store_id", "is_promo", "day_of_week"} <= set(imp["feature"])
     assert imp.iloc[0]["importance"] > 0
     # the blend's importance: its members' shuffled forecasts on the same rows, weighted as the blend weighs them
     base_fit = fit("baseline", train, table=store_stats_table(hist))
-    base = permuted_predictions(get_model("baseline"), base_fit, train, target, features=["is_promo", "day_of_week"])
+    base = permuted_predictions(base_fit, train, target, features=["is_promo", "day_of_week"])
     only_hgb = importance_from_permuted(combine_permuted({"h": hgb, "b": base}, {"h": 1.0, "b": 0.0}))
     pd.testing.assert_frame_equal(only_hgb, imp, check_exact=False, atol=1e-6)
     mixed = combine_permuted({"h": hgb, "b": base}, {"h": 0.5, "b": 0.5})
@@ -191,7 +182,7 @@ def test_permutation_importance_and_charts(frame, hist):
     md = importance_chart_markdown(imp, "t")
     assert md.startswith("![t](data:image/png;base64,")
     val = target.assign(sales_pred=target["sales"], sales_lower=target["sales"] * 0.9, sales_upper=target["sales"] * 1.1)
-    assert "data:image/png;base64," in forecast_vs_actual_markdown(val, "v")
+    assert "data:image/png;base64," in forecast_vs_actual_markdown(val, "v", 0.8)
 
 
 def test_extra_mart_columns_are_used_when_present_and_sales_columns_never(frame):
@@ -203,9 +194,8 @@ def test_extra_mart_columns_are_used_when_present_and_sales_columns_never(frame)
     assert extra == {"numeric": ["days_to_easter"], "categorical": ["state_group"]}
     h = history_rows(f)
     for name in ("random_forest", "hist_gradient_boosting"):
-        m = get_model(name)
         fitted = fit(name, h, table=store_stats_table(h))
-        cols = fitted.feature_columns
+        cols = fitted.numeric + fitted.categorical
         assert "days_to_easter" in cols and "state_group" in cols and "store_sales_rolling_mean" not in cols
-        p = m.predict(fitted, h, f.loc[~f["is_history"]])
+        p = fitted.predict(h, f.loc[~f["is_history"]])
         assert p["sales_pred"].notna().all()

@@ -22,10 +22,12 @@ from forecasting.features import (
     load_feature_frame,
     plan_rows,
     prepare_frame,
-    validation_split,
 )
-from forecasting.models import MODEL_NAMES, PREDICTION_COLUMNS, get_model
-from forecasting.training import FORECAST_COLUMNS, train_and_forecast
+from forecasting.artifacts import load_forecaster, prune_artifacts, save_result
+from forecasting.folds import ForecastSpec, fold_frames, make_folds
+from forecasting.models import lstm
+from forecasting.protocol import MODEL_NAMES, PREDICTION_COLUMNS, create, forecaster_class
+from forecasting.runner import FORECAST_COLUMNS, train
 from warehouse.dbt import load_history_as_raw_sales, run_dbt
 
 HORIZON = 42
@@ -93,7 +95,8 @@ def make_frame(n_stores=4, n_days=200, plan_days=HORIZON, seed=0, gap_store=2):
 def _build_store_stats(history, warehouse):
     load_history_as_raw_sales(history, warehouse)
     run_dbt(warehouse, ["run", "--select", "+agg_store_sales_stats"])
-    return load_store_stats_table(warehouse)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return load_store_stats_table(con)
 
 
 _STATS_CACHE: dict[int, pd.DataFrame] = {}
@@ -116,9 +119,14 @@ def stats_for(train: pd.DataFrame, table: pd.DataFrame | None = None) -> StoreSt
     return StoreStats.from_table(table, train["sale_date"].max() + pd.Timedelta(days=1))
 
 
-def fit(name: str, train: pd.DataFrame, params: dict | None = None, table: pd.DataFrame | None = None):
-    module = get_model(name)
-    return module.fit(train, module.FAST_PARAMS if params is None else params, stats_for(train, table))
+def fit(name: str, train: pd.DataFrame, table: pd.DataFrame | None = None):
+    return create(name, profile="fast").fit(train, stats_for(train, table))
+
+
+def validation_split(history: pd.DataFrame, horizon: int = HORIZON):
+    """(training rows, the last ``horizon`` days of history): the validation fold."""
+    hist = history_rows(history)
+    return fold_frames(hist, make_folds(hist, 1, horizon)[-1])
 
 
 @pytest.fixture(scope="module")
@@ -133,11 +141,7 @@ def stats_table(frame):
 
 @pytest.fixture(scope="module")
 def split(frame):
-    return validation_split(history_rows(frame), HORIZON)
-
-
-def _fast(name):
-    return dict(get_model(name).FAST_PARAMS)
+    return validation_split(frame)
 
 
 # --------------------------------------------------------------------------------------------- features
@@ -149,8 +153,8 @@ def test_feature_lists_are_disjoint_and_present(frame):
     assert set(cols) <= set(frame.columns)
 
 
-def test_validation_split_last_42_days(frame):
-    train, valid = validation_split(frame, HORIZON)  # plan rows are dropped
+def test_validation_fold_is_the_last_42_days(frame):
+    train, valid = validation_split(frame)  # plan rows are dropped
     hist = history_rows(frame)
     assert len(train) + len(valid) == len(hist)
     assert valid["sale_date"].nunique() == HORIZON
@@ -167,14 +171,14 @@ def test_load_feature_frame_roundtrip(tmp_path):
     con.register("src", raw.sample(frac=1.0, random_state=1))  # shuffled: loader must sort
     con.execute("CREATE TABLE marts.fct_store_daily_features AS SELECT * FROM src")
     con.close()
-    loaded = load_feature_frame(db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        loaded = load_feature_frame(con)
     assert len(loaded) == len(raw)
     assert loaded[["store_id", "sale_date"]].equals(
         loaded[["store_id", "sale_date"]].sort_values(["store_id", "sale_date"]).reset_index(drop=True)
     )
     assert loaded["is_history"].dtype == bool and loaded["is_open"].dtype == bool
     assert loaded["months_since_competition_open"].dtype == "float64"
-    duckdb.connect(str(db)).close()  # the loader closed its (read-only) connection
 
 
 def test_store_stats_of_a_cut_join_on_every_row(frame, split, stats_table):
@@ -215,11 +219,11 @@ def test_store_stats_fallback_for_unknown_store_and_missing_cut(split, stats_tab
     with pytest.raises(ValueError, match="no store statistics for the cut 2014-09-05"):
         StoreStats.from_table(stats_table, "2014-09-05")
     with pytest.raises(ValueError, match="need the store statistics"):
-        get_model("baseline").fit(train, {}, None)
+        create("baseline").fit(train, None)
     # statistics of another cut are refused: they would leak (later cut) or not describe the rows (earlier)
     with pytest.raises(ValueError, match="do not belong to training data"):
-        get_model("random_forest").fit(train, _fast("random_forest"),
-                                       StoreStats.from_table(stats_table, train["sale_date"].max() + pd.Timedelta(days=43)))
+        create("random_forest", profile="fast").fit(
+            train, StoreStats.from_table(stats_table, train["sale_date"].max() + pd.Timedelta(days=43)))
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -235,7 +239,7 @@ def fitted_models(split, stats_table):
 def test_fit_predict_shapes_and_closed_days(name, split, fitted_models):
     train, valid = split
     shuffled = valid.sample(frac=1.0, random_state=3)
-    pred = get_model(name).predict(fitted_models[name], train, shuffled)
+    pred = fitted_models[name].predict(train, shuffled)
     assert list(pred.columns) == PREDICTION_COLUMNS
     assert len(pred) == len(shuffled)
     np.testing.assert_array_equal(pred["store_id"].to_numpy(), shuffled["store_id"].to_numpy())
@@ -250,7 +254,7 @@ def test_fit_predict_shapes_and_closed_days(name, split, fitted_models):
 
 def test_baseline_uses_store_dow_promo_medians(split, fitted_models):
     train, valid = split
-    pred = get_model("baseline").predict(fitted_models["baseline"], train, valid)
+    pred = fitted_models["baseline"].predict(train, valid)
     row = valid.loc[valid["is_open"]].iloc[0]
     end = train["sale_date"].max()
     recent = train.loc[
@@ -269,33 +273,28 @@ def test_baseline_uses_store_dow_promo_medians(split, fitted_models):
 def test_predictions_ignore_validation_actuals(name, frame, split, fitted_models):
     """No leakage: validation-window sales changes must not change the fit or the validation predictions."""
     train, valid = split
-    module = get_model(name)
     hist2 = history_rows(frame).copy()
     in_valid = hist2["sale_date"] > train["sale_date"].max()
     hist2.loc[in_valid, ["sales", "customers"]] *= 10
-    train2, valid2 = validation_split(hist2, HORIZON)
+    train2, valid2 = validation_split(hist2)
     pd.testing.assert_frame_equal(train, train2)
-    p1 = module.predict(fitted_models[name], train, valid)
+    p1 = fitted_models[name].predict(train, valid)
     # the context may even contain the (changed) validation rows: they must be ignored
-    p2 = module.predict(fit(name, train2), hist2, valid2)
+    p2 = fit(name, train2).predict(hist2, valid2)
     np.testing.assert_allclose(p1["sales_pred"], p2["sales_pred"], rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_save_load_roundtrip(name, tmp_path, split, fitted_models):
     train, valid = split
-    module = get_model(name)
-    module.save(fitted_models[name], tmp_path)
-    loaded = module.load(tmp_path)
-    pd.testing.assert_frame_equal(
-        module.predict(fitted_models[name], train, valid), module.predict(loaded, train, valid), rtol=1e-5
-    )
+    fitted_models[name].save(tmp_path)
+    loaded = forecaster_class(name).load(tmp_path)
+    pd.testing.assert_frame_equal(fitted_models[name].predict(train, valid), loaded.predict(train, valid), rtol=1e-5)
 
 
 def test_lstm_windows_handle_gaps_and_long_plans(frame, split):
-    lstm = get_model("lstm")
     train, _ = split
-    fitted = lstm.fit(train, _fast("lstm"))
+    fitted = lstm.fit(train, lstm.FAST_PARAMS)
     # grid is continuous daily: the gap store's missing days are unobserved zeros, calendar unshifted
     hist = history_rows(frame)
     start = hist["sale_date"].min()
@@ -321,11 +320,11 @@ def test_lstm_windows_handle_gaps_and_long_plans(frame, split):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_train_and_forecast_writes_artifacts(name, frame, stats_table, tmp_path):
-    tm = train_and_forecast(name, frame, _fast(name), models_dir=tmp_path, horizon_days=HORIZON,
-                            store_stats=stats_table)
+    tm = train(create(name, profile="fast"), frame, stats_table, ForecastSpec(horizon_days=HORIZON))
     assert re.fullmatch(r"\d{8}T\d{12}Z", tm.model_version)
-    vdir = tmp_path / name / tm.model_version
-    assert vdir.is_dir() and str(vdir.resolve()) == tm.artifact_path
+    vdir = save_result(tm, tmp_path)
+    assert vdir == tmp_path / name / tm.model_version
+    assert vdir.is_dir() and str(vdir.resolve()) == tm.registry["artifact_path"]
     for f in ["forecast.parquet", "metrics.parquet", "meta.json"]:
         assert (vdir / f).is_file()
     assert any(p.name.startswith(("model", "lstm")) for p in vdir.iterdir())
@@ -364,23 +363,21 @@ def test_train_and_forecast_writes_artifacts(name, frame, stats_table, tmp_path)
     assert r["params"] == json.loads(tm.registry_frame()["params"].iloc[0])
     meta = json.loads((vdir / "meta.json").read_text())
     assert meta["model_version"] == tm.model_version
-    assert meta["validation_metrics"]["rmspe"] == pytest.approx(rmspe)
+    assert meta["fold_metrics"]["validation"]["rmspe"] == pytest.approx(rmspe)
     # the saved model loads and forecasts the plan the same way
-    loaded = get_model(name).load(vdir)
-    again = get_model(name).predict(loaded, hist, plan)
+    again = load_forecaster(vdir).predict(hist, plan)
     np.testing.assert_allclose(again["sales_pred"].to_numpy(), fc["sales_pred"].to_numpy(), rtol=1e-5)
 
 
 def test_two_runs_get_distinct_versions(frame, stats_table, tmp_path):
-    a = train_and_forecast("baseline", frame, None, models_dir=tmp_path, store_stats=stats_table)
-    b = train_and_forecast("baseline", frame, None, models_dir=tmp_path, store_stats=stats_table)
+    a, b = (train(create("baseline"), frame, stats_table) for _ in range(2))
+    save_result(a, tmp_path)
+    save_result(b, tmp_path)
     assert a.model_version != b.model_version
     assert sorted(p.name for p in (tmp_path / "baseline").iterdir()) == sorted([a.model_version, b.model_version])
 
 
 def test_prune_artifacts_keeps_the_newest_versions_per_model(tmp_path):
-    from forecasting.training import prune_artifacts
-
     versions = ["20261101T000000000000Z", "20261102T000000000000Z", "20261103T000000000000Z"]
     for model in ("random_forest", "lstm"):
         for v in versions:

@@ -12,7 +12,6 @@ from dagster import AssetKey, materialize
 
 from ingestion.synthetic import generate_dataset
 from orchestration.definitions import ALL_ASSETS, build_resources
-from orchestration.assets.forecasts import features_expectations
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 from serving.api import create_app
 from warehouse.publish import open_published, read_publication
@@ -46,7 +45,7 @@ def platform(tmp_path_factory):
     root = tmp_path_factory.mktemp("platform")
     raw_dir, data_dir = root / "raw", root / "data"
     generate_dataset(raw_dir, n_stores=N_STORES, start="2014-06-01", end="2015-07-31", horizon_days=HORIZON)
-    result = materialize([*ALL_ASSETS, features_expectations], resources=resources_for(data_dir, raw_dir))
+    result = materialize(ALL_ASSETS, resources=resources_for(data_dir, raw_dir))
     assert result.success
     return raw_dir, data_dir, result
 
@@ -86,7 +85,6 @@ def test_metrics_registry_and_bi_marts(platform):
     charted = {m.asset_key.path[-1] for m in insight_meta if "chart" in m.metadata}
     assert {"insight_promo_effect", "insight_seasonality"} <= charted
     checks = {(e.asset_key, e.check_name): e.passed for e in result.get_asset_check_evaluations()}
-    assert checks[(AssetKey(["marts", "fct_store_daily_features"]), "great_expectations")]
     assert checks[(AssetKey(["raw", "sales"]), "great_expectations")]
 
 
@@ -110,8 +108,7 @@ def test_champion_importance_and_diagnostics(platform):
     assert diag[0][0] == N_STORES and diag[0][1] == N_STORES and -1 <= diag[0][2] <= diag[0][3] <= 1
     charts = {m.asset_key.path[-1]: m.metadata for m in result.get_asset_materialization_events()
               and [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]}
-    assert charts["feature_importance"]["blend_importance_chart"].value.startswith("![")
-    for name in ("random_forest", "lstm"):
+    for name in ("random_forest", "lstm", "blend"):
         md = charts[name]
         assert md["feature_importance_chart"].value.startswith("![")
         assert "data:image/png;base64," in md["forecast_vs_actual_chart"].value
@@ -131,7 +128,7 @@ def test_bad_input_stops_the_run_and_loses_nothing(platform, tmp_path):
     (bad_dir / "train.csv").write_text("\n".join(lines) + "\n")
 
     published_before = read_publication(data_dir / "published").version_id
-    result = materialize([*ALL_ASSETS, features_expectations], resources=resources_for(data_dir, bad_dir),
+    result = materialize(ALL_ASSETS, resources=resources_for(data_dir, bad_dir),
                          raise_on_error=False)
     assert not result.success
     failed = {(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations() if not e.passed}
@@ -176,7 +173,7 @@ def test_readers_of_the_published_warehouse_never_block_a_run(platform, tmp_path
         while not ready.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         with open_published(published) as held:  # a dashboard left open all the while
-            result = materialize([*ALL_ASSETS, features_expectations], resources=resources_for(data_dir, raw_dir))
+            result = materialize(ALL_ASSETS, resources=resources_for(data_dir, raw_dir))
             held_version = held.execute("SELECT version_id FROM meta.publication").fetchall()[0][0]
         time.sleep(1.0)
     finally:

@@ -73,6 +73,20 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "history_end": "DATE",
         "created_at": "TIMESTAMP NOT NULL",
     },
+    # customer-sales segments (analytics.segments), replaced as a whole by each run
+    "customer_sales_clusters": {
+        "store_id": "INTEGER NOT NULL",
+        "month": "DATE NOT NULL",
+        "cluster": "INTEGER NOT NULL",
+        "customers": "DOUBLE NOT NULL",
+        "sales": "DOUBLE NOT NULL",
+    },
+    "customer_sales_cluster_centers": {
+        "cluster": "INTEGER NOT NULL",
+        "customers": "DOUBLE NOT NULL",
+        "sales": "DOUBLE NOT NULL",
+        "n_store_months": "BIGINT NOT NULL",
+    },
 }
 PER_VERSION_TABLES = ("store_sales_forecast", "model_metrics", "feature_importance")
 
@@ -102,6 +116,8 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "model_registry": ("model", "model_version"),
     "feature_importance": ("model", "model_version", "feature", "method"),
     "series_diagnostics": ("store_id",),
+    "customer_sales_clusters": ("store_id", "month"),
+    "customer_sales_cluster_centers": ("cluster",),
 }
 
 
@@ -185,10 +201,7 @@ def write_model_outputs(
             con.unregister("incoming_rows")
         con.unregister("written_versions")
         if diagnostics is not None:
-            con.execute(f"DELETE FROM {ML_SCHEMA}.series_diagnostics")
-            con.register("incoming_rows", diagnostics)
-            con.execute(f"INSERT INTO {ML_SCHEMA}.series_diagnostics BY NAME SELECT * FROM incoming_rows")
-            con.unregister("incoming_rows")
+            _replace(con, "series_diagnostics", diagnostics)
             frames["series_diagnostics"] = diagnostics
         con.execute(CHAMPION_VIEW_SQL)
         con.execute("COMMIT")
@@ -196,3 +209,28 @@ def write_model_outputs(
         con.execute("ROLLBACK")
         raise
     return {table: len(frame) for table, frame in frames.items()}
+
+
+def _replace(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    con.execute(f"DELETE FROM {ML_SCHEMA}.{table}")
+    con.register("incoming_rows", frame)
+    con.execute(f"INSERT INTO {ML_SCHEMA}.{table} BY NAME SELECT * FROM incoming_rows")
+    con.unregister("incoming_rows")
+
+
+def replace_tables(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame],
+                   created_at: datetime | None = None) -> dict[str, int]:
+    """Replace whole ``ml`` tables (e.g. the segments) in one transaction, after the contract's checks (columns,
+    required values, keys): a failed check or write leaves every table as it was.  Returns the rows written."""
+    created_at = created_at or datetime.now(timezone.utc)
+    conformed = {table: _conform(table, frame, created_at) for table, frame in frames.items()}
+    ensure_ml_tables(con)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, frame in conformed.items():
+            _replace(con, table, frame)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return {table: len(frame) for table, frame in conformed.items()}

@@ -51,7 +51,7 @@ import pandas as pd  # noqa: E402
 from keras import ops  # noqa: E402
 from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 
-from forecasting.models import prediction_frame  # noqa: E402
+from forecasting.protocol import BaseForecaster, prediction_frame  # noqa: E402
 
 DEFAULT_PARAMS: dict = {
     "lookback_days": 42,
@@ -534,3 +534,37 @@ def load(directory: str | Path) -> LSTMModel:
     network = keras.models.load_model(directory / MODEL_FILE, compile=False)
     state = joblib.load(directory / STATE_FILE)
     return LSTMModel(network=network, **state)
+
+
+class LSTMForecaster(BaseForecaster):
+    """The protocol's face of this module: one global network, warm-started refits and backtest folds."""
+
+    name = "lstm"
+    default_params = DEFAULT_PARAMS
+    fast_params = FAST_PARAMS
+    supports_refit = True
+    warm_start_folds = WARM_START_FOLDS
+
+    def fit(self, history: pd.DataFrame, stats=None) -> LSTMForecaster:
+        """``stats`` is unused: the network scales each store itself."""
+        self.model = fit(history, self.params)
+        return self
+
+    def refit(self, history: pd.DataFrame, **overrides) -> LSTMForecaster:
+        """Continue training on ``history``; ``overrides`` (e.g. refit_epochs) apply to this refit only."""
+        refitted = LSTMForecaster(self.params)
+        refitted.model = refit(self.model, history, {**self.params, **overrides})
+        return refitted
+
+    def predict(self, context: pd.DataFrame | None, target: pd.DataFrame) -> pd.DataFrame:
+        return predict(self.model, context, target)
+
+    def save(self, directory: str | Path) -> Path:
+        return save(self.model, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> LSTMForecaster:
+        model = load(directory)
+        loaded = cls(model.params)
+        loaded.model = model
+        return loaded

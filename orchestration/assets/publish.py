@@ -1,16 +1,20 @@
-"""Publishing: a consistent read-only copy of the warehouse for the API, dashboards and BI tools."""
+"""Publishing: a consistent read-only copy of the warehouse for the API, dashboards and BI tools; then the old
+model artifacts can go."""
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
-from orchestration.resources import DuckDBWarehouse, PlatformPaths
+from forecasting.artifacts import prune_artifacts
+from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 from warehouse.publish import publish_warehouse
+
+PUBLISHED_KEY = AssetKey(["published", "warehouse"])
 
 
 def published_warehouse_asset(upstream: list[AssetsDefinition]) -> AssetsDefinition:
     """Depends on every other asset, so a failed step or blocking check in the run publishes nothing."""
 
     @asset(
-        key=AssetKey(["published", "warehouse"]),
+        key=PUBLISHED_KEY,
         deps=[key for assets_def in upstream for key in assets_def.keys],
         group_name="serving",
         kinds={"duckdb"},
@@ -20,6 +24,7 @@ def published_warehouse_asset(upstream: list[AssetsDefinition]) -> AssetsDefinit
     def published_warehouse(context: AssetExecutionContext, warehouse: DuckDBWarehouse,
                             paths: PlatformPaths) -> MaterializeResult:
         version = publish_warehouse(warehouse.path, paths.published_dir, source_run=context.run_id)
+        context.log.info(f"published {version.version_id}: {len(version.tables)} tables, {version.n_rows:,} rows")
         return MaterializeResult(metadata={
             "published_version": version.version_id,
             "path": MetadataValue.path(str(version.path)),
@@ -29,3 +34,14 @@ def published_warehouse_asset(upstream: list[AssetsDefinition]) -> AssetsDefinit
         })
 
     return published_warehouse
+
+
+@asset(key=AssetKey(["models", "artifact_retention"]), deps=[PUBLISHED_KEY], group_name="serving",
+       description="Keeps the newest KEEP_MODEL_VERSIONS artifact folders per model (>= 2: this run's and the one "
+                   "the previous published copy served); runs only after a successful publish.")
+def artifact_retention(context: AssetExecutionContext, paths: PlatformPaths,
+                       training: TrainingSettings) -> MaterializeResult:
+    pruned = prune_artifacts(paths.models_dir, training.keep_versions)
+    if pruned:
+        context.log.info(f"removed {len(pruned)} old model artifact folders (keeping {training.keep_versions} per model)")
+    return MaterializeResult(metadata={"removed": len(pruned), "kept_per_model": training.keep_versions})

@@ -1,4 +1,4 @@
-"""Explanations: permutation importance on the validation fold, and charts for Dagster metadata.
+"""Permutation importance on the validation fold.
 
 Permutation importance is model-agnostic and computed on the mart columns the models read: for each column
 the values are shuffled across the validation rows (one seeded permutation), the validation-fold model
@@ -9,9 +9,6 @@ forecasts on the same rows with the same permutations, combined with the blend's
 """
 
 from __future__ import annotations
-
-import base64
-import io
 
 import numpy as np
 import pandas as pd
@@ -30,9 +27,9 @@ def candidate_features(frame: pd.DataFrame) -> list[str]:
     return [c for c in dict.fromkeys(cols) if c in frame.columns]
 
 
-def permuted_predictions(module, fitted, context: pd.DataFrame, target: pd.DataFrame,
+def permuted_predictions(forecaster, context: pd.DataFrame, target: pd.DataFrame,
                          features: list[str] | None = None, seed: int = 0, max_rows: int = 40_000) -> pd.DataFrame:
-    """The validation-fold model's sales forecasts with each feature shuffled: one row per (sampled) target row
+    """The (validation-fold) forecaster's sales forecasts with each feature shuffled: one row per (sampled) target row
     with row_store_id, row_sale_date, row_sales, row_is_open, row_forecast (nothing shuffled) and one column per
     feature (the forecast with that feature shuffled).
 
@@ -51,7 +48,7 @@ def permuted_predictions(module, fitted, context: pd.DataFrame, target: pd.DataF
     op = target["is_open"].to_numpy(bool)
     out = {"row_store_id": target["store_id"].to_numpy(), "row_sale_date": target["sale_date"].to_numpy(),
            "row_sales": target["sales"].to_numpy(float), "row_is_open": op,
-           "row_forecast": module.predict(fitted, context, target)["sales_pred"].to_numpy(np.float32)}
+           "row_forecast": forecaster.predict(context, target)["sales_pred"].to_numpy(np.float32)}
     rng = np.random.default_rng(seed)
     open_idx = np.flatnonzero(op)
     for col in features:
@@ -59,7 +56,7 @@ def permuted_predictions(module, fitted, context: pd.DataFrame, target: pd.DataF
         values = shuffled[col].to_numpy(copy=True)
         values[open_idx] = values[rng.permutation(open_idx)]
         shuffled[col] = pd.Series(values, dtype=target[col].dtype)
-        out[col] = module.predict(fitted, context, shuffled)["sales_pred"].to_numpy(np.float32)
+        out[col] = forecaster.predict(context, shuffled)["sales_pred"].to_numpy(np.float32)
     return pd.DataFrame(out)
 
 
@@ -90,48 +87,3 @@ def combine_permuted(members: dict[str, pd.DataFrame], weights: dict[str, float]
         out[col] = sum(weights[n] * members[n][col if col in members[n].columns else "row_forecast"].to_numpy(float)
                        for n in names)
     return out
-
-
-# ------------------------------------------------------------------------------------------------- charts
-def _png_markdown(fig, alt: str) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')})"
-
-
-def importance_chart_markdown(importance: pd.DataFrame, title: str, top: int = 15) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    d = importance.head(top).iloc[::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.3 * len(d) + 1))
-    ax.barh(d["feature"], d["importance"], color="#4c72b0")
-    ax.set_xlabel("RMSPE increase when shuffled (validation fold)")
-    ax.set_title(title)
-    return _png_markdown(fig, title)
-
-
-def forecast_vs_actual_markdown(validation: pd.DataFrame, title: str, n_stores: int = 3) -> str:
-    """Validation-fold forecast, 80% interval and actuals for a few stores (the first by store id)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stores = sorted(validation["store_id"].unique())[:n_stores]
-    fig, axes = plt.subplots(len(stores), 1, figsize=(7, 2.2 * len(stores)), sharex=True, squeeze=False)
-    for ax, s in zip(axes[:, 0], stores):
-        d = validation.loc[validation["store_id"] == s].sort_values("sale_date")
-        ax.fill_between(d["sale_date"], d["sales_lower"], d["sales_upper"], color="#4c72b0", alpha=0.2, label="80% interval")
-        ax.plot(d["sale_date"], d["sales_pred"], color="#4c72b0", label="forecast")
-        ax.plot(d["sale_date"], d["sales"], color="black", lw=0.8, marker=".", label="actual")
-        ax.set_ylabel(f"store {s}")
-    axes[0, 0].legend(loc="upper right", fontsize=7)
-    axes[0, 0].set_title(title)
-    fig.autofmt_xdate()
-    return _png_markdown(fig, title)

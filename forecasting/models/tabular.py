@@ -1,0 +1,74 @@
+"""One forecaster for every tabular estimator: a scikit-learn ``Pipeline`` on mart columns plus store statistics.
+
+The training rows are the open history days with sales > 0; the design matrix is the mart's calendar, promo,
+holiday, competition and event columns (:func:`forecasting.features.design_columns`) with the leakage-free dbt
+store statistics of the training cut joined on.  The target is log sales minus a store statistic
+(``target_offset``, by default the last year's store x weekday x promo mean): trees then spend their splits on
+promo, holiday and calendar effects rather than on store levels (``target = "log"`` learns plain log1p).
+A subclass supplies only the estimator (:meth:`TabularForecaster.build_pipeline`) and whether it forecasts log
+customers as a second output (deviation from the store's mean log customers) or derives customers from sales
+and the store's sales per customer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
+
+from forecasting.features import StoreStats, design_columns, tabular_design, tabular_training_rows
+from forecasting.protocol import BaseForecaster, prediction_frame
+
+log = logging.getLogger(__name__)
+
+MAX_LOG_SALES = 20.0  # expm1(20) ~ 5e8: a guard against overflow, far above any store-day
+
+
+class TabularForecaster(BaseForecaster):
+    def build_pipeline(self, numeric: list[str], categorical: list[str], n_rows: int) -> Pipeline:
+        raise NotImplementedError
+
+    def _offsets(self, x: pd.DataFrame) -> np.ndarray:
+        """Per row: the log-sales offset and, with a customers output, the log-customers offset."""
+        width = 2 if self.forecasts_customers else 1
+        if self.params.get("target", "residual") == "log":
+            return np.zeros((len(x), width))
+        if self.params.get("target", "residual") != "residual":
+            raise ValueError(f"unknown target mode {self.params['target']!r}; expected 'residual' or 'log'")
+        columns = [self.params["target_offset"], "store_log_customers_mean"][:width]
+        return x[columns].to_numpy(float)
+
+    def fit(self, history: pd.DataFrame, stats: StoreStats | None) -> TabularForecaster:
+        rows = tabular_training_rows(history, stats)
+        self.stats = stats
+        self.numeric, self.categorical = design_columns(rows)
+        x = tabular_design(rows, stats, self.numeric, self.categorical)
+        y = np.log1p(rows["sales"].to_numpy(float))[:, None]
+        if self.forecasts_customers:
+            y = np.column_stack([y, np.log1p(rows["customers"].fillna(0).to_numpy(float))])
+        y = y - self._offsets(x)
+        self.pipeline = self.build_pipeline(self.numeric, self.categorical, len(rows))
+        t0 = time.perf_counter()
+        with threadpool_limits(self.params.get("n_threads")):
+            self.pipeline.fit(x, y if self.forecasts_customers else y[:, 0])
+        log.debug("%s fitted on %d rows in %.1fs", self.name, len(rows), time.perf_counter() - t0)
+        return self
+
+    def predict(self, context: pd.DataFrame | None, target: pd.DataFrame) -> pd.DataFrame:
+        """``context`` is unused: every feature is in the target rows or the fitted store statistics."""
+        target = target.reset_index(drop=True)
+        is_open = target["is_open"].astype("boolean").fillna(True).to_numpy(bool)
+        sales, customers = np.zeros(len(target)), np.zeros(len(target))
+        if is_open.any():
+            x = tabular_design(target.loc[is_open], self.stats, self.numeric, self.categorical)
+            with threadpool_limits(self.params.get("n_threads")):
+                raw = self.pipeline.predict(x).reshape(len(x), -1) + self._offsets(x)
+            log_values = np.expm1(np.clip(raw, 0, MAX_LOG_SALES))
+            sales[is_open] = log_values[:, 0]
+            customers[is_open] = (log_values[:, 1] if self.forecasts_customers else
+                                  log_values[:, 0] / np.clip(x["store_sales_per_customer"].to_numpy(float), 1.0, None))
+        return prediction_frame(target, sales, customers)

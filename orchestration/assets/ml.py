@@ -1,0 +1,56 @@
+"""The `ml` write-back: every model's and the blend's outputs, and the series diagnostics, in one transaction."""
+
+
+import pandas as pd
+from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+
+from analytics.diagnostics import series_diagnostics
+from forecasting.blend import BLEND
+from forecasting.features import history_rows, load_feature_frame
+from forecasting.protocol import MODEL_NAMES
+from orchestration.assets.models import model_key
+from orchestration.resources import DuckDBWarehouse
+from warehouse.writeback import write_model_outputs
+
+ML_TABLES = {
+    "store_sales_forecast": "Daily sales forecasts with prediction intervals per store, model and version.",
+    "model_metrics": "Backtest and validation metrics (rmspe, rmse, mae, mape, interval coverage) per model "
+                     "version and fold (split backtest_1.., validation = the last horizon of history).",
+    "model_registry": "Every trained model version: training window, parameters, artifact path.",
+    "feature_importance": "Permutation importance (RMSPE increase) of each mart column on the validation fold.",
+    "series_diagnostics": "Per store: ADF stationarity test and autocorrelation (lags 1, 7, 14) of log sales.",
+}
+WRITTEN = (*MODEL_NAMES, BLEND)
+
+
+@multi_asset(
+    name="ml_tables",
+    ins={name: AssetIn(model_key(name)) for name in WRITTEN},
+    specs=[AssetSpec(AssetKey(["ml", table]), description=text, group_name="ml", kinds={"duckdb"},
+                     deps=[model_key(name) for name in WRITTEN])
+           for table, text in ML_TABLES.items()],
+)
+def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, **trained: dict):
+    """Writes the forecasts, metrics, registry rows and feature importance of every model that ran, and the
+    series diagnostics, replacing only the rows of the versions written."""
+    with warehouse.connect(read_only=True) as con:
+        hist = history_rows(load_feature_frame(con))
+    diagnostics = series_diagnostics(hist).assign(history_end=hist["sale_date"].max().date())
+    frames = {key: pd.concat([t[key] for t in trained.values()], ignore_index=True)
+              for key in ("forecast", "metrics", "registry", "importance")}
+    with warehouse.connect() as con:
+        counts = write_model_outputs(con, forecasts=frames["forecast"], metrics=frames["metrics"],
+                                     registry=frames["registry"], feature_importance=frames["importance"],
+                                     series_diagnostics=diagnostics)
+    scores = (frames["metrics"].loc[frames["metrics"]["metric"] == "rmspe"].groupby("model")["value"].mean()
+              .sort_values().rename("mean_rmspe").to_frame())
+    versions = frames["registry"][["model", "model_version"]].to_dict("records")
+    extra = {
+        "model_metrics": {"mean_rmspe_by_model": MetadataValue.md(scores.round(4).to_markdown())},
+        "series_diagnostics": {"stationary_share": float(diagnostics["is_stationary"].mean()),
+                               "median_acf_lag7": float(diagnostics["acf_lag7"].median())},
+    }
+    context.log.info("wrote " + ", ".join(f"ml.{t}: {n:,} rows" for t, n in counts.items()))
+    for table, n_rows in counts.items():
+        yield MaterializeResult(asset_key=AssetKey(["ml", table]),
+                                metadata={"rows_written": n_rows, "model_versions": versions, **extra.get(table, {})})

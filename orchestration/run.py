@@ -1,0 +1,64 @@
+"""`make run`: the `forecast_pipeline` job in process on the persistent Dagster instance (so the run shows in
+`make dev`'s UI), a progress line per step, then the summary of the tables.
+
+Dagster's own events are logged at DEBUG: they show with ``LOG_LEVEL=DEBUG``; the default ``INFO`` shows the
+platform's progress lines only.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from dagster import DagsterEventType, DagsterInstance
+
+from orchestration.definitions import defs
+from orchestration.summary import print_summary
+from settings import Settings, configure_logging
+
+
+def _step_line(step: str, seconds: float, metadata: dict) -> str:
+    rows = next((v.value for k, v in metadata.items() if k in ("rows", "rows_written", "row_count", "forecast_rows")),
+                None)
+    metric = next((f"{k}={v.value:.4f}" for k, v in metadata.items()
+                   if k in ("validation_rmspe", "mean_backtest_rmspe") and isinstance(v.value, float)), "")
+    rows_text = f"{rows:>10,} rows" if isinstance(rows, int) else " " * 15
+    return f"  {step:<40} {seconds:>7.1f}s {rows_text}  {metric}"
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    console_level = "DEBUG" if settings.log_level == "DEBUG" else "INFO"
+    job = defs.resolve_job_def("forecast_pipeline")
+    started = time.perf_counter()
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": console_level}}}})
+    steps: dict[str, dict] = {}
+    for event in result.all_events:
+        entry = steps.setdefault(event.step_key or "", {"metadata": {}, "seconds": 0.0, "status": "?"})
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            entry["metadata"].update(event.event_specific_data.materialization.metadata)
+        elif event.event_type == DagsterEventType.STEP_SUCCESS:
+            entry["seconds"], entry["status"] = event.event_specific_data.duration_ms / 1000, "ok"
+        elif event.event_type == DagsterEventType.STEP_FAILURE:
+            entry["status"] = "FAILED"
+    print(f"\nforecast_pipeline run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
+          f"in {time.perf_counter() - started:.0f}s")
+    for step, entry in steps.items():
+        if step:
+            print(_step_line(step, entry["seconds"], entry["metadata"]) + ("" if entry["status"] == "ok" else
+                                                                              f"  {entry['status']}"))
+    if not result.success:
+        failure = next((e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE), None)
+        if failure is not None:
+            print(f"\n{failure.step_key} failed: {failure.event_specific_data.error.message.strip()}", file=sys.stderr)
+        return 1
+    print_summary(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
