@@ -198,23 +198,19 @@ def _unknown_store():
     return s
 
 
-def _sales_on_closed_day():
+def _on_closed_day(column: str, value: int) -> pd.DataFrame:
     s = good_sales()
-    closed = s.index[s["Open"] == 0][0]
-    s.loc[closed, "Sales"] = 1234
+    s.loc[s.index[s["Open"] == 0][0], column] = value
     return s
+
+
+def _sales_on_closed_day():
+    return _on_closed_day("Sales", 1234)
 
 
 def _bad_state_holiday():
     s = good_sales()
     s.loc[7, "StateHoliday"] = "x"
-    return s
-
-
-def _customers_on_closed_day():
-    s = good_sales()
-    closed = s.index[s["Open"] == 0][0]
-    s.loc[closed, "Customers"] = 17
     return s
 
 
@@ -229,7 +225,8 @@ BAD_SALES = {
                              {"Store": 1, "Date": (HISTORY_START + dt.timedelta(days=5)).isoformat()}),
     "unknown_store": (_unknown_store, "expect_column_values_to_be_in_set", "Store", 999),
     "sales_on_closed_day": (_sales_on_closed_day, "expect_column_values_to_be_in_set", "Sales", 1234),
-    "customers_on_closed_day": (_customers_on_closed_day, "expect_column_values_to_be_in_set", "Customers", 17),
+    "customers_on_closed_day": (lambda: _on_closed_day("Customers", 17), "expect_column_values_to_be_in_set",
+                                "Customers", 17),
     "bad_state_holiday": (_bad_state_holiday, "expect_column_values_to_be_in_set", "StateHoliday", "x"),
     "negative_customers": (_negative_customers, "expect_column_values_to_be_between", "Customers", -5),
 }
