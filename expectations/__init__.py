@@ -1,4 +1,4 @@
-"""Great Expectations validation suites for the Rossmann warehouse.
+"""Great Expectations validation suites for the incoming raw tables of the Rossmann warehouse.
 
 Public API (the Dagster layer calls :func:`validate_table`)::
 
@@ -7,8 +7,8 @@ Public API (the Dagster layer calls :func:`validate_table`)::
     if not outcome.success: ...            # a blocking (severity "error") expectation failed
     outcome.summary_markdown()             # for Dagster metadata
 
-Tables with a suite: ``raw.sales``, ``raw.stores``, ``raw.plan``,
-``marts.fct_store_daily_features`` (see :data:`TABLES`; suites live in ``expectations/suites.py``).
+Tables with a suite: ``raw.sales``, ``raw.stores``, ``raw.plan`` (suites live in ``expectations/suites.py``).
+GX owns the rules on these incoming files; the rules on what dbt builds are dbt tests (``dbt_project/``).
 
 Importing this package is cheap; Great Expectations (~2 s import) is loaded on first use of
 ``validate_table`` / ``SUITES``.
@@ -16,20 +16,9 @@ Importing this package is cheap; Great Expectations (~2 s import) is loaded on f
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
-from .outcome import (  # noqa: E402
-    SEVERITY_ERROR,
-    SEVERITY_WARN,
-    BlockingValidationError,
-    ValidationOutcome,
-)
-
-#: Tables that have a suite (keys of ``SUITES``), available without importing GX.
-TABLES = ("raw.sales", "raw.stores", "raw.plan", "marts.fct_store_daily_features")
+from .outcome import SEVERITY_ERROR, SEVERITY_WARN, ValidationOutcome
 
 _LAZY = {
     "validate_table": "runner",
@@ -42,8 +31,6 @@ __all__ = [
     "SEVERITY_ERROR",
     "SEVERITY_WARN",
     "SUITES",
-    "TABLES",
-    "BlockingValidationError",
     "SuiteDefinition",
     "TableNotFoundError",
     "ValidationOutcome",

@@ -16,19 +16,6 @@ SEVERITY_WARN = "warn"  # reported, never blocks
 MAX_SAMPLES = 5  # sample unexpected values kept per failure in the outcome (data docs show more)
 
 
-class BlockingValidationError(RuntimeError):
-    """Raised by :meth:`ValidationOutcome.raise_for_blocking` when a blocking expectation failed."""
-
-    def __init__(self, outcome: ValidationOutcome):
-        self.outcome = outcome
-        failed = ", ".join(_failure_label(f) for f in outcome.blocking_failures[:5])
-        more = len(outcome.blocking_failures) - 5
-        super().__init__(
-            f"{outcome.table}: {len(outcome.blocking_failures)} blocking expectation(s) failed: "
-            f"{failed}{f' (+{more} more)' if more > 0 else ''}"
-        )
-
-
 @dataclass
 class ValidationOutcome:
     """Outcome of validating one warehouse table against its Great Expectations suite.
@@ -65,11 +52,6 @@ class ValidationOutcome:
     @property
     def n_passed(self) -> int:
         return self.n_expectations - self.n_failed
-
-    def raise_for_blocking(self) -> None:
-        """Raise :class:`BlockingValidationError` if any blocking expectation failed."""
-        if not self.success:
-            raise BlockingValidationError(self)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -109,11 +91,6 @@ class ValidationOutcome:
             if len(items) > max_rows:
                 lines.append(f"| ... {len(items) - max_rows} more | | | |")
         return "\n".join(lines)
-
-
-def _failure_label(f: dict[str, Any]) -> str:
-    cols = ",".join(f.get("columns") or [])
-    return f"{f['expectation_type']}({cols})" if cols else f["expectation_type"]
 
 
 def _fmt_count(f: dict[str, Any]) -> str:

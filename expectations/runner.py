@@ -21,17 +21,15 @@ import time
 from pathlib import Path
 from typing import Any, Union
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+import duckdb
+import great_expectations as gx
+import pandas as pd
+from great_expectations.checkpoint import UpdateDataDocsAction
+from great_expectations.core.run_identifier import RunIdentifier
+from great_expectations.data_context.types.base import DataContextConfig, ProgressBarsConfig
 
-import duckdb  # noqa: E402
-import great_expectations as gx  # noqa: E402
-import pandas as pd  # noqa: E402
-from great_expectations.checkpoint import UpdateDataDocsAction  # noqa: E402
-from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
-from great_expectations.data_context.types.base import DataContextConfig, ProgressBarsConfig  # noqa: E402
-
-from .outcome import SEVERITY_ERROR, SEVERITY_WARN, MAX_SAMPLES, ValidationOutcome, jsonable  # noqa: E402
-from .suites import SUITES, SuiteDefinition  # noqa: E402
+from .outcome import SEVERITY_ERROR, SEVERITY_WARN, MAX_SAMPLES, ValidationOutcome, jsonable
+from .suites import SUITES, SuiteDefinition
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +246,7 @@ def _make_context(docs_dir: Path | None):
         validation_results_store_name="validation_results_store",
         checkpoint_store_name="checkpoint_store",
         data_docs_sites=sites,
-        analytics_enabled=False,
+        analytics_enabled=False,  # GX usage statistics off for this context (not through the environment)
         progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
     )
     return gx.get_context(mode="ephemeral", project_config=config)

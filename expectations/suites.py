@@ -1,4 +1,7 @@
-"""Great Expectations suites as code, one :class:`SuiteDefinition` per warehouse table.
+"""Great Expectations suites as code, one :class:`SuiteDefinition` per incoming raw table.
+
+GX owns the rules on the incoming files (``raw.sales``, ``raw.stores``, ``raw.plan``); the rules on what dbt builds
+are dbt tests. Column sets, types and Kaggle's code lists come from :mod:`ingestion.raw_layout`.
 
 Every expectation carries ``meta={"severity": "error" | "warn"}`` (and the matching GX-native
 ``severity`` field): a failed ``error`` expectation is *blocking* (downstream must stop), a failed
@@ -24,28 +27,17 @@ import great_expectations.expectations as gxe
 from great_expectations.expectations.metadata_types import FailureSeverity
 from great_expectations.expectations.row_conditions import Column
 
+from ingestion.raw_layout import ASSORTMENTS, PROMO_INTERVALS, RAW_COLUMNS, RAW_SCHEMA, STATE_HOLIDAYS, STORE_TYPES
+
 from .outcome import SEVERITY_ERROR, SEVERITY_WARN
 
-# Kaggle Rossmann domains
-STATE_HOLIDAYS = ["0", "a", "b", "c"]
-STORE_TYPES = ["a", "b", "c", "d"]
-ASSORTMENTS = ["a", "b", "c"]
-PROMO_INTERVALS = ["Jan,Apr,Jul,Oct", "Feb,May,Aug,Nov", "Mar,Jun,Sept,Dec"]
 FLAG = [0, 1]
 # stand-in for "no history": makes the plan-after-history check vacuous
 NO_DATE = datetime.datetime(1900, 1, 1)
 
-# DuckDB type -> accepted pandas dtype names (as judged by expect_column_values_to_be_of_type /
-# _in_type_list on the DataFrame fetched with DuckDB's .df(): INTEGER -> int32 or nullable Int32,
-# DATE -> datetime64, VARCHAR -> str, DOUBLE -> float64, BOOLEAN -> bool/boolean).
-PANDAS_TYPES: dict[str, list[str]] = {
-    "INTEGER": ["int32"],
-    "BIGINT": ["int64"],
-    "DOUBLE": ["float64"],
-    "DATE": ["datetime64"],
-    "VARCHAR": ["str"],
-    "BOOLEAN": ["bool"],
-}
+# DuckDB type of the raw layout -> pandas dtype as judged by expect_column_values_to_be_of_type on the DataFrame
+# fetched with DuckDB's .df() (dates are normalised to datetime64[ns] by the runner).
+PANDAS_TYPES: dict[str, str] = {"INTEGER": "int32", "DOUBLE": "float64", "DATE": "datetime64", "VARCHAR": "str"}
 
 
 @dataclass(frozen=True)
@@ -53,7 +45,7 @@ class SuiteDefinition:
     """How to validate one table.
 
     table: ``schema.table`` in the warehouse (also the suite and data asset name).
-    columns: contract columns -> DuckDB type.
+    columns: the raw layout's columns -> DuckDB type.
     build: returns the expectation list (pure, no database access).
     parameters: suite parameter name -> function computing it from a read-only DuckDB connection.
         A parameter that cannot be computed (e.g. a column it reads is missing) turns the
@@ -101,44 +93,23 @@ def param(name: str) -> dict[str, str]:
     return {"$PARAMETER": name}
 
 
-def _schema_expectations(
-    columns: dict[str, str],
-    derived: dict[str, Any],
-    *,
-    exact: bool = True,
-    integer_family: bool = False,
-) -> list[gxe.Expectation]:
-    """Column set (exact, incl. helper columns) and per-column types."""
-    column_set = [*columns, *derived]
-    out: list[gxe.Expectation] = []
-    if exact:
-        out.append(error(gxe.ExpectTableColumnsToMatchSet, column_set=column_set, exact_match=True))
-    else:
-        # Marts may append columns after the contract's (e.g. the dbt model's row_source).
-        out.append(error(gxe.ExpectTableColumnsToMatchSet, column_set=column_set, exact_match=False,
-                         notes="All contract columns must exist; extra columns are allowed."))
-    for col, duck_type in columns.items():
-        types = PANDAS_TYPES[duck_type]
-        if integer_family and duck_type in ("INTEGER", "BIGINT"):
-            # _in_type_list compares the dtype itself (not dtype.type like _of_type does), so the
-            # nullable extension dtypes DuckDB uses for columns with NULLs must be listed too.
-            types = [f"{p}{bits}" for p in ("int", "Int") for bits in (16, 32, 64)]
-            types = [t if t.islower() else t + "Dtype" for t in types]
-        if len(types) == 1:
-            out.append(error(gxe.ExpectColumnValuesToBeOfType, column=col, type_=types[0]))
-        else:
-            out.append(error(gxe.ExpectColumnValuesToBeInTypeList, column=col, type_list=types))
-    return out
+def _schema_expectations(columns: dict[str, str], derived: dict[str, Any]) -> list[gxe.Expectation]:
+    """Exact column set (incl. helper columns) and per-column types."""
+    return [
+        error(gxe.ExpectTableColumnsToMatchSet, column_set=[*columns, *derived], exact_match=True),
+        *[error(gxe.ExpectColumnValuesToBeOfType, column=col, type_=PANDAS_TYPES[duck_type])
+          for col, duck_type in columns.items()],
+    ]
 
 
-def _not_null(cols: list[str], severity: str = SEVERITY_ERROR) -> list[gxe.Expectation]:
-    f = error if severity == SEVERITY_ERROR else warn
-    return [f(gxe.ExpectColumnValuesToNotBeNull, column=c) for c in cols]
+def _not_null(cols: list[str]) -> list[gxe.Expectation]:
+    return [error(gxe.ExpectColumnValuesToNotBeNull, column=c) for c in cols]
 
 
-def _in_set(col: str, values: list[Any], severity: str = SEVERITY_ERROR, **kw: Any) -> gxe.Expectation:
-    f = error if severity == SEVERITY_ERROR else warn
-    return f(gxe.ExpectColumnValuesToBeInSet, column=col, value_set=values, **kw)
+def _in_set(col: str, values: Any, **kw: Any) -> gxe.Expectation:
+    """A blocking value-set check; ``values`` is a sequence or a suite parameter."""
+    value_set = values if isinstance(values, dict) else list(values)
+    return error(gxe.ExpectColumnValuesToBeInSet, column=col, value_set=value_set, **kw)
 
 
 def _rng(lo: int, hi: int) -> list[int]:
@@ -170,11 +141,7 @@ def _isodow(col: str) -> tuple[str, tuple[str, ...]]:
 
 # ------------------------------------------------------------------------------------ raw.sales
 
-SALES_COLUMNS = {
-    "Store": "INTEGER", "DayOfWeek": "INTEGER", "Date": "DATE", "Sales": "INTEGER",
-    "Customers": "INTEGER", "Open": "INTEGER", "Promo": "INTEGER", "StateHoliday": "VARCHAR",
-    "SchoolHoliday": "INTEGER",
-}
+SALES_COLUMNS = RAW_COLUMNS["sales"]
 SALES_DERIVED = {"_isodow_of_Date": _isodow("Date")}
 
 
@@ -195,8 +162,10 @@ def build_sales_suite() -> list[gxe.Expectation]:
         _in_set("Sales", [0], row_condition=Column("Open") == 0,
                 notes="No sales on closed days: rows with Open=0 must have Sales=0."),
         _in_set("Store", param("known_stores"), notes="Every store must exist in raw.stores."),
-        warn(gxe.ExpectColumnValuesToBeInSet, column="Customers", value_set=[0],
-             row_condition=Column("Open") == 0, notes="Closed days should have no customers."),
+        # Blocking like the Sales rule above: a closed day with customers means Open or Customers is wrong (this
+        # rule is written only here; dbt's staging model does not repeat it).
+        _in_set("Customers", [0], row_condition=Column("Open") == 0,
+                notes="No customers on closed days: rows with Open=0 must have Customers=0."),
         warn(gxe.ExpectColumnValuesToBeBetween, column="Sales", min_value=1, mostly=0.999,
              row_condition=Column("Open") == 1,
              notes="A few open days with Sales=0 are a known Kaggle quirk; many would be suspicious."),
@@ -222,11 +191,7 @@ SALES_PARAMETERS = {"known_stores": known_stores}
 
 # ----------------------------------------------------------------------------------- raw.stores
 
-STORES_COLUMNS = {
-    "Store": "INTEGER", "StoreType": "VARCHAR", "Assortment": "VARCHAR", "CompetitionDistance": "DOUBLE",
-    "CompetitionOpenSinceMonth": "INTEGER", "CompetitionOpenSinceYear": "INTEGER", "Promo2": "INTEGER",
-    "Promo2SinceWeek": "INTEGER", "Promo2SinceYear": "INTEGER", "PromoInterval": "VARCHAR",
-}
+STORES_COLUMNS = RAW_COLUMNS["stores"]
 
 
 def build_stores_suite() -> list[gxe.Expectation]:
@@ -256,10 +221,7 @@ def build_stores_suite() -> list[gxe.Expectation]:
 
 # ------------------------------------------------------------------------------------- raw.plan
 
-PLAN_COLUMNS = {
-    "Id": "INTEGER", "Store": "INTEGER", "DayOfWeek": "INTEGER", "Date": "DATE", "Open": "INTEGER",
-    "Promo": "INTEGER", "StateHoliday": "VARCHAR", "SchoolHoliday": "INTEGER",
-}
+PLAN_COLUMNS = RAW_COLUMNS["plan"]
 PLAN_DERIVED = {"_isodow_of_Date": _isodow("Date")}
 
 
@@ -293,91 +255,13 @@ PLAN_PARAMETERS = {
 }
 
 
-# ------------------------------------------------------------------ marts.fct_store_daily_features
-
-FEATURE_COLUMNS = {
-    "store_id": "INTEGER", "sale_date": "DATE", "is_history": "BOOLEAN", "sales": "DOUBLE",
-    "customers": "DOUBLE", "is_open": "BOOLEAN", "is_promo": "BOOLEAN", "state_holiday": "VARCHAR",
-    "is_state_holiday": "BOOLEAN", "is_school_holiday": "BOOLEAN", "day_of_week": "INTEGER",
-    "day_of_month": "INTEGER", "month": "INTEGER", "year": "INTEGER", "week_of_year": "INTEGER",
-    "day_of_year": "INTEGER", "store_type": "VARCHAR", "assortment": "VARCHAR",
-    "competition_distance_m": "DOUBLE", "is_competition_open": "BOOLEAN",
-    "months_since_competition_open": "INTEGER", "is_promo2_active": "BOOLEAN", "is_promo2_month": "BOOLEAN",
-    "days_since_state_holiday": "INTEGER", "days_until_state_holiday": "INTEGER",
-    "days_since_closed": "INTEGER", "days_until_closed": "INTEGER",
-}
-FEATURE_DERIVED = {"_isodow_of_sale_date": _isodow("sale_date")}
-_DISTANCE_FEATURES = ["days_since_state_holiday", "days_until_state_holiday", "days_since_closed", "days_until_closed"]
-
-
-def build_features_suite() -> list[gxe.Expectation]:
-    history = Column("is_history") == True  # noqa: E712  (builds a GX condition, not a bool)
-    plan = Column("is_history") == False  # noqa: E712
-    return [
-        *_schema_expectations(FEATURE_COLUMNS, FEATURE_DERIVED, exact=False, integer_family=True),
-        error(gxe.ExpectTableRowCountToBeBetween, min_value=1),
-        *_not_null(["store_id", "sale_date", "is_history", "is_open", "is_promo", "state_holiday",
-                    "is_state_holiday", "is_school_holiday", "day_of_week", "day_of_month", "month", "year",
-                    "week_of_year", "day_of_year", "store_type", "assortment", "is_competition_open",
-                    "is_promo2_active", "is_promo2_month"]),
-        error(gxe.ExpectCompoundColumnsToBeUnique, column_list=["store_id", "sale_date"],
-              notes="One row per store-day."),
-        error(gxe.ExpectColumnDistinctValuesToContainSet, column="is_history", value_set=[True, False],
-              notes="Both history rows and plan (horizon) rows must be present."),
-        error(gxe.ExpectColumnValuesToNotBeNull, column="sales", row_condition=history,
-              notes="History rows carry actual sales."),
-        error(gxe.ExpectColumnValuesToBeNull, column="sales", row_condition=plan,
-              notes="Plan rows must not carry sales (target leakage)."),
-        error(gxe.ExpectColumnValuesToBeNull, column="customers", row_condition=plan,
-              notes="Plan rows must not carry customers (leakage)."),
-        warn(gxe.ExpectColumnValuesToNotBeNull, column="customers", row_condition=history),
-        error(gxe.ExpectColumnValuesToBeBetween, column="sales", min_value=0),
-        error(gxe.ExpectColumnValuesToBeBetween, column="customers", min_value=0),
-        error(gxe.ExpectColumnValuesToBeBetween, column="sale_date", min_value=param("last_history_date"),
-              strict_min=True, row_condition=plan,
-              notes="Plan dates must be strictly after the last history date."),
-        _in_set("day_of_week", _rng(1, 7)),
-        _in_set("day_of_month", _rng(1, 31)),
-        _in_set("month", _rng(1, 12)),
-        _in_set("week_of_year", _rng(1, 53)),
-        _in_set("day_of_year", _rng(1, 366)),
-        _in_set("state_holiday", STATE_HOLIDAYS),
-        _in_set("store_type", STORE_TYPES),
-        _in_set("assortment", ASSORTMENTS),
-        error(gxe.ExpectColumnValuesToBeBetween, column="competition_distance_m", min_value=0),
-        error(gxe.ExpectColumnValuesToBeBetween, column="months_since_competition_open", min_value=0),
-        *[warn(gxe.ExpectColumnValuesToBeInSet, column=c, value_set=_rng(0, 14), notes="Capped at 14.")
-          for c in _DISTANCE_FEATURES],
-        *_not_null(_DISTANCE_FEATURES, SEVERITY_WARN),
-        warn(gxe.ExpectColumnValuesToBeBetween, column="year", min_value=2000, max_value=2100),
-        warn(gxe.ExpectColumnValuesToBeInSet, column="sales", value_set=[0],
-             row_condition=history & (Column("is_open") == False),  # noqa: E712
-             notes="No sales on closed history days."),
-        warn(gxe.ExpectColumnValuesToBeInSet, column="is_promo2_active", value_set=[True],
-             row_condition=Column("is_promo2_month") == True,  # noqa: E712
-             notes="A promo2 month implies promo2 is active."),
-        warn(gxe.ExpectColumnPairValuesToBeEqual, column_A="day_of_week", column_B="_isodow_of_sale_date",
-             notes="day_of_week must equal ISO day of week of sale_date."),
-    ]
-
-
-def last_mart_history_date(con: duckdb.DuckDBPyConnection) -> datetime.datetime:
-    return _as_datetime(_scalar(con, "SELECT max(sale_date) FROM marts.fct_store_daily_features WHERE is_history"))
-
-
-FEATURES_PARAMETERS = {"last_history_date": last_mart_history_date}
-
-
 # ------------------------------------------------------------------------------------- registry
 
+SALES, STORES, PLAN = (f"{RAW_SCHEMA}.{table}" for table in ("sales", "stores", "plan"))
 SUITES: dict[str, SuiteDefinition] = {
-    "raw.sales": SuiteDefinition("raw.sales", SALES_COLUMNS, build_sales_suite, SALES_PARAMETERS,
-                                 SALES_DERIVED, reference_tables=("raw.stores",), key_columns=("Store", "Date")),
-    "raw.stores": SuiteDefinition("raw.stores", STORES_COLUMNS, build_stores_suite, key_columns=("Store",)),
-    "raw.plan": SuiteDefinition("raw.plan", PLAN_COLUMNS, build_plan_suite, PLAN_PARAMETERS,
-                                PLAN_DERIVED, reference_tables=("raw.stores", "raw.sales"),
-                                key_columns=("Store", "Date")),
-    "marts.fct_store_daily_features": SuiteDefinition(
-        "marts.fct_store_daily_features", FEATURE_COLUMNS, build_features_suite, FEATURES_PARAMETERS,
-        FEATURE_DERIVED, key_columns=("store_id", "sale_date")),
+    SALES: SuiteDefinition(SALES, SALES_COLUMNS, build_sales_suite, SALES_PARAMETERS, SALES_DERIVED,
+                           reference_tables=(STORES,), key_columns=("Store", "Date")),
+    STORES: SuiteDefinition(STORES, STORES_COLUMNS, build_stores_suite, key_columns=("Store",)),
+    PLAN: SuiteDefinition(PLAN, PLAN_COLUMNS, build_plan_suite, PLAN_PARAMETERS, PLAN_DERIVED,
+                          reference_tables=(STORES, SALES), key_columns=("Store", "Date")),
 }

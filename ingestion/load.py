@@ -15,9 +15,16 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.raw_layout import NULL_STRINGS, OPTIONAL_COLUMNS, OPTIONAL_TABLES, RAW_COLUMNS, RAW_FILES
+from ingestion.raw_layout import (
+    NULL_STRINGS,
+    OPTIONAL_COLUMNS,
+    OPTIONAL_TABLES,
+    RAW_COLUMNS,
+    RAW_FILES,
+    RAW_SCHEMA,
+    create_table_sql,
+)
 
-RAW_SCHEMA = "raw"
 INCOMING_SCHEMA = "raw_incoming"
 
 
@@ -68,12 +75,9 @@ def _check_header(table: str, path: Path) -> list[str]:
     return header
 
 
-def _select_sql(table: str, path: Path | None, header: list[str]) -> str:
+def _select_sql(table: str, path: Path, header: list[str]) -> str:
     """SELECT giving the table's exact columns and types; absent optional columns become NULL."""
     columns = RAW_COLUMNS[table]
-    if path is None:
-        casts = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items())
-        return f"SELECT {casts} WHERE false"
     file_types = ", ".join(f"'{c}': '{columns[c]}'" for c in header)
     projection = ", ".join(c if c in header else f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items())
     # Explicit types and no sniffing of types: a value that does not fit fails loudly with its line.
@@ -90,11 +94,15 @@ def load_incoming(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[RawLoad
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {INCOMING_SCHEMA}")
     loads = []
     for table, path in files.items():
+        if path is None:  # an optional file that is absent: its table exists, empty
+            con.execute(create_table_sql(table, INCOMING_SCHEMA))
+            loads.append(RawLoad(table, None, 0))
+            continue
         try:
             con.execute(f"CREATE OR REPLACE TABLE {INCOMING_SCHEMA}.{table} AS "
-                        + _select_sql(table, path, headers.get(table, [])))
+                        + _select_sql(table, path, headers[table]))
         except duckdb.Error as exc:
-            raise RawInputError(f"{path.name if path else table}: could not be read: {exc}") from exc
+            raise RawInputError(f"{path.name}: could not be read: {exc}") from exc
         n_rows = con.execute(f"SELECT count(*) FROM {INCOMING_SCHEMA}.{table}").fetchone()[0]
         if n_rows == 0 and table not in OPTIONAL_TABLES:
             raise RawInputError(f"{path.name}: has no data rows.")

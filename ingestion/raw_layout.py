@@ -6,6 +6,8 @@ against this module.
 
 from __future__ import annotations
 
+RAW_SCHEMA = "raw"
+
 # Kaggle's column names and the types they are loaded with; StateHoliday stays text ('0','a','b','c').
 RAW_COLUMNS: dict[str, dict[str, str]] = {
     "sales": {
@@ -53,3 +55,16 @@ OPTIONAL_TABLES = {"plan"}
 OPTIONAL_COLUMNS = {"plan": {"Id"}}
 # Blanks in exports show up as empty fields or as the literal NULL / NA.
 NULL_STRINGS = ["", "NULL", "NA"]
+
+# Kaggle's code lists. The GX suites check the raw files against them; tests/test_raw_layout.py checks that the dbt
+# accepted_values tests on the columns carrying them (state_holiday, store_type, ...) list the same values.
+STATE_HOLIDAYS = ("0", "a", "b", "c")  # none, public holiday, Easter, Christmas
+STORE_TYPES = ("a", "b", "c", "d")
+ASSORTMENTS = ("a", "b", "c")  # basic, extra, extended
+PROMO_INTERVALS = ("Jan,Apr,Jul,Oct", "Feb,May,Aug,Nov", "Mar,Jun,Sept,Dec")
+
+
+def create_table_sql(table: str, schema: str = RAW_SCHEMA) -> str:
+    """``CREATE OR REPLACE TABLE`` of an empty raw table with the layout's columns and types."""
+    columns = ", ".join(f'"{column}" {sql_type}' for column, sql_type in RAW_COLUMNS[table].items())
+    return f"CREATE OR REPLACE TABLE {schema}.{table} ({columns})"

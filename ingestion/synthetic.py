@@ -24,15 +24,13 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from ingestion.raw_layout import RAW_COLUMNS, STATE_HOLIDAYS
+
 # --------------------------------------------------------------------------------------------------
-# File layout (Kaggle's column order).
-TRAIN_COLUMNS = ["Store", "DayOfWeek", "Date", "Sales", "Customers", "Open", "Promo", "StateHoliday",
-                 "SchoolHoliday"]
-STORE_COLUMNS = ["Store", "StoreType", "Assortment", "CompetitionDistance", "CompetitionOpenSinceMonth",
-                 "CompetitionOpenSinceYear", "Promo2", "Promo2SinceWeek", "Promo2SinceYear", "PromoInterval"]
-TEST_COLUMNS = ["Id", "Store", "DayOfWeek", "Date", "Open", "Promo", "StateHoliday", "SchoolHoliday"]
+# File layout: the raw layout's columns, in Kaggle's order.
+TRAIN_COLUMNS, STORE_COLUMNS, TEST_COLUMNS = (list(RAW_COLUMNS[t]) for t in ("sales", "stores", "plan"))
 FILE_NAMES = {"train": "train.csv", "store": "store.csv", "test": "test.csv"}
-HOLIDAY_CODES = np.array(["0", "a", "b", "c"])  # index 0 = no holiday; Kaggle's StateHoliday values
+HOLIDAY_CODES = np.array(STATE_HOLIDAYS)  # index 0 = no holiday; Kaggle's StateHoliday values
 
 DEFAULT_N_STORES = 60
 DEFAULT_START = "2013-01-01"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ingestion.load import load_incoming, promote_incoming
+from ingestion.raw_layout import RAW_COLUMNS, create_table_sql
 from warehouse.dbt import dbt_executable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -39,16 +42,7 @@ HORIZON_DAYS = 42
 STATE_HOLIDAYS = {pd.Timestamp("2013-01-01"): "a", pd.Timestamp("2013-03-29"): "b"}
 STORE3_GAP = (pd.Timestamp("2013-02-10"), pd.Timestamp("2013-02-20"))
 
-RAW_DDL = """
-CREATE SCHEMA IF NOT EXISTS raw;
-CREATE OR REPLACE TABLE raw.sales (Store INTEGER, DayOfWeek INTEGER, Date DATE, Sales INTEGER,
-    Customers INTEGER, Open INTEGER, Promo INTEGER, StateHoliday VARCHAR, SchoolHoliday INTEGER);
-CREATE OR REPLACE TABLE raw.stores (Store INTEGER, StoreType VARCHAR, Assortment VARCHAR,
-    CompetitionDistance DOUBLE, CompetitionOpenSinceMonth INTEGER, CompetitionOpenSinceYear INTEGER,
-    Promo2 INTEGER, Promo2SinceWeek INTEGER, Promo2SinceYear INTEGER, PromoInterval VARCHAR);
-CREATE OR REPLACE TABLE raw.plan (Id INTEGER, Store INTEGER, DayOfWeek INTEGER, Date DATE,
-    Open INTEGER, Promo INTEGER, StateHoliday VARCHAR, SchoolHoliday INTEGER);
-"""
+RAW_DDL = ";\n".join(["CREATE SCHEMA IF NOT EXISTS raw", *(create_table_sql(t) for t in RAW_COLUMNS)])
 
 
 # --------------------------------------------------------------------------- helpers
@@ -580,28 +574,61 @@ def test_every_model_and_column_documented(base):
                                      f"stale {documented - actual}"
 
 
-def test_duplicate_store_rows_fail_the_build(tmp_path):
-    warehouse = tmp_path / "warehouse.duckdb"
-    stores = make_stores()
-    stores = pd.concat([stores, stores[stores["Store"] == 2]], ignore_index=True)
-    load_raw(warehouse, make_history(), stores)
-    result = run_dbt(tmp_path, warehouse, "build", "--exclude", "tag:forecast")
-    assert result.returncode != 0
-    statuses = run_results(tmp_path)
-    unique_test = [k for k in statuses if k.startswith("test.rossmann.unique_stg_rossmann__stores_store_id")]
-    assert unique_test and statuses[unique_test[0]] == "fail"
+# ------------------------------------------------- the feature mart's rules (dbt tests, not a GX suite)
+
+FCT = "marts.fct_store_daily_features"
 
 
-def test_bad_state_holiday_code_fails_the_build(tmp_path):
-    warehouse = tmp_path / "warehouse.duckdb"
-    history = make_history()
-    history.loc[0, "StateHoliday"] = "x"
-    load_raw(warehouse, history, make_stores())
-    result = run_dbt(tmp_path, warehouse, "build", "--select", "path:models/staging")
-    assert result.returncode != 0
-    statuses = run_results(tmp_path)
-    failed = [k for k, v in statuses.items() if v == "fail"]
-    assert any("accepted_values_stg_rossmann__sales_state_holiday" in k for k in failed)
+def fct_test_statuses(base, workdir: Path, spoil_sql: str) -> dict[str, str]:
+    """Status of each dbt test of the feature mart (by test name) on a copy of the base warehouse whose mart rows
+    ``spoil_sql`` breaks; `dbt test` reads the table as it is, without rebuilding it."""
+    warehouse = workdir / "warehouse.duckdb"
+    shutil.copy(base["warehouse"], warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(spoil_sql)
+    run_dbt(workdir, warehouse, "test", "--select", "fct_store_daily_features")
+    return {unique_id.split(".")[2]: status for unique_id, status in run_results(workdir).items()}
+
+
+def assert_only(statuses: dict[str, str], expected: dict[str, str]) -> None:
+    """Exactly the tests named (by name prefix) in ``expected`` end with the status given; every other one passes."""
+    matched = {prefix: [n for n in statuses if n.startswith(prefix)] for prefix in expected}
+    assert all(len(names) == 1 for names in matched.values()), matched
+    got = {prefix: statuses[names[0]] for prefix, names in matched.items()}
+    assert got == expected
+    others = {n: st for n, st in statuses.items() if not any(n in names for names in matched.values())}
+    assert others and set(others.values()) == {"pass"}, {n: st for n, st in others.items() if st != "pass"}
+
+
+def test_fct_rules_fail_on_bad_rows(base, tmp_path):
+    statuses = fct_test_statuses(base, tmp_path, f"""
+        -- leakage: a plan row that carries sales
+        UPDATE {FCT} SET sales = 1 WHERE NOT is_history AND store_id = 1 AND sale_date = DATE '2013-04-02';
+        -- a plan row dated inside the history (store 3's gap, so the key stays unique)
+        UPDATE {FCT} SET sale_date = DATE '2013-02-15', day_of_week = 5
+        WHERE NOT is_history AND store_id = 3 AND sale_date = DATE '2013-04-03';
+        UPDATE {FCT} SET day_of_week = day_of_week % 7 + 1 WHERE store_id = 2 AND sale_date = DATE '2013-03-05';
+        UPDATE {FCT} SET year = 1999 WHERE store_id = 4 AND sale_date = DATE '2013-03-10';
+        -- a Promo2 month of a store without Promo2 (also off its Promo2 cycle)
+        UPDATE {FCT} SET is_promo2_month = true WHERE store_id = 1 AND sale_date = DATE '2013-03-12';
+        UPDATE {FCT} SET days_since_closed = 15 WHERE store_id = 2 AND sale_date = DATE '2013-03-13';
+        UPDATE {FCT} SET customers = -1 WHERE store_id = 2 AND sale_date = DATE '2013-03-14';
+    """)
+    assert_only(statuses, {
+        "fct_store_daily_features_actuals_only_on_history": "fail",
+        "fct_store_daily_features_plan_after_history": "fail",
+        "fct_store_daily_features_day_of_week_matches_date": "fail",
+        "fct_store_daily_features_year_plausible": "warn",
+        "fct_store_daily_features_promo2_month_needs_active": "fail",
+        "fct_store_daily_features_promo2_cycle": "fail",
+        "accepted_range_fct_store_daily_features_days_since_closed": "fail",
+        "accepted_range_fct_store_daily_features_customers": "fail",
+    })
+
+
+def test_fct_needs_history_and_plan_rows(base, tmp_path):
+    statuses = fct_test_statuses(base, tmp_path, f"DELETE FROM {FCT} WHERE NOT is_history")
+    assert_only(statuses, {"fct_store_daily_features_history_and_plan_rows": "fail"})
 
 
 # --------------------------------------------------------------------------- real data
@@ -612,22 +639,9 @@ def test_real_data_builds(tmp_path):
     data_dir = Path(os.environ["ROSSMANN_DIR"])
     warehouse = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as con:
-        con.execute(RAW_DDL)
-        con.execute(
-            f"""
-            INSERT INTO raw.sales SELECT * FROM read_csv('{data_dir / "train.csv.gz"}', header=true,
-              columns={{'Store':'INTEGER','DayOfWeek':'INTEGER','Date':'DATE','Sales':'INTEGER',
-                       'Customers':'INTEGER','Open':'INTEGER','Promo':'INTEGER',
-                       'StateHoliday':'VARCHAR','SchoolHoliday':'INTEGER'}});
-            INSERT INTO raw.stores SELECT * FROM read_csv('{data_dir / "store.csv"}', header=true,
-              nullstr=['NULL', ''],
-              columns={{'Store':'INTEGER','StoreType':'VARCHAR','Assortment':'VARCHAR',
-                       'CompetitionDistance':'DOUBLE','CompetitionOpenSinceMonth':'INTEGER',
-                       'CompetitionOpenSinceYear':'INTEGER','Promo2':'INTEGER',
-                       'Promo2SinceWeek':'INTEGER','Promo2SinceYear':'INTEGER',
-                       'PromoInterval':'VARCHAR'}});
-            """
-        )
+        load_incoming(con, data_dir)  # the platform's loader: types from ingestion.raw_layout
+        promote_incoming(con)
+        con.execute("DELETE FROM raw.plan")  # the checks below are on the assumed calendar
         n_history = con.execute("select count(*) from raw.sales").fetchone()[0]
         n_stores = con.execute("select count(distinct Store) from raw.sales").fetchone()[0]
     assert_ok(run_dbt(tmp_path, warehouse, "build", "--exclude", "tag:forecast"))
