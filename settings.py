@@ -81,9 +81,20 @@ class Settings:
         return self.data_dir / "reports"
 
 
+PLATFORM_LOGGERS = ("ingestion", "warehouse", "forecasting", "analytics", "orchestration", "serving", "expectations")
+
+
 def configure_logging(level: str | None = None) -> None:
-    """Entry points call this once: the platform's loggers at ``level`` (default ``$LOG_LEVEL``), one line each."""
+    """Entry points call this: the platform's loggers at ``level`` (default ``$LOG_LEVEL``), one line per record on
+    stderr.  Only the platform's own loggers get the handler (not the root), so Dagster's and other libraries'
+    records are not printed twice."""
     level = (level or Settings.from_env().log_level).upper()
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for name in ("ingestion", "warehouse", "forecasting", "analytics", "orchestration", "serving", "expectations"):
-        logging.getLogger(name).setLevel(level)
+    for name in PLATFORM_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        if not any(getattr(h, "_platform", False) for h in logger.handlers):
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+            handler._platform = True
+            logger.addHandler(handler)
+        logger.propagate = False

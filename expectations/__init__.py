@@ -22,6 +22,8 @@ from .outcome import SEVERITY_ERROR, SEVERITY_WARN, ValidationOutcome
 
 _LAZY = {
     "validate_table": "runner",
+    "validate_incoming": "incoming",
+    "failure_report": "incoming",
     "TableNotFoundError": "runner",
     "SUITES": "suites",
     "SuiteDefinition": "suites",
@@ -34,6 +36,8 @@ __all__ = [
     "SuiteDefinition",
     "TableNotFoundError",
     "ValidationOutcome",
+    "failure_report",
+    "validate_incoming",
     "validate_table",
 ]
 

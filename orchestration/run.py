@@ -2,15 +2,19 @@
 `make dev`'s UI), a progress line per step, then the summary of the tables.
 
 Dagster's own events are logged at DEBUG: they show with ``LOG_LEVEL=DEBUG``; the default ``INFO`` shows the
-platform's progress lines only.
+platform's progress lines only.  What the steps write to stdout (dbt's log of every model and test, about 800
+lines) goes to ``DATA_DIR/logs/run-<time>.log``; the Dagster UI shows it per step too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+import warnings
+from datetime import datetime, timezone
 
-from dagster import DagsterEventType, DagsterInstance
+from dagster import BetaWarning, DagsterEventType, DagsterInstance
 
 from orchestration.definitions import defs
 from orchestration.summary import print_summary
@@ -30,9 +34,13 @@ def main() -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     console_level = "DEBUG" if settings.log_level == "DEBUG" else "INFO"
+    warnings.filterwarnings("ignore", category=BetaWarning)  # Dagster's own use of its beta APIs
     job = defs.resolve_job_def("forecast_pipeline")
+    log_file = settings.data_dir / "logs" / f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    print(f"forecast_pipeline: progress below; step output (dbt's log) in {log_file}", flush=True)
     started = time.perf_counter()
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.get() as instance, open(log_file, "w") as out, contextlib.redirect_stdout(out):
         result = job.execute_in_process(
             instance=instance, raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": console_level}}}})

@@ -69,18 +69,22 @@ def run_dbt(warehouse: str | Path, command: Sequence[str], dbt_vars: Mapping | N
 
 
 def build_warehouse(raw_dir: str | Path, warehouse: str | Path, dbt_vars: Mapping | None = None) -> None:
-    """Ingest ``raw_dir`` into ``warehouse`` (validated load, as the platform does) and build every dbt model and
-    test except the forecast marts (which need the models' ``ml`` tables); ``dbt_vars`` override the project's
-    vars (e.g. :meth:`forecasting.folds.ForecastSpec.dbt_vars`)."""
-    from ingestion.load import load_incoming, promote_incoming
+    """Ingest ``raw_dir`` into ``warehouse`` (loaded into the side schema, validated by the Great Expectations
+    suites, then promoted, as the platform does) and build every dbt model and test except the forecast marts
+    (which need the models' ``ml`` tables); ``dbt_vars`` override the project's vars (e.g.
+    :meth:`forecasting.folds.ForecastSpec.dbt_vars`)."""
+    from expectations import failure_report, validate_incoming
+    from ingestion.load import RawInputError, discard_incoming, load_incoming, promote_incoming
 
     Path(warehouse).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(warehouse))
-    try:
+    with duckdb.connect(str(warehouse)) as con:
         load_incoming(con, Path(raw_dir))
+    report = failure_report(validate_incoming(warehouse))
+    with duckdb.connect(str(warehouse)) as con:
+        if report:
+            discard_incoming(con)
+            raise RawInputError(f"{raw_dir} failed validation; nothing was replaced:\n{report}")
         promote_incoming(con)
-    finally:
-        con.close()
     run_dbt(warehouse, ["build", "--exclude", "tag:forecast"], dbt_vars)
 
 

@@ -13,15 +13,9 @@ from dagster import (
     multi_asset,
 )
 
-from expectations import validate_table
+from expectations import failure_report, validate_incoming
 from ingestion import synthetic
-from ingestion.load import (
-    RAW_COLUMNS,
-    discard_incoming,
-    incoming_as_raw,
-    load_incoming,
-    promote_incoming,
-)
+from ingestion.load import discard_incoming, load_incoming, promote_incoming
 from orchestration.resources import DuckDBWarehouse, PlatformPaths
 
 GX_CHECK = "great_expectations"
@@ -62,11 +56,7 @@ def raw_tables(context: AssetExecutionContext, paths: PlatformPaths, warehouse: 
     with warehouse.connect() as con:
         loads = {load.table: load for load in load_incoming(con, paths.input_dir)}
 
-    with incoming_as_raw(warehouse.path) as incoming:
-        outcomes = {
-            table: validate_table(incoming, f"raw.{table}", data_docs_dir=paths.reports_dir / "data_docs")
-            for table in RAW_COLUMNS
-        }
+    outcomes = validate_incoming(warehouse.path, data_docs_dir=paths.reports_dir / "data_docs")
     checks = [
         AssetCheckResult(
             asset_key=raw_key(table),
@@ -89,10 +79,9 @@ def raw_tables(context: AssetExecutionContext, paths: PlatformPaths, warehouse: 
             discard_incoming(con)
         for check in checks:
             yield check
-        details = "\n\n".join(f"### raw.{t}\n{outcomes[t].summary_markdown()}" for t in failed)
         raise Failure(
             description=f"Raw data failed validation for {', '.join(failed)}; raw tables left unchanged.",
-            metadata={"failed_expectations": MetadataValue.md(details)},
+            metadata={"failed_expectations": MetadataValue.md(failure_report(outcomes))},
         )
 
     with warehouse.connect() as con:
