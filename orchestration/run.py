@@ -21,13 +21,14 @@ from orchestration.summary import print_summary
 from settings import Settings, configure_logging
 
 
-def _step_line(step: str, seconds: float, metadata: dict) -> str:
-    rows = next((v.value for k, v in metadata.items() if k in ("rows", "rows_written", "row_count", "forecast_rows")),
-                None)
+def _step_line(step: str, seconds: float, metadata: dict, n_assets: int) -> str:
+    rows = next((v.value for k, v in metadata.items()
+                 if k in ("rows", "rows_written", "dagster/row_count", "forecast_rows")), None)
     metric = next((f"{k}={v.value:.4f}" for k, v in metadata.items()
                    if k in ("validation_rmspe", "mean_backtest_rmspe") and isinstance(v.value, float)), "")
     rows_text = f"{rows:>10,} rows" if isinstance(rows, int) else " " * 15
-    return f"  {step:<40} {seconds:>7.1f}s {rows_text}  {metric}"
+    assets = f"{n_assets} assets (first: {rows_text.strip()})" if n_assets > 1 else rows_text
+    return f"  {step:<34} {seconds:>7.1f}s  {assets}  {metric}".rstrip()
 
 
 def main() -> int:
@@ -46,9 +47,11 @@ def main() -> int:
             run_config={"loggers": {"console": {"config": {"log_level": console_level}}}})
     steps: dict[str, dict] = {}
     for event in result.all_events:
-        entry = steps.setdefault(event.step_key or "", {"metadata": {}, "seconds": 0.0, "status": "?"})
+        entry = steps.setdefault(event.step_key or "", {"metadata": {}, "seconds": 0.0, "status": "?", "assets": 0})
         if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
-            entry["metadata"].update(event.event_specific_data.materialization.metadata)
+            entry["assets"] += 1
+            if entry["assets"] == 1:
+                entry["metadata"] = dict(event.event_specific_data.materialization.metadata)
         elif event.event_type == DagsterEventType.STEP_SUCCESS:
             entry["seconds"], entry["status"] = event.event_specific_data.duration_ms / 1000, "ok"
         elif event.event_type == DagsterEventType.STEP_FAILURE:
@@ -57,7 +60,7 @@ def main() -> int:
           f"in {time.perf_counter() - started:.0f}s")
     for step, entry in steps.items():
         if step:
-            print(_step_line(step, entry["seconds"], entry["metadata"]) + ("" if entry["status"] == "ok" else
+            print(_step_line(step, entry["seconds"], entry["metadata"], entry["assets"]) + ("" if entry["status"] == "ok" else
                                                                               f"  {entry['status']}"))
     if not result.success:
         failure = next((e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE), None)

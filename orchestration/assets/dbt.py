@@ -35,22 +35,21 @@ translator = WarehouseDbtTranslator()
 
 def _build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBWarehouse,
            training: TrainingSettings):
-    # dbt holds the DuckDB file until it exits: collect its events, then chart the insight marts.
+    # dbt holds the DuckDB file until it exits: collect its events, then count rows and chart the insight marts.
     args = dbt_args(["build"], warehouse.path, training.spec.dbt_vars())
     events = list(dbt.cli(args, context=context).stream())
-    charted = {
-        context.asset_key_for_output(e.output_name).path[-1]
-        for e in events
-        if isinstance(e, Output) and context.asset_key_for_output(e.output_name).path[-1] in INSIGHT_CHARTS
-    }
-    charts = {}
-    if charted:
-        with warehouse.connect(read_only=True) as con:
-            charts = insight_charts_markdown(con, sorted(charted))
+    built = {e.output_name: context.asset_key_for_output(e.output_name).path for e in events if isinstance(e, Output)}
+    with warehouse.connect(read_only=True) as con:
+        counts = {name: con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchall()[0][0]
+                  for name, (schema, table) in built.items()}
+        charts = insight_charts_markdown(con, sorted({t for _, t in built.values()} & set(INSIGHT_CHARTS)))
     for event in events:
-        name = context.asset_key_for_output(event.output_name).path[-1] if isinstance(event, Output) else None
-        if charts.get(name):
-            event = event.with_metadata({**event.metadata, "chart": MetadataValue.md(charts[name])})
+        if isinstance(event, Output):
+            table = built[event.output_name][-1]
+            extra = {"dagster/row_count": counts[event.output_name]}
+            if charts.get(table):
+                extra["chart"] = MetadataValue.md(charts[table])
+            event = event.with_metadata({**event.metadata, **extra})
         yield event
 
 
