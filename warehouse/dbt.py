@@ -7,6 +7,8 @@ without orchestration call :func:`run_dbt` / :func:`build_warehouse` (the same p
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import sys
@@ -62,10 +64,13 @@ def run_dbt(warehouse: str | Path, command: Sequence[str], dbt_vars: Mapping | N
     with tempfile.TemporaryDirectory(prefix="dbt_") as scratch:
         invocation = dbt_resource().cli(dbt_args(command, warehouse, dbt_vars), raise_on_error=False,
                                         target_path=Path(scratch))
-        messages = [e.raw_event.get("info", {}).get("msg", "") for e in invocation.stream_raw_events()]
+        echoed = io.StringIO()  # dagster-dbt echoes every dbt event (and any line dbt prints) to stdout
+        with contextlib.redirect_stdout(echoed):
+            events = [e.raw_event.get("info", {}) for e in invocation.stream_raw_events()]
         if not invocation.is_successful():
-            errors = [m for m in messages if "ERROR" in m.upper() or "FAIL" in m.upper()] or messages[-20:]
-            raise RuntimeError(f"dbt {' '.join(command)} failed:\n" + "\n".join(errors[-40:]))
+            errors = [e.get("msg", "") for e in events if e.get("level") == "error"]
+            raise RuntimeError(f"dbt {' '.join(command)} failed:\n"
+                               + "\n".join(errors[-40:] or echoed.getvalue().splitlines()[-40:]))
 
 
 def build_warehouse(raw_dir: str | Path, warehouse: str | Path, dbt_vars: Mapping | None = None) -> None:

@@ -4,27 +4,9 @@
 
 with
 
-open_days as (
-
-    select * from {{ ref('fct_store_daily_features') }}
-    where is_history and is_open
-
-),
-
 cells as (
 
-    select
-        store_id,
-        day_of_week,
-        count(*) filter (where is_promo) as promo_days,
-        count(*) filter (where not is_promo) as non_promo_days,
-        sum(sales) filter (where is_promo) as promo_sales,
-        sum(sales) filter (where not is_promo) as non_promo_sales,
-        sum(customers) filter (where is_promo) as promo_customers,
-        sum(customers) filter (where not is_promo) as non_promo_customers
-
-    from open_days
-    group by all
+    select * from {{ ref('int_store_weekday_promo_cells') }}
 
 ),
 
@@ -38,12 +20,8 @@ per_store as (
         sum(non_promo_sales) / nullif(sum(non_promo_days), 0) as avg_sales_non_promo,
         sum(promo_customers) / nullif(sum(promo_days), 0) as avg_customers_promo,
         sum(non_promo_customers) / nullif(sum(non_promo_days), 0) as avg_customers_non_promo,
-        sum(promo_sales) filter (where promo_days > 0 and non_promo_days > 0)
-            / nullif(sum(promo_days * non_promo_sales / non_promo_days)
-                filter (where promo_days > 0 and non_promo_days > 0), 0) as like_for_like_sales_ratio,
-        sum(promo_customers) filter (where promo_days > 0 and non_promo_days > 0)
-            / nullif(sum(promo_days * non_promo_customers / non_promo_days)
-                filter (where promo_days > 0 and non_promo_days > 0), 0) as like_for_like_customers_ratio
+        sum(matched_promo_sales) / nullif(sum(counterfactual_sales), 0) as like_for_like_sales_ratio,
+        sum(matched_promo_customers) / nullif(sum(counterfactual_customers), 0) as like_for_like_customers_ratio
 
     from cells
     group by store_id
