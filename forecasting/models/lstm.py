@@ -11,8 +11,8 @@ Window
     the horizon days, where the sales/customers channels are zeroed and ``future = 1`` but the known
     covariates (open, promo, state/school holiday, promo2 month, school holiday last/next week, after a
     refurbishment, day-of-week one-hot, day-of-month and day-of-year sin/cos, and the capped distances of the
-    mart: to closed days, state holidays, promo runs, Christmas, Easter, reopenings, long closures) are present.  Static store channels (store
-    type, assortment, scaled store level) are repeated along time.  Windows are cut from the grid with
+    mart: to closed days, state holidays, promo runs, Christmas, Easter, reopenings, long closures) are present.
+    Static store channels (store type, assortment, scaled store level) are repeated along time.  Windows are cut from the grid with
     ``numpy.lib.stride_tricks.sliding_window_view`` (no Python loops over rows).
 
 Network
@@ -25,10 +25,13 @@ Network
     (Kaggle's is 48 days) still works.  One global model for all stores.
 
 Training
-    ``fit``: fresh random windows every epoch (``windows_per_epoch`` drawn from all valid window
-    positions with a seeded numpy Generator; seeds via ``keras.utils.set_random_seed``, so runs repeat
-    exactly); learning-rate halving and early stopping on a time-based validation slice -- one window per store whose horizon
-    is the last ``horizon_days`` of the training data; the training windows' horizons end before it.
+    One ``network.fit`` call.  A :class:`_WindowDataset` (``keras.utils.PyDataset``) draws fresh random windows
+    every epoch (``windows_per_epoch`` of all valid window positions, seeded numpy Generator; Keras seeds via
+    ``keras.utils.set_random_seed``, so runs repeat exactly) and materialises them batch by batch.  Callbacks:
+    :class:`_EpochMetrics` writes ``val_rmspe`` -- sales RMSPE on a time-based validation slice, one window per
+    store whose horizon is the last ``horizon_days`` of the training data (the training windows' horizons end
+    before it) -- into the epoch logs; ``ReduceLROnPlateau`` halves the learning rate and ``EarlyStopping``
+    stops (restoring the best weights) on it; :class:`_EpochLog` logs each epoch via :mod:`logging`.
     ``refit``: warm start from a fitted model on the full history for ``refit_epochs`` epochs (used by
     :mod:`forecasting.training` after the backtests, much cheaper than training from scratch).
     Backtests (``WARM_START_FOLDS``): the first fold trains from scratch, each later fold warm-starts from the
@@ -37,6 +40,8 @@ Training
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -52,6 +57,8 @@ from keras import ops  # noqa: E402
 from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 
 from forecasting.models import prediction_frame  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PARAMS: dict = {
     "lookback_days": 42,
@@ -72,7 +79,7 @@ DEFAULT_PARAMS: dict = {
     "customers_weight": 0.5,
     "min_lookback_observed": 0.5,
     "seed": 42,
-    "verbose": 2,
+    "verbose": 2,  # epoch progress log at INFO (0: at DEBUG)
 }
 FAST_PARAMS: dict = {
     **DEFAULT_PARAMS,
@@ -340,16 +347,6 @@ def build_network(params: dict) -> keras.Model:
     return keras.Model(inputs, out, name="store_sales_lstm")
 
 
-def _materialise(grid: Grid, s_idx: np.ndarray, a_idx: np.ndarray, window: int, horizon: int, chunk: int = 4096):
-    """All selected windows as one array pair, built in chunks (bounded temporary memory)."""
-    n = len(s_idx)
-    x = np.empty((n, window, N_CHANNELS), dtype="float32")
-    y = np.empty((n, window, 3), dtype="float32")
-    for i in range(0, n, chunk):  # a loop over chunks of windows, not over rows
-        x[i : i + chunk], y[i : i + chunk] = _windows(grid, s_idx[i : i + chunk], a_idx[i : i + chunk], window, horizon)
-    return x, y
-
-
 def _rmspe_scaled(network, x, y, mu, sd) -> float:
     """Sales RMSPE (original scale, steps with weight > 0) of the network on windows x / targets y."""
     p = network.predict(x, batch_size=1024, verbose=0)[..., 0]
@@ -360,6 +357,69 @@ def _rmspe_scaled(network, x, y, mu, sd) -> float:
     act = np.expm1(y[..., 0] * sd[:, None] + mu[:, None])[w]
     pred = np.expm1(p * sd[:, None] + mu[:, None])[w]
     return float(np.sqrt(np.mean(((act - pred) / act) ** 2)))
+
+
+class _WindowDataset(keras.utils.PyDataset):
+    """``per_epoch`` random training windows per epoch, drawn in ``on_epoch_begin`` from the candidate positions
+    with a seeded Generator and materialised one batch at a time (bounded memory).
+
+    The draw is in ``on_epoch_begin``, not ``on_epoch_end``: ``fit`` calls ``on_epoch_end`` once before the first
+    epoch, so this way epoch e gets draw e exactly.  ``__getitem__`` only reads ``self.sel``, so Keras' reads for
+    shape inference and tf.data's prefetching cannot change the draws.
+    """
+
+    def __init__(self, grid: Grid, s_idx, a_idx, p: dict, per_epoch: int, seed: int):
+        super().__init__()  # one worker: batches in order
+        self.grid, self.s_idx, self.a_idx, self.p = grid, s_idx, a_idx, p
+        self.horizon = int(p["horizon_days"])
+        self.window = int(p["lookback_days"]) + self.horizon
+        self.per_epoch, self.batch_size = per_epoch, int(p["batch_size"])
+        self.rng = np.random.default_rng(seed)
+        self.sel = np.arange(per_epoch)  # until the first epoch: only Keras' shape inference reads it
+
+    def on_epoch_begin(self):
+        self.sel = self.rng.choice(len(self.s_idx), size=self.per_epoch, replace=False)
+
+    def __len__(self) -> int:
+        return math.ceil(self.per_epoch / self.batch_size)
+
+    def __getitem__(self, i: int):
+        sel = self.sel[i * self.batch_size : (i + 1) * self.batch_size]
+        s, a = self.s_idx[sel], self.a_idx[sel]
+        x, y = _windows(self.grid, s, a, self.window, self.horizon)
+        inputs = _inputs(self.p, x, self.grid.stores[s])
+        return (tuple(inputs) if isinstance(inputs, list) else inputs), y
+
+
+class _EpochMetrics(keras.callbacks.Callback):
+    """Writes the epoch's learning rate and (with a validation slice) ``val_rmspe`` into the epoch logs.
+
+    Keras calls callbacks in list order, so this one comes first: ReduceLROnPlateau / EarlyStopping monitor it.
+    """
+
+    def __init__(self, val):
+        super().__init__()
+        self.val = val
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["learning_rate"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if self.val is not None:
+            logs["val_rmspe"] = _rmspe_scaled(self.model, *self.val)
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """One log line per epoch (and on early stopping) instead of Keras' progress bars."""
+
+    def __init__(self, epochs: int, level: int):
+        super().__init__()
+        self.epochs, self.level, self.t0 = epochs, level, time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        val = f" val_rmspe={logs['val_rmspe']:.4f}" if "val_rmspe" in logs else ""
+        log.log(self.level, "epoch %d/%d: loss=%.4f%s lr=%.2g (%.0fs)", epoch + 1, self.epochs, logs["loss"], val,
+                logs["learning_rate"], time.perf_counter() - self.t0)
+        if self.model.stop_training:
+            log.log(self.level, "early stop after epoch %d", epoch + 1)
 
 
 @dataclass
@@ -378,13 +438,8 @@ def _history_only(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
-    """Epoch loop: fresh seeded random windows per epoch, early stopping on the validation slice.
-
-    A plain loop over epochs (one ``network.fit`` call each) instead of a streaming dataset keeps the
-    window draws exactly reproducible.  Learning rate halves after ``lr_patience`` epochs without improvement;
-    training stops after ``patience`` and the best weights are restored.
-    """
-    t0 = time.perf_counter()
+    """Train ``network`` on windows of ``hist`` (one ``fit`` call, see the module docstring); returns the
+    per-epoch history, first and last training day."""
     window = int(p["lookback_days"]) + int(p["horizon_days"])
     horizon = int(p["horizon_days"])
     start = pd.Timestamp(hist["sale_date"].min())
@@ -411,55 +466,32 @@ def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
         s_idx, a_idx = _candidates(grid, window, horizon, max_end, 0.0)
     if len(s_idx) == 0:
         raise ValueError(f"lstm: history of {n_days} days too short for windows of {window} days")
-    bs = int(p["batch_size"])
     wpe = p.get("windows_per_epoch", "auto")
     if wpe in (None, "auto"):
         wpe = int(np.clip(0.05 * len(s_idx), 4096, 32768))
     wpe = int(min(int(wpe), len(s_idx)))
-    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0)
-    network.compile(optimizer=optimizer, loss=masked_loss(float(p["customers_weight"])))
-    verbose = int(p.get("verbose", 0))
-    if verbose:
-        print(
-            f"[lstm] {len(stores)} stores x {n_days} days, {len(s_idx):,} candidate windows, {wpe:,} windows/epoch, "
-            f"validation windows: {0 if val is None else len(val[1])}",
-            flush=True,
-        )
-    rng = np.random.default_rng(int(p["seed"]))
-    patience, lr_patience = int(p["patience"]), int(p.get("lr_patience", 0) or 0)
-    log = {"loss": [], "val_rmspe": [], "learning_rate": []}
-    best, best_weights, since_best, since_lr = np.inf, None, 0, 0
-    for epoch in range(int(epochs)):
-        sel = rng.choice(len(s_idx), size=wpe, replace=False)
-        x, y = _materialise(grid, s_idx[sel], a_idx[sel], window, horizon)
-        h = network.fit(_inputs(p, x, grid.stores[s_idx[sel]]), y, batch_size=bs, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=verbose)
-        del x, y
-        lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-        log["loss"].append(float(h.history["loss"][-1]))
-        log["learning_rate"].append(lr)
-        msg = f"[lstm] epoch {epoch + 1}/{epochs}: loss={log['loss'][-1]:.4f} lr={lr:.2g}"
-        if val is not None:
-            r = _rmspe_scaled(network, *val)
-            log["val_rmspe"].append(r)
-            msg += f" val_rmspe={r:.4f}"
-            if r < best - 1e-5:
-                best, best_weights, since_best, since_lr = r, network.get_weights(), 0, 0
-            else:
-                since_best += 1
-                since_lr += 1
-        if verbose:
-            print(f"{msg} ({time.perf_counter() - t0:.0f}s)", flush=True)
-        if val is not None and since_best >= patience:
-            if verbose:
-                print(f"[lstm] early stop; best val_rmspe={best:.4f}", flush=True)
-            break
-        if lr_patience and since_lr >= lr_patience:
-            optimizer.learning_rate.assign(lr * 0.5)
-            since_lr = 0
-    if best_weights is not None:
-        network.set_weights(best_weights)
-    log["best_val_rmspe"] = None if best == np.inf else float(best)
-    return log, start, end
+    network.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
+                    loss=masked_loss(float(p["customers_weight"])))
+    level = logging.INFO if int(p.get("verbose", 0)) else logging.DEBUG
+    log.log(level, "%d stores x %d days, %d candidate windows, %d windows/epoch, validation windows: %d",
+            len(stores), n_days, len(s_idx), wpe, 0 if val is None else len(val[1]))
+    callbacks: list = [_EpochMetrics(val)]
+    stop = None
+    if val is not None:  # min_delta: an improvement must beat the best by 1e-5
+        if int(p.get("lr_patience", 0) or 0):
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(
+                "val_rmspe", factor=0.5, patience=int(p["lr_patience"]), mode="min", min_delta=1e-5))
+        stop = keras.callbacks.EarlyStopping(
+            "val_rmspe", patience=int(p["patience"]), mode="min", min_delta=1e-5, restore_best_weights=True)
+        callbacks.append(stop)
+    callbacks.append(_EpochLog(int(epochs), level))
+    data = _WindowDataset(grid, s_idx, a_idx, p, wpe, int(p["seed"]))
+    # shuffle=False keeps the drawn order; no steps_per_epoch, or Keras would reuse an iterator that tf.data has
+    # already prefetched from the previous epoch's draw
+    h = network.fit(data, epochs=int(epochs), shuffle=False, callbacks=callbacks, verbose=0).history
+    history = {k: [float(v) for v in h.get(k, [])] for k in ["loss", "val_rmspe", "learning_rate"]}
+    history["best_val_rmspe"] = None if stop is None or stop.best is None else float(stop.best)
+    return history, start, end
 
 
 def fit(train_df: pd.DataFrame, params: dict | None = None, stats=None) -> LSTMModel:
