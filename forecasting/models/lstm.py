@@ -12,7 +12,8 @@ Window
     covariates (open, promo, state/school holiday, promo2 month, school holiday last/next week, after a
     refurbishment, day-of-week one-hot, day-of-month and day-of-year sin/cos, and the capped distances of the
     mart: to closed days, state holidays, promo runs, Christmas, Easter, reopenings, long closures) are present.
-    Static store channels (store type, assortment, scaled store level) are repeated along time.  Windows are cut from the grid with
+    Calendar channels come from the mart's columns (see :func:`_calendar`).  Static store channels (store
+    type, assortment, scaled store level) are repeated along time.  Windows are cut from the grid with
     ``numpy.lib.stride_tricks.sliding_window_view`` (no Python loops over rows).
 
 Network
@@ -180,25 +181,43 @@ def _col(df: pd.DataFrame, name: str, default: float = 0.0) -> np.ndarray:
     return pd.to_numeric(s).astype("float64").fillna(default).to_numpy(dtype="float32")
 
 
+def _calendar(df: pd.DataFrame) -> np.ndarray:
+    """Day-of-week one-hot, day-of-month and day-of-year sin/cos from the mart's calendar columns, [n, 11].
+
+    ``day_of_week`` (ISO 1..7) and ``day_of_month`` are required (mart contract columns).  ``day_of_year_sin/cos``
+    are dbt's (int_calendar_events: 2 pi day_of_year / 365.25); a frame without them (the unit tests' frames) gets
+    them from ``day_of_year`` by the same formula.  The month length for the day-of-month phase is the one
+    calendar attribute the mart lacks, so it comes from ``sale_date``.
+    """
+    has_doy = {"day_of_year_sin", "day_of_year_cos"} <= set(df.columns)
+    missing = [c for c in ["day_of_week", "day_of_month"] + ([] if has_doy else ["day_of_year"]) if c not in df.columns]
+    if missing:
+        raise ValueError(f"lstm: feature frame lacks the mart's calendar column(s) {missing}")
+    n = len(df)
+    dow = pd.to_numeric(df["day_of_week"]).to_numpy(dtype="int64")
+    dom = pd.to_numeric(df["day_of_month"]).to_numpy(dtype="float64")
+    dim = pd.to_datetime(df["sale_date"]).dt.days_in_month.to_numpy()
+    out = np.zeros((n, 11), dtype="float32")
+    out[np.arange(n), dow - 1] = 1.0
+    out[:, 7] = np.sin(2 * np.pi * (dom - 1) / dim)
+    out[:, 8] = np.cos(2 * np.pi * (dom - 1) / dim)
+    if has_doy:
+        out[:, 9] = pd.to_numeric(df["day_of_year_sin"]).to_numpy(dtype="float64")
+        out[:, 10] = pd.to_numeric(df["day_of_year_cos"]).to_numpy(dtype="float64")
+    else:
+        doy = pd.to_numeric(df["day_of_year"]).to_numpy(dtype="float64")
+        out[:, 9], out[:, 10] = np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25)
+    return out
+
+
 def _covariates(df: pd.DataFrame) -> np.ndarray:
     """Known covariate channels for rows (vectorised), shape [n, len(COVARIATE_NAMES)]."""
-    n = len(df)
-    dates = pd.to_datetime(df["sale_date"])
-    dow = dates.dt.dayofweek.to_numpy() + 1  # 1=Mon..7=Sun
-    dom = dates.dt.day.to_numpy()
-    doy = dates.dt.dayofyear.to_numpy()
-    dim = dates.dt.days_in_month.to_numpy()
-    out = np.zeros((n, len(COVARIATE_NAMES)), dtype="float32")
+    out = np.zeros((len(df), len(COVARIATE_NAMES)), dtype="float32")
     for j, c in enumerate(FLAG_COVARIATES):
         out[:, j] = _col(df, c, 1.0 if c == "is_open" else 0.0)
     k = len(FLAG_COVARIATES)
-    out[np.arange(n), k + dow - 1] = 1.0
-    k += 7
-    out[:, k] = np.sin(2 * np.pi * (dom - 1) / dim)
-    out[:, k + 1] = np.cos(2 * np.pi * (dom - 1) / dim)
-    out[:, k + 2] = np.sin(2 * np.pi * (doy - 1) / 365.25)
-    out[:, k + 3] = np.cos(2 * np.pi * (doy - 1) / 365.25)
-    k += 4
+    out[:, k : k + 11] = _calendar(df)
+    k += 11
     for j, (c, cap) in enumerate(EVENT_COVARIATE_CAPS.items()):
         out[:, k + j] = np.clip(_col(df, c, float(cap)), 0, cap) / cap
     return out
