@@ -8,13 +8,12 @@ Data layout
 
 Window
     ``lookback_days`` days of [scaled sales, scaled customers, future=0, observed, known covariates] followed by
-    the horizon days, where the sales/customers channels are zeroed and ``future = 1`` but the known
-    covariates (open, promo, state/school holiday, promo2 month, school holiday last/next week, after a
-    refurbishment, day-of-week one-hot, day-of-month and day-of-year sin/cos, and the capped distances of the
-    mart: to closed days, state holidays, promo runs, Christmas, Easter, reopenings, long closures) are present.
-    Calendar channels come from the mart's columns (see :func:`_calendar`).  Static store channels (store
-    type, assortment, scaled store level) are repeated along time.  Windows are cut from the grid with
-    ``numpy.lib.stride_tricks.sliding_window_view`` (no Python loops over rows).
+    the horizon days, where the sales/customers channels are zeroed and ``future = 1`` but the known covariates
+    are present: the mart's flags (open, promo, state/school holiday, promo2 month, school holiday last/next week,
+    after a refurbishment), its calendar (day-of-week one-hot, day-of-month and day-of-year sin/cos; see
+    :func:`_calendar`) and its capped distances (to closed days, state holidays, promo runs, Christmas, Easter,
+    reopenings, long closures).  Static store channels (store type, assortment, scaled store level) are repeated
+    along time.  Windows are cut from the grid with ``sliding_window_view`` (no Python loops over rows).
 
 Network
     A learned store embedding (``store_embedding_dim``; row ``store_id % store_buckets``) sets the initial
@@ -22,17 +21,16 @@ Network
     Two stacked ``LSTM(return_sequences=True)`` layers and a per-step ``Dense(2)`` head (Dense on a 3-D tensor
     is what TimeDistributed(Dense) does; TimeDistributed itself mis-shapes ``predict()`` output when the time
     axis is dynamic in Keras 3.15) predict scaled log sales and customers at every step; the loss is a masked
-    MSE that only counts horizon steps on open observed days with sales > 0.  The network is length-agnostic, so a plan longer than the training horizon
-    (Kaggle's is 48 days) still works.  One global model for all stores.
+    MSE that only counts horizon steps on open observed days with sales > 0.  The network is length-agnostic,
+    so a plan longer than the training horizon (Kaggle's is 48 days) still works.
 
 Training
-    One ``network.fit`` call.  A :class:`_WindowDataset` (``keras.utils.PyDataset``) draws fresh random windows
-    every epoch (``windows_per_epoch`` of all valid window positions, seeded numpy Generator; Keras seeds via
-    ``keras.utils.set_random_seed``, so runs repeat exactly) and materialises them batch by batch.  Callbacks:
-    :class:`_EpochMetrics` writes ``val_rmspe`` -- sales RMSPE on a time-based validation slice, one window per
-    store whose horizon is the last ``horizon_days`` of the training data (the training windows' horizons end
-    before it) -- into the epoch logs; ``ReduceLROnPlateau`` halves the learning rate and ``EarlyStopping``
-    stops (restoring the best weights) on it; :class:`_EpochLog` logs each epoch via :mod:`logging`.
+    One ``network.fit``: :class:`_WindowDataset` draws fresh random windows every epoch (``windows_per_epoch``
+    of all valid positions, seeded numpy Generator; Keras seeded by ``keras.utils.set_random_seed``, so runs
+    repeat exactly).  :class:`_EpochMetrics` writes ``val_rmspe`` -- sales RMSPE on a validation slice, one window
+    per store whose horizon is the last ``horizon_days`` of the training data (training windows end before it)
+    -- into the epoch logs, where ``ReduceLROnPlateau`` (halving) and ``EarlyStopping`` (restoring the best
+    weights) read it; :class:`_EpochLog` logs each epoch.
     ``refit``: warm start from a fitted model on the full history for ``refit_epochs`` epochs (used by
     :mod:`forecasting.training` after the backtests, much cheaper than training from scratch).
     Backtests (``WARM_START_FOLDS``): the first fold trains from scratch, each later fold warm-starts from the
@@ -82,17 +80,8 @@ DEFAULT_PARAMS: dict = {
     "seed": 42,
     "verbose": 2,  # epoch progress log at INFO (0: at DEBUG)
 }
-FAST_PARAMS: dict = {
-    **DEFAULT_PARAMS,
-    "lookback_days": 21,
-    "units": [8, 8],
-    "batch_size": 64,
-    "epochs": 2,
-    "windows_per_epoch": 256,
-    "patience": 1,
-    "refit_epochs": 1,
-    "verbose": 0,
-}
+FAST_PARAMS: dict = {**DEFAULT_PARAMS, "lookback_days": 21, "units": [8, 8], "batch_size": 64, "epochs": 2,
+                     "windows_per_epoch": 256, "patience": 1, "refit_epochs": 1, "verbose": 0}
 # forecasting.backtest: fit the first fold from scratch, warm-start each later fold (and the final refit) from
 # the previous fold's model; each fold's model has only seen data before its own cut.
 WARM_START_FOLDS = True
@@ -113,12 +102,8 @@ EVENT_COVARIATE_CAPS = {
 }
 FLAG_COVARIATES = ["is_open", "is_promo", "is_state_holiday", "is_school_holiday", "is_promo2_month",
                    "school_holiday_last_week", "school_holiday_next_week", "is_after_refurbishment"]
-COVARIATE_NAMES = (
-    FLAG_COVARIATES
-    + [f"dow_{d}" for d in range(1, 8)]
-    + ["dom_sin", "dom_cos", "doy_sin", "doy_cos"]
-    + list(EVENT_COVARIATE_CAPS)
-)
+CALENDAR_NAMES = [f"dow_{d}" for d in range(1, 8)] + ["dom_sin", "dom_cos", "doy_sin", "doy_cos"]
+COVARIATE_NAMES = FLAG_COVARIATES + CALENDAR_NAMES + list(EVENT_COVARIATE_CAPS)
 STATIC_NAMES = [f"store_type_{t}" for t in STORE_TYPES] + [f"assortment_{a}" for a in ASSORTMENTS] + ["store_level"]
 CHANNELS = ["sales_scaled", "customers_scaled", "is_future", "observed"] + COVARIATE_NAMES + STATIC_NAMES
 N_CHANNELS = len(CHANNELS)
@@ -139,14 +124,8 @@ class StoreScaler:
         ls = np.log1p(d["sales"].to_numpy(float))
         lc = np.log1p(d["customers"].fillna(0).to_numpy(float))
         g = pd.DataFrame({"store_id": d["store_id"].to_numpy(), "ls": ls, "lc": lc}).groupby("store_id")
-        t = pd.DataFrame(
-            {
-                "s_mu": g["ls"].mean(),
-                "s_sd": g["ls"].std(ddof=0).fillna(0).clip(lower=min_sd),
-                "c_mu": g["lc"].mean(),
-                "c_sd": g["lc"].std(ddof=0).fillna(0).clip(lower=min_sd),
-            }
-        )
+        t = pd.DataFrame({"s_mu": g["ls"].mean(), "s_sd": g["ls"].std(ddof=0).fillna(0).clip(lower=min_sd),
+                          "c_mu": g["lc"].mean(), "c_sd": g["lc"].std(ddof=0).fillna(0).clip(lower=min_sd)})
         lvl_mu, lvl_sd = float(t["s_mu"].mean()), float(t["s_mu"].std(ddof=0) or 1.0)
         t["level"] = (t["s_mu"] - lvl_mu) / (lvl_sd if lvl_sd > 0 else 1.0)
         first = hist.drop_duplicates("store_id").set_index("store_id")
@@ -182,45 +161,37 @@ def _col(df: pd.DataFrame, name: str, default: float = 0.0) -> np.ndarray:
 
 
 def _calendar(df: pd.DataFrame) -> np.ndarray:
-    """Day-of-week one-hot, day-of-month and day-of-year sin/cos from the mart's calendar columns, [n, 11].
+    """The CALENDAR_NAMES channels from the mart's columns, [n, 11].
 
-    ``day_of_week`` (ISO 1..7) and ``day_of_month`` are required (mart contract columns).  ``day_of_year_sin/cos``
-    are dbt's (int_calendar_events: 2 pi day_of_year / 365.25); a frame without them (the unit tests' frames) gets
-    them from ``day_of_year`` by the same formula.  The month length for the day-of-month phase is the one
-    calendar attribute the mart lacks, so it comes from ``sale_date``.
+    ``day_of_week`` (ISO 1..7) and ``day_of_month`` are required.  ``day_of_year_sin/cos`` are dbt's
+    (int_calendar_events: 2 pi day_of_year / 365.25); frames without them (the unit tests') get them from
+    ``day_of_year`` by that formula.  The month length, which the mart lacks, comes from ``sale_date``.
     """
     has_doy = {"day_of_year_sin", "day_of_year_cos"} <= set(df.columns)
     missing = [c for c in ["day_of_week", "day_of_month"] + ([] if has_doy else ["day_of_year"]) if c not in df.columns]
     if missing:
         raise ValueError(f"lstm: feature frame lacks the mart's calendar column(s) {missing}")
-    n = len(df)
-    dow = pd.to_numeric(df["day_of_week"]).to_numpy(dtype="int64")
-    dom = pd.to_numeric(df["day_of_month"]).to_numpy(dtype="float64")
-    dim = pd.to_datetime(df["sale_date"]).dt.days_in_month.to_numpy()
-    out = np.zeros((n, 11), dtype="float32")
-    out[np.arange(n), dow - 1] = 1.0
-    out[:, 7] = np.sin(2 * np.pi * (dom - 1) / dim)
-    out[:, 8] = np.cos(2 * np.pi * (dom - 1) / dim)
+
+    def num(col: str) -> np.ndarray:
+        return pd.to_numeric(df[col]).to_numpy(dtype="float64")
+
+    out = np.zeros((len(df), len(CALENDAR_NAMES)), dtype="float32")
+    out[np.arange(len(df)), num("day_of_week").astype("int64") - 1] = 1.0
+    dom_phase = 2 * np.pi * (num("day_of_month") - 1) / pd.to_datetime(df["sale_date"]).dt.days_in_month.to_numpy()
+    out[:, 7], out[:, 8] = np.sin(dom_phase), np.cos(dom_phase)
     if has_doy:
-        out[:, 9] = pd.to_numeric(df["day_of_year_sin"]).to_numpy(dtype="float64")
-        out[:, 10] = pd.to_numeric(df["day_of_year_cos"]).to_numpy(dtype="float64")
+        out[:, 9], out[:, 10] = num("day_of_year_sin"), num("day_of_year_cos")
     else:
-        doy = pd.to_numeric(df["day_of_year"]).to_numpy(dtype="float64")
-        out[:, 9], out[:, 10] = np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25)
+        doy_phase = 2 * np.pi * num("day_of_year") / 365.25
+        out[:, 9], out[:, 10] = np.sin(doy_phase), np.cos(doy_phase)
     return out
 
 
 def _covariates(df: pd.DataFrame) -> np.ndarray:
     """Known covariate channels for rows (vectorised), shape [n, len(COVARIATE_NAMES)]."""
-    out = np.zeros((len(df), len(COVARIATE_NAMES)), dtype="float32")
-    for j, c in enumerate(FLAG_COVARIATES):
-        out[:, j] = _col(df, c, 1.0 if c == "is_open" else 0.0)
-    k = len(FLAG_COVARIATES)
-    out[:, k : k + 11] = _calendar(df)
-    k += 11
-    for j, (c, cap) in enumerate(EVENT_COVARIATE_CAPS.items()):
-        out[:, k + j] = np.clip(_col(df, c, float(cap)), 0, cap) / cap
-    return out
+    flags = [_col(df, c, 1.0 if c == "is_open" else 0.0) for c in FLAG_COVARIATES]
+    events = [np.clip(_col(df, c, float(cap)), 0, cap) / cap for c, cap in EVENT_COVARIATE_CAPS.items()]
+    return np.concatenate([np.stack(flags, axis=1), _calendar(df), np.stack(events, axis=1)], axis=1, dtype="float32")
 
 
 @dataclass
@@ -251,44 +222,27 @@ def _fill_rows(grid: Grid, rows: pd.DataFrame, scaler: StoreScaler, future: bool
     good = rows["is_open"].astype(bool).to_numpy() & (sales > 0)
     ss = np.where(good, (np.log1p(np.where(good, sales, 0)) - sc["s_mu"].to_numpy()) / sc["s_sd"].to_numpy(), 0.0)
     cs = np.where(good, (np.log1p(np.where(good, cust, 0)) - sc["c_mu"].to_numpy()) / sc["c_sd"].to_numpy(), 0.0)
-    grid.x[s_idx, t_idx, CH_SALES] = ss
-    grid.x[s_idx, t_idx, CH_CUST] = cs
-    grid.y[s_idx, t_idx, 0] = ss
-    grid.y[s_idx, t_idx, 1] = cs
-    grid.y[s_idx, t_idx, 2] = good.astype("float32")
+    grid.x[s_idx, t_idx, CH_SALES], grid.x[s_idx, t_idx, CH_CUST] = ss, cs
+    grid.y[s_idx, t_idx] = np.stack([ss, cs, good], axis=1)
 
 
-def build_grid(
-    stores: np.ndarray,
-    start: pd.Timestamp,
-    n_days: int,
-    scaler: StoreScaler,
-    history: pd.DataFrame | None,
-    future_rows: pd.DataFrame | None = None,
-    future_from: pd.Timestamp | None = None,
-) -> Grid:
+def build_grid(stores: np.ndarray, start: pd.Timestamp, n_days: int, scaler: StoreScaler,
+               history: pd.DataFrame | None, future_rows: pd.DataFrame | None = None,
+               future_from: pd.Timestamp | None = None) -> Grid:
     """Dense grid; history rows before ``future_from`` carry actuals, ``future_rows`` only covariates."""
     stores = np.sort(np.asarray(stores))
-    grid = Grid(
-        stores=stores,
-        start=pd.Timestamp(start),
-        x=np.zeros((len(stores), n_days, N_CHANNELS), dtype="float32"),
-        y=np.zeros((len(stores), n_days, 3), dtype="float32"),
-    )
+    grid = Grid(stores=stores, start=pd.Timestamp(start), x=np.zeros((len(stores), n_days, N_CHANNELS), "float32"),
+                y=np.zeros((len(stores), n_days, 3), "float32"))
     if history is not None and len(history):
-        h = history
-        if future_from is not None:
-            h = h.loc[pd.to_datetime(h["sale_date"]) < future_from]
+        h = history if future_from is None else history.loc[pd.to_datetime(history["sale_date"]) < future_from]
         _fill_rows(grid, h, scaler, future=False)
     if future_rows is not None and len(future_rows):
         _fill_rows(grid, future_rows, scaler, future=True)
     if future_from is not None:
         f0 = (pd.Timestamp(future_from) - grid.start).days
         grid.x[:, f0:, CH_FUTURE] = 1.0
-        grid.x[:, f0:, CH_SALES] = 0.0
-        grid.x[:, f0:, CH_CUST] = 0.0
-    static = scaler.lookup(stores)[STATIC_NAMES].to_numpy(dtype="float32")
-    grid.x[:, :, _STAT0:] = static[:, None, :]
+        grid.x[:, f0:, CH_SALES:CH_CUST + 1] = 0.0
+    grid.x[:, :, _STAT0:] = scaler.lookup(stores)[STATIC_NAMES].to_numpy(dtype="float32")[:, None, :]
     return grid
 
 
@@ -299,8 +253,7 @@ def _windows(grid: Grid, s_idx: np.ndarray, a_idx: np.ndarray, window: int, hori
     x = np.ascontiguousarray(xv[s_idx, a_idx].transpose(0, 2, 1))
     y = np.ascontiguousarray(yv[s_idx, a_idx].transpose(0, 2, 1))
     lb = window - horizon
-    x[:, lb:, CH_SALES] = 0.0
-    x[:, lb:, CH_CUST] = 0.0
+    x[:, lb:, CH_SALES:CH_CUST + 1] = 0.0
     x[:, lb:, CH_FUTURE] = 1.0
     y[:, :lb, 2] = 0.0  # loss only on horizon steps
     return x, y
@@ -318,9 +271,7 @@ def _candidates(grid: Grid, window: int, horizon: int, max_end: int, min_obs: fl
     a = np.arange(n_pos)
     hz_w = w_cum[:, a + window] - w_cum[:, a + lb]
     lb_obs = (o_cum[:, a + lb] - o_cum[:, a]) / max(lb, 1)
-    ok = (hz_w > 0) & (lb_obs >= min_obs) & ((a + window - 1) <= max_end)[None, :]
-    s_idx, a_idx = np.nonzero(ok)
-    return s_idx, a_idx
+    return np.nonzero((hz_w > 0) & (lb_obs >= min_obs) & ((a + window - 1) <= max_end)[None, :])
 
 
 def masked_loss(customers_weight: float = 0.5):
@@ -369,7 +320,6 @@ def build_network(params: dict) -> keras.Model:
 def _rmspe_scaled(network, x, y, mu, sd) -> float:
     """Sales RMSPE (original scale, steps with weight > 0) of the network on windows x / targets y."""
     p = network.predict(x, batch_size=1024, verbose=0)[..., 0]
-    y = y if not isinstance(y, list) else y[0]
     w = y[..., 2] > 0
     if not w.any():
         return float("nan")
@@ -379,42 +329,37 @@ def _rmspe_scaled(network, x, y, mu, sd) -> float:
 
 
 class _WindowDataset(keras.utils.PyDataset):
-    """``per_epoch`` random training windows per epoch, drawn in ``on_epoch_begin`` from the candidate positions
-    with a seeded Generator and materialised one batch at a time (bounded memory).
+    """``per_epoch`` random training windows per epoch, materialised one batch at a time (bounded memory).
 
-    The draw is in ``on_epoch_begin``, not ``on_epoch_end``: ``fit`` calls ``on_epoch_end`` once before the first
-    epoch, so this way epoch e gets draw e exactly.  ``__getitem__`` only reads ``self.sel``, so Keras' reads for
-    shape inference and tf.data's prefetching cannot change the draws.
+    The draw happens in ``on_epoch_begin``: ``fit`` also calls ``on_epoch_end`` once before the first epoch, so
+    epoch e gets the Generator's e-th draw (as the old per-epoch loop did).  ``__getitem__`` only reads the
+    draw, so Keras' shape-inference reads and tf.data's prefetching cannot change it.
     """
 
-    def __init__(self, grid: Grid, s_idx, a_idx, p: dict, per_epoch: int, seed: int):
+    def __init__(self, grid: Grid, s_idx, a_idx, p: dict, per_epoch: int):
         super().__init__()  # one worker: batches in order
-        self.grid, self.s_idx, self.a_idx, self.p = grid, s_idx, a_idx, p
-        self.horizon = int(p["horizon_days"])
-        self.window = int(p["lookback_days"]) + self.horizon
-        self.per_epoch, self.batch_size = per_epoch, int(p["batch_size"])
-        self.rng = np.random.default_rng(seed)
-        self.sel = np.arange(per_epoch)  # until the first epoch: only Keras' shape inference reads it
+        self.grid, self.s_idx, self.a_idx, self.p, self.per_epoch = grid, s_idx, a_idx, p, per_epoch
+        self.horizon, self.bs = int(p["horizon_days"]), int(p["batch_size"])
+        self.rng = np.random.default_rng(int(p["seed"]))
+        self.sel = np.arange(per_epoch)  # before the first epoch only shape inference reads this
 
     def on_epoch_begin(self):
         self.sel = self.rng.choice(len(self.s_idx), size=self.per_epoch, replace=False)
 
     def __len__(self) -> int:
-        return math.ceil(self.per_epoch / self.batch_size)
+        return math.ceil(self.per_epoch / self.bs)
 
     def __getitem__(self, i: int):
-        sel = self.sel[i * self.batch_size : (i + 1) * self.batch_size]
-        s, a = self.s_idx[sel], self.a_idx[sel]
-        x, y = _windows(self.grid, s, a, self.window, self.horizon)
+        sel = self.sel[i * self.bs : (i + 1) * self.bs]
+        s = self.s_idx[sel]
+        x, y = _windows(self.grid, s, self.a_idx[sel], int(self.p["lookback_days"]) + self.horizon, self.horizon)
         inputs = _inputs(self.p, x, self.grid.stores[s])
         return (tuple(inputs) if isinstance(inputs, list) else inputs), y
 
 
 class _EpochMetrics(keras.callbacks.Callback):
-    """Writes the epoch's learning rate and (with a validation slice) ``val_rmspe`` into the epoch logs.
-
-    Keras calls callbacks in list order, so this one comes first: ReduceLROnPlateau / EarlyStopping monitor it.
-    """
+    """Puts the epoch's learning rate and (with a validation slice) ``val_rmspe`` into the epoch logs; first in
+    the callback list, as Keras calls callbacks in list order and ReduceLROnPlateau / EarlyStopping read it."""
 
     def __init__(self, val):
         super().__init__()
@@ -427,7 +372,7 @@ class _EpochMetrics(keras.callbacks.Callback):
 
 
 class _EpochLog(keras.callbacks.Callback):
-    """One log line per epoch (and on early stopping) instead of Keras' progress bars."""
+    """One log line per epoch (last in the list: sees val_rmspe and an early stop) instead of Keras' bars."""
 
     def __init__(self, epochs: int, level: int):
         super().__init__()
@@ -435,10 +380,9 @@ class _EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         val = f" val_rmspe={logs['val_rmspe']:.4f}" if "val_rmspe" in logs else ""
-        log.log(self.level, "epoch %d/%d: loss=%.4f%s lr=%.2g (%.0fs)", epoch + 1, self.epochs, logs["loss"], val,
-                logs["learning_rate"], time.perf_counter() - self.t0)
-        if self.model.stop_training:
-            log.log(self.level, "early stop after epoch %d", epoch + 1)
+        stop = " (early stop)" if self.model.stop_training else ""
+        log.log(self.level, "epoch %d/%d: loss=%.4f%s lr=%.2g %.0fs%s", epoch + 1, self.epochs, logs["loss"], val,
+                logs["learning_rate"], time.perf_counter() - self.t0, stop)
 
 
 @dataclass
@@ -457,29 +401,24 @@ def _history_only(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
-    """Train ``network`` on windows of ``hist`` (one ``fit`` call, see the module docstring); returns the
-    per-epoch history, first and last training day."""
-    window = int(p["lookback_days"]) + int(p["horizon_days"])
+    """Train ``network`` on windows of ``hist``; returns the epoch history, first and last training day."""
     horizon = int(p["horizon_days"])
-    start = pd.Timestamp(hist["sale_date"].min())
-    end = pd.Timestamp(hist["sale_date"].max())
+    window = int(p["lookback_days"]) + horizon
+    start, end = pd.Timestamp(hist["sale_date"].min()), pd.Timestamp(hist["sale_date"].max())
     n_days = (end - start).days + 1
-    stores = np.unique(hist["store_id"].to_numpy())
-    grid = build_grid(stores, start, n_days, scaler, hist)
-    min_obs = float(p["min_lookback_observed"])
+    grid = build_grid(np.unique(hist["store_id"].to_numpy()), start, n_days, scaler, hist)
     val, max_end = None, n_days - 1
     if with_validation:
         # validation slice: one window per store with horizon = last `horizon` training days;
         # training windows must end before that slice starts
         vs, va = _candidates(grid, window, horizon, n_days - 1, 0.0)
-        keep = va == n_days - window
-        vs, va = vs[keep], va[keep]
+        vs, va = vs[va == n_days - window], va[va == n_days - window]
         if len(vs):
             sc = scaler.lookup(grid.stores[vs])
             vx, vy = _windows(grid, vs, va, window, horizon)
             val = (_inputs(p, vx, grid.stores[vs]), vy, sc["s_mu"].to_numpy(), sc["s_sd"].to_numpy())
             max_end = n_days - 1 - horizon
-    s_idx, a_idx = _candidates(grid, window, horizon, max_end, min_obs)
+    s_idx, a_idx = _candidates(grid, window, horizon, max_end, float(p["min_lookback_observed"]))
     if len(s_idx) == 0:  # very short history: drop the validation slice, then the lookback requirement
         val, max_end = None, n_days - 1
         s_idx, a_idx = _candidates(grid, window, horizon, max_end, 0.0)
@@ -493,10 +432,9 @@ def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
                     loss=masked_loss(float(p["customers_weight"])))
     level = logging.INFO if int(p.get("verbose", 0)) else logging.DEBUG
     log.log(level, "%d stores x %d days, %d candidate windows, %d windows/epoch, validation windows: %d",
-            len(stores), n_days, len(s_idx), wpe, 0 if val is None else len(val[1]))
-    callbacks: list = [_EpochMetrics(val)]
-    stop = None
-    if val is not None:  # min_delta: an improvement must beat the best by 1e-5
+            len(grid.stores), n_days, len(s_idx), wpe, 0 if val is None else len(val[1]))
+    callbacks, stop = [_EpochMetrics(val)], None
+    if val is not None:  # without one (refit), neither: the old loop also kept the rate and ran every epoch
         if int(p.get("lr_patience", 0) or 0):
             callbacks.append(keras.callbacks.ReduceLROnPlateau(
                 "val_rmspe", factor=0.5, patience=int(p["lr_patience"]), mode="min", min_delta=1e-5))
@@ -504,10 +442,10 @@ def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
             "val_rmspe", patience=int(p["patience"]), mode="min", min_delta=1e-5, restore_best_weights=True)
         callbacks.append(stop)
     callbacks.append(_EpochLog(int(epochs), level))
-    data = _WindowDataset(grid, s_idx, a_idx, p, wpe, int(p["seed"]))
     # shuffle=False keeps the drawn order; no steps_per_epoch, or Keras would reuse an iterator that tf.data has
     # already prefetched from the previous epoch's draw
-    h = network.fit(data, epochs=int(epochs), shuffle=False, callbacks=callbacks, verbose=0).history
+    h = network.fit(_WindowDataset(grid, s_idx, a_idx, p, wpe), epochs=int(epochs), shuffle=False,
+                    callbacks=callbacks, verbose=0).history
     history = {k: [float(v) for v in h.get(k, [])] for k in ["loss", "val_rmspe", "learning_rate"]}
     history["best_val_rmspe"] = None if stop is None or stop.best is None else float(stop.best)
     return history, start, end
@@ -550,10 +488,9 @@ def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.Da
     target = target_df.reset_index(drop=True)
     if target.empty:
         return prediction_frame(target, np.zeros(0), np.zeros(0))
-    lookback = int(p["lookback_days"])
     tdates = pd.to_datetime(target["sale_date"])
     origin = tdates.min()
-    start = origin - pd.Timedelta(days=lookback)
+    start = origin - pd.Timedelta(days=int(p["lookback_days"]))
     n_days = (tdates.max() - start).days + 1
     stores = np.unique(target["store_id"].to_numpy())
     ctx = None
