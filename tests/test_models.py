@@ -1,6 +1,7 @@
 """Features, models and the training entry point on small generated frames (a handful of stores, ~200 days)."""
 
 import json
+import logging
 import re
 import tempfile
 from pathlib import Path
@@ -313,6 +314,38 @@ def test_lstm_windows_handle_gaps_and_long_plans(frame, split):
     pred = lstm.predict(fitted, hist, plan)
     assert len(pred) == len(plan) and np.isfinite(pred["sales_pred"]).all()
     assert (pred.loc[~plan["is_open"].to_numpy(), "sales_pred"] == 0).all()
+
+
+def test_lstm_same_seed_same_forecast_and_epochs_logged(split, caplog, capsys):
+    """One ``fit`` with Keras callbacks: the same seed gives the identical forecast and history (seeded window
+    draws), epochs go to the log (not stdout), and the history has one entry per epoch run."""
+    lstm = get_model("lstm")
+    train, valid = split
+    params = {**_fast("lstm"), "epochs": 3, "patience": 2}
+    with caplog.at_level(logging.INFO, logger=lstm.__name__):
+        first = lstm.fit(train, {**params, "verbose": 1})
+    second = lstm.fit(train, params)  # verbose only sets the log level
+    np.testing.assert_array_equal(lstm.predict(first, train, valid)["sales_pred"],
+                                  lstm.predict(second, train, valid)["sales_pred"])
+    assert first.history == second.history
+    h = first.history
+    assert 1 <= len(h["loss"]) == len(h["val_rmspe"]) == len(h["learning_rate"]) <= 3
+    assert h["best_val_rmspe"] == pytest.approx(min(h["val_rmspe"]), abs=1e-5)
+    assert any(r.getMessage().startswith("epoch 1/3: loss=") for r in caplog.records)
+    assert capsys.readouterr().out == ""
+
+
+def test_lstm_calendar_channels_come_from_the_mart_columns(frame):
+    lstm = get_model("lstm")
+    rows = frame.head(400)
+    cal = lstm._calendar(rows)  # the test frame has no day_of_year_sin/cos: dbt's formula on day_of_year
+    assert (cal[:, :7].argmax(axis=1) + 1 == rows["day_of_week"].to_numpy()).all() and (cal[:, :7].sum(axis=1) == 1).all()
+    phase = 2 * np.pi * rows["day_of_year"] / 365.25
+    np.testing.assert_allclose(lstm._calendar(rows.assign(day_of_year_sin=np.sin(phase), day_of_year_cos=np.cos(phase))),
+                               cal, atol=1e-6)
+    assert (lstm._calendar(rows.assign(day_of_year_sin=0.25, day_of_year_cos=0.5))[:, 9:] == [0.25, 0.5]).all()
+    with pytest.raises(ValueError, match="day_of_week"):
+        lstm._calendar(rows.drop(columns="day_of_week"))
 
 
 # --------------------------------------------------------------------------------------------- training

@@ -8,12 +8,12 @@ Data layout
 
 Window
     ``lookback_days`` days of [scaled sales, scaled customers, future=0, observed, known covariates] followed by
-    the horizon days, where the sales/customers channels are zeroed and ``future = 1`` but the known
-    covariates (open, promo, state/school holiday, promo2 month, school holiday last/next week, after a
-    refurbishment, day-of-week one-hot, day-of-month and day-of-year sin/cos, and the capped distances of the
-    mart: to closed days, state holidays, promo runs, Christmas, Easter, reopenings, long closures) are present.  Static store channels (store
-    type, assortment, scaled store level) are repeated along time.  Windows are cut from the grid with
-    ``numpy.lib.stride_tricks.sliding_window_view`` (no Python loops over rows).
+    the horizon days, where the sales/customers channels are zeroed and ``future = 1`` but the known covariates
+    are present: the mart's flags (open, promo, state/school holiday, promo2 month, school holiday last/next week,
+    after a refurbishment), its calendar (day-of-week one-hot, day-of-month and day-of-year sin/cos; see
+    :func:`_calendar`) and its capped distances (to closed days, state holidays, promo runs, Christmas, Easter,
+    reopenings, long closures).  Static store channels (store type, assortment, scaled store level) are repeated
+    along time.  Windows are cut from the grid with ``sliding_window_view`` (no Python loops over rows).
 
 Network
     A learned store embedding (``store_embedding_dim``; row ``store_id % store_buckets``) sets the initial
@@ -21,14 +21,16 @@ Network
     Two stacked ``LSTM(return_sequences=True)`` layers and a per-step ``Dense(2)`` head (Dense on a 3-D tensor
     is what TimeDistributed(Dense) does; TimeDistributed itself mis-shapes ``predict()`` output when the time
     axis is dynamic in Keras 3.15) predict scaled log sales and customers at every step; the loss is a masked
-    MSE that only counts horizon steps on open observed days with sales > 0.  The network is length-agnostic, so a plan longer than the training horizon
-    (Kaggle's is 48 days) still works.  One global model for all stores.
+    MSE that only counts horizon steps on open observed days with sales > 0.  The network is length-agnostic,
+    so a plan longer than the training horizon (Kaggle's is 48 days) still works.
 
 Training
-    ``fit``: fresh random windows every epoch (``windows_per_epoch`` drawn from all valid window
-    positions with a seeded numpy Generator; seeds via ``keras.utils.set_random_seed``, so runs repeat
-    exactly); learning-rate halving and early stopping on a time-based validation slice -- one window per store whose horizon
-    is the last ``horizon_days`` of the training data; the training windows' horizons end before it.
+    One ``network.fit``: :class:`_WindowDataset` draws fresh random windows every epoch (``windows_per_epoch``
+    of all valid positions, seeded numpy Generator; Keras seeded by ``keras.utils.set_random_seed``, so runs
+    repeat exactly).  :class:`_EpochMetrics` writes ``val_rmspe`` -- sales RMSPE on a validation slice, one window
+    per store whose horizon is the last ``horizon_days`` of the training data (training windows end before it)
+    -- into the epoch logs, where ``ReduceLROnPlateau`` (halving) and ``EarlyStopping`` (restoring the best
+    weights) read it; :class:`_EpochLog` logs each epoch.
     ``refit``: warm start from a fitted model on the full history for ``refit_epochs`` epochs (used by
     :mod:`forecasting.training` after the backtests, much cheaper than training from scratch).
     Backtests (``WARM_START_FOLDS``): the first fold trains from scratch, each later fold warm-starts from the
@@ -37,6 +39,8 @@ Training
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -52,6 +56,8 @@ from keras import ops  # noqa: E402
 from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 
 from forecasting.protocol import BaseForecaster, prediction_frame  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PARAMS: dict = {
     "lookback_days": 42,
@@ -72,19 +78,10 @@ DEFAULT_PARAMS: dict = {
     "customers_weight": 0.5,
     "min_lookback_observed": 0.5,
     "seed": 42,
-    "verbose": 2,
+    "verbose": 2,  # epoch progress log at INFO (0: at DEBUG)
 }
-FAST_PARAMS: dict = {
-    **DEFAULT_PARAMS,
-    "lookback_days": 21,
-    "units": [8, 8],
-    "batch_size": 64,
-    "epochs": 2,
-    "windows_per_epoch": 256,
-    "patience": 1,
-    "refit_epochs": 1,
-    "verbose": 0,
-}
+FAST_PARAMS: dict = {**DEFAULT_PARAMS, "lookback_days": 21, "units": [8, 8], "batch_size": 64, "epochs": 2,
+                     "windows_per_epoch": 256, "patience": 1, "refit_epochs": 1, "verbose": 0}
 # forecasting.backtest: fit the first fold from scratch, warm-start each later fold (and the final refit) from
 # the previous fold's model; each fold's model has only seen data before its own cut.
 WARM_START_FOLDS = True
@@ -105,12 +102,8 @@ EVENT_COVARIATE_CAPS = {
 }
 FLAG_COVARIATES = ["is_open", "is_promo", "is_state_holiday", "is_school_holiday", "is_promo2_month",
                    "school_holiday_last_week", "school_holiday_next_week", "is_after_refurbishment"]
-COVARIATE_NAMES = (
-    FLAG_COVARIATES
-    + [f"dow_{d}" for d in range(1, 8)]
-    + ["dom_sin", "dom_cos", "doy_sin", "doy_cos"]
-    + list(EVENT_COVARIATE_CAPS)
-)
+CALENDAR_NAMES = [f"dow_{d}" for d in range(1, 8)] + ["dom_sin", "dom_cos", "doy_sin", "doy_cos"]
+COVARIATE_NAMES = FLAG_COVARIATES + CALENDAR_NAMES + list(EVENT_COVARIATE_CAPS)
 STATIC_NAMES = [f"store_type_{t}" for t in STORE_TYPES] + [f"assortment_{a}" for a in ASSORTMENTS] + ["store_level"]
 CHANNELS = ["sales_scaled", "customers_scaled", "is_future", "observed"] + COVARIATE_NAMES + STATIC_NAMES
 N_CHANNELS = len(CHANNELS)
@@ -131,14 +124,8 @@ class StoreScaler:
         ls = np.log1p(d["sales"].to_numpy(float))
         lc = np.log1p(d["customers"].fillna(0).to_numpy(float))
         g = pd.DataFrame({"store_id": d["store_id"].to_numpy(), "ls": ls, "lc": lc}).groupby("store_id")
-        t = pd.DataFrame(
-            {
-                "s_mu": g["ls"].mean(),
-                "s_sd": g["ls"].std(ddof=0).fillna(0).clip(lower=min_sd),
-                "c_mu": g["lc"].mean(),
-                "c_sd": g["lc"].std(ddof=0).fillna(0).clip(lower=min_sd),
-            }
-        )
+        t = pd.DataFrame({"s_mu": g["ls"].mean(), "s_sd": g["ls"].std(ddof=0).fillna(0).clip(lower=min_sd),
+                          "c_mu": g["lc"].mean(), "c_sd": g["lc"].std(ddof=0).fillna(0).clip(lower=min_sd)})
         lvl_mu, lvl_sd = float(t["s_mu"].mean()), float(t["s_mu"].std(ddof=0) or 1.0)
         t["level"] = (t["s_mu"] - lvl_mu) / (lvl_sd if lvl_sd > 0 else 1.0)
         first = hist.drop_duplicates("store_id").set_index("store_id")
@@ -173,28 +160,38 @@ def _col(df: pd.DataFrame, name: str, default: float = 0.0) -> np.ndarray:
     return pd.to_numeric(s).astype("float64").fillna(default).to_numpy(dtype="float32")
 
 
+def _calendar(df: pd.DataFrame) -> np.ndarray:
+    """The CALENDAR_NAMES channels from the mart's columns, [n, 11].
+
+    ``day_of_week`` (ISO 1..7) and ``day_of_month`` are required.  ``day_of_year_sin/cos`` are dbt's
+    (int_calendar_events: 2 pi day_of_year / 365.25); frames without them (the unit tests') get them from
+    ``day_of_year`` by that formula.  The month length, which the mart lacks, comes from ``sale_date``.
+    """
+    has_doy = {"day_of_year_sin", "day_of_year_cos"} <= set(df.columns)
+    missing = [c for c in ["day_of_week", "day_of_month"] + ([] if has_doy else ["day_of_year"]) if c not in df.columns]
+    if missing:
+        raise ValueError(f"lstm: feature frame lacks the mart's calendar column(s) {missing}")
+
+    def num(col: str) -> np.ndarray:
+        return pd.to_numeric(df[col]).to_numpy(dtype="float64")
+
+    out = np.zeros((len(df), len(CALENDAR_NAMES)), dtype="float32")
+    out[np.arange(len(df)), num("day_of_week").astype("int64") - 1] = 1.0
+    dom_phase = 2 * np.pi * (num("day_of_month") - 1) / pd.to_datetime(df["sale_date"]).dt.days_in_month.to_numpy()
+    out[:, 7], out[:, 8] = np.sin(dom_phase), np.cos(dom_phase)
+    if has_doy:
+        out[:, 9], out[:, 10] = num("day_of_year_sin"), num("day_of_year_cos")
+    else:
+        doy_phase = 2 * np.pi * num("day_of_year") / 365.25
+        out[:, 9], out[:, 10] = np.sin(doy_phase), np.cos(doy_phase)
+    return out
+
+
 def _covariates(df: pd.DataFrame) -> np.ndarray:
     """Known covariate channels for rows (vectorised), shape [n, len(COVARIATE_NAMES)]."""
-    n = len(df)
-    dates = pd.to_datetime(df["sale_date"])
-    dow = dates.dt.dayofweek.to_numpy() + 1  # 1=Mon..7=Sun
-    dom = dates.dt.day.to_numpy()
-    doy = dates.dt.dayofyear.to_numpy()
-    dim = dates.dt.days_in_month.to_numpy()
-    out = np.zeros((n, len(COVARIATE_NAMES)), dtype="float32")
-    for j, c in enumerate(FLAG_COVARIATES):
-        out[:, j] = _col(df, c, 1.0 if c == "is_open" else 0.0)
-    k = len(FLAG_COVARIATES)
-    out[np.arange(n), k + dow - 1] = 1.0
-    k += 7
-    out[:, k] = np.sin(2 * np.pi * (dom - 1) / dim)
-    out[:, k + 1] = np.cos(2 * np.pi * (dom - 1) / dim)
-    out[:, k + 2] = np.sin(2 * np.pi * (doy - 1) / 365.25)
-    out[:, k + 3] = np.cos(2 * np.pi * (doy - 1) / 365.25)
-    k += 4
-    for j, (c, cap) in enumerate(EVENT_COVARIATE_CAPS.items()):
-        out[:, k + j] = np.clip(_col(df, c, float(cap)), 0, cap) / cap
-    return out
+    flags = [_col(df, c, 1.0 if c == "is_open" else 0.0) for c in FLAG_COVARIATES]
+    events = [np.clip(_col(df, c, float(cap)), 0, cap) / cap for c, cap in EVENT_COVARIATE_CAPS.items()]
+    return np.concatenate([np.stack(flags, axis=1), _calendar(df), np.stack(events, axis=1)], axis=1, dtype="float32")
 
 
 @dataclass
@@ -225,44 +222,27 @@ def _fill_rows(grid: Grid, rows: pd.DataFrame, scaler: StoreScaler, future: bool
     good = rows["is_open"].astype(bool).to_numpy() & (sales > 0)
     ss = np.where(good, (np.log1p(np.where(good, sales, 0)) - sc["s_mu"].to_numpy()) / sc["s_sd"].to_numpy(), 0.0)
     cs = np.where(good, (np.log1p(np.where(good, cust, 0)) - sc["c_mu"].to_numpy()) / sc["c_sd"].to_numpy(), 0.0)
-    grid.x[s_idx, t_idx, CH_SALES] = ss
-    grid.x[s_idx, t_idx, CH_CUST] = cs
-    grid.y[s_idx, t_idx, 0] = ss
-    grid.y[s_idx, t_idx, 1] = cs
-    grid.y[s_idx, t_idx, 2] = good.astype("float32")
+    grid.x[s_idx, t_idx, CH_SALES], grid.x[s_idx, t_idx, CH_CUST] = ss, cs
+    grid.y[s_idx, t_idx] = np.stack([ss, cs, good], axis=1)
 
 
-def build_grid(
-    stores: np.ndarray,
-    start: pd.Timestamp,
-    n_days: int,
-    scaler: StoreScaler,
-    history: pd.DataFrame | None,
-    future_rows: pd.DataFrame | None = None,
-    future_from: pd.Timestamp | None = None,
-) -> Grid:
+def build_grid(stores: np.ndarray, start: pd.Timestamp, n_days: int, scaler: StoreScaler,
+               history: pd.DataFrame | None, future_rows: pd.DataFrame | None = None,
+               future_from: pd.Timestamp | None = None) -> Grid:
     """Dense grid; history rows before ``future_from`` carry actuals, ``future_rows`` only covariates."""
     stores = np.sort(np.asarray(stores))
-    grid = Grid(
-        stores=stores,
-        start=pd.Timestamp(start),
-        x=np.zeros((len(stores), n_days, N_CHANNELS), dtype="float32"),
-        y=np.zeros((len(stores), n_days, 3), dtype="float32"),
-    )
+    grid = Grid(stores=stores, start=pd.Timestamp(start), x=np.zeros((len(stores), n_days, N_CHANNELS), "float32"),
+                y=np.zeros((len(stores), n_days, 3), "float32"))
     if history is not None and len(history):
-        h = history
-        if future_from is not None:
-            h = h.loc[pd.to_datetime(h["sale_date"]) < future_from]
+        h = history if future_from is None else history.loc[pd.to_datetime(history["sale_date"]) < future_from]
         _fill_rows(grid, h, scaler, future=False)
     if future_rows is not None and len(future_rows):
         _fill_rows(grid, future_rows, scaler, future=True)
     if future_from is not None:
         f0 = (pd.Timestamp(future_from) - grid.start).days
         grid.x[:, f0:, CH_FUTURE] = 1.0
-        grid.x[:, f0:, CH_SALES] = 0.0
-        grid.x[:, f0:, CH_CUST] = 0.0
-    static = scaler.lookup(stores)[STATIC_NAMES].to_numpy(dtype="float32")
-    grid.x[:, :, _STAT0:] = static[:, None, :]
+        grid.x[:, f0:, CH_SALES:CH_CUST + 1] = 0.0
+    grid.x[:, :, _STAT0:] = scaler.lookup(stores)[STATIC_NAMES].to_numpy(dtype="float32")[:, None, :]
     return grid
 
 
@@ -273,8 +253,7 @@ def _windows(grid: Grid, s_idx: np.ndarray, a_idx: np.ndarray, window: int, hori
     x = np.ascontiguousarray(xv[s_idx, a_idx].transpose(0, 2, 1))
     y = np.ascontiguousarray(yv[s_idx, a_idx].transpose(0, 2, 1))
     lb = window - horizon
-    x[:, lb:, CH_SALES] = 0.0
-    x[:, lb:, CH_CUST] = 0.0
+    x[:, lb:, CH_SALES:CH_CUST + 1] = 0.0
     x[:, lb:, CH_FUTURE] = 1.0
     y[:, :lb, 2] = 0.0  # loss only on horizon steps
     return x, y
@@ -292,9 +271,7 @@ def _candidates(grid: Grid, window: int, horizon: int, max_end: int, min_obs: fl
     a = np.arange(n_pos)
     hz_w = w_cum[:, a + window] - w_cum[:, a + lb]
     lb_obs = (o_cum[:, a + lb] - o_cum[:, a]) / max(lb, 1)
-    ok = (hz_w > 0) & (lb_obs >= min_obs) & ((a + window - 1) <= max_end)[None, :]
-    s_idx, a_idx = np.nonzero(ok)
-    return s_idx, a_idx
+    return np.nonzero((hz_w > 0) & (lb_obs >= min_obs) & ((a + window - 1) <= max_end)[None, :])
 
 
 def masked_loss(customers_weight: float = 0.5):
@@ -340,26 +317,72 @@ def build_network(params: dict) -> keras.Model:
     return keras.Model(inputs, out, name="store_sales_lstm")
 
 
-def _materialise(grid: Grid, s_idx: np.ndarray, a_idx: np.ndarray, window: int, horizon: int, chunk: int = 4096):
-    """All selected windows as one array pair, built in chunks (bounded temporary memory)."""
-    n = len(s_idx)
-    x = np.empty((n, window, N_CHANNELS), dtype="float32")
-    y = np.empty((n, window, 3), dtype="float32")
-    for i in range(0, n, chunk):  # a loop over chunks of windows, not over rows
-        x[i : i + chunk], y[i : i + chunk] = _windows(grid, s_idx[i : i + chunk], a_idx[i : i + chunk], window, horizon)
-    return x, y
-
-
 def _rmspe_scaled(network, x, y, mu, sd) -> float:
     """Sales RMSPE (original scale, steps with weight > 0) of the network on windows x / targets y."""
     p = network.predict(x, batch_size=1024, verbose=0)[..., 0]
-    y = y if not isinstance(y, list) else y[0]
     w = y[..., 2] > 0
     if not w.any():
         return float("nan")
     act = np.expm1(y[..., 0] * sd[:, None] + mu[:, None])[w]
     pred = np.expm1(p * sd[:, None] + mu[:, None])[w]
     return float(np.sqrt(np.mean(((act - pred) / act) ** 2)))
+
+
+class _WindowDataset(keras.utils.PyDataset):
+    """``per_epoch`` random training windows per epoch, materialised one batch at a time (bounded memory).
+
+    The draw happens in ``on_epoch_begin``: ``fit`` also calls ``on_epoch_end`` once before the first epoch, so
+    epoch e gets the Generator's e-th draw (as the old per-epoch loop did).  ``__getitem__`` only reads the
+    draw, so Keras' shape-inference reads and tf.data's prefetching cannot change it.
+    """
+
+    def __init__(self, grid: Grid, s_idx, a_idx, p: dict, per_epoch: int):
+        super().__init__()  # one worker: batches in order
+        self.grid, self.s_idx, self.a_idx, self.p, self.per_epoch = grid, s_idx, a_idx, p, per_epoch
+        self.horizon, self.bs = int(p["horizon_days"]), int(p["batch_size"])
+        self.rng = np.random.default_rng(int(p["seed"]))
+        self.sel = np.arange(per_epoch)  # before the first epoch only shape inference reads this
+
+    def on_epoch_begin(self):
+        self.sel = self.rng.choice(len(self.s_idx), size=self.per_epoch, replace=False)
+
+    def __len__(self) -> int:
+        return math.ceil(self.per_epoch / self.bs)
+
+    def __getitem__(self, i: int):
+        sel = self.sel[i * self.bs : (i + 1) * self.bs]
+        s = self.s_idx[sel]
+        x, y = _windows(self.grid, s, self.a_idx[sel], int(self.p["lookback_days"]) + self.horizon, self.horizon)
+        inputs = _inputs(self.p, x, self.grid.stores[s])
+        return (tuple(inputs) if isinstance(inputs, list) else inputs), y
+
+
+class _EpochMetrics(keras.callbacks.Callback):
+    """Puts the epoch's learning rate and (with a validation slice) ``val_rmspe`` into the epoch logs; first in
+    the callback list, as Keras calls callbacks in list order and ReduceLROnPlateau / EarlyStopping read it."""
+
+    def __init__(self, val):
+        super().__init__()
+        self.val = val
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["learning_rate"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if self.val is not None:
+            logs["val_rmspe"] = _rmspe_scaled(self.model, *self.val)
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """One log line per epoch (last in the list: sees val_rmspe and an early stop) instead of Keras' bars."""
+
+    def __init__(self, epochs: int, level: int):
+        super().__init__()
+        self.epochs, self.level, self.t0 = epochs, level, time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        val = f" val_rmspe={logs['val_rmspe']:.4f}" if "val_rmspe" in logs else ""
+        stop = " (early stop)" if self.model.stop_training else ""
+        log.log(self.level, "epoch %d/%d: loss=%.4f%s lr=%.2g %.0fs%s", epoch + 1, self.epochs, logs["loss"], val,
+                logs["learning_rate"], time.perf_counter() - self.t0, stop)
 
 
 @dataclass
@@ -378,88 +401,54 @@ def _history_only(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
-    """Epoch loop: fresh seeded random windows per epoch, early stopping on the validation slice.
-
-    A plain loop over epochs (one ``network.fit`` call each) instead of a streaming dataset keeps the
-    window draws exactly reproducible.  Learning rate halves after ``lr_patience`` epochs without improvement;
-    training stops after ``patience`` and the best weights are restored.
-    """
-    t0 = time.perf_counter()
-    window = int(p["lookback_days"]) + int(p["horizon_days"])
+    """Train ``network`` on windows of ``hist``; returns the epoch history, first and last training day."""
     horizon = int(p["horizon_days"])
-    start = pd.Timestamp(hist["sale_date"].min())
-    end = pd.Timestamp(hist["sale_date"].max())
+    window = int(p["lookback_days"]) + horizon
+    start, end = pd.Timestamp(hist["sale_date"].min()), pd.Timestamp(hist["sale_date"].max())
     n_days = (end - start).days + 1
-    stores = np.unique(hist["store_id"].to_numpy())
-    grid = build_grid(stores, start, n_days, scaler, hist)
-    min_obs = float(p["min_lookback_observed"])
+    grid = build_grid(np.unique(hist["store_id"].to_numpy()), start, n_days, scaler, hist)
     val, max_end = None, n_days - 1
     if with_validation:
         # validation slice: one window per store with horizon = last `horizon` training days;
         # training windows must end before that slice starts
         vs, va = _candidates(grid, window, horizon, n_days - 1, 0.0)
-        keep = va == n_days - window
-        vs, va = vs[keep], va[keep]
+        vs, va = vs[va == n_days - window], va[va == n_days - window]
         if len(vs):
             sc = scaler.lookup(grid.stores[vs])
             vx, vy = _windows(grid, vs, va, window, horizon)
             val = (_inputs(p, vx, grid.stores[vs]), vy, sc["s_mu"].to_numpy(), sc["s_sd"].to_numpy())
             max_end = n_days - 1 - horizon
-    s_idx, a_idx = _candidates(grid, window, horizon, max_end, min_obs)
+    s_idx, a_idx = _candidates(grid, window, horizon, max_end, float(p["min_lookback_observed"]))
     if len(s_idx) == 0:  # very short history: drop the validation slice, then the lookback requirement
         val, max_end = None, n_days - 1
         s_idx, a_idx = _candidates(grid, window, horizon, max_end, 0.0)
     if len(s_idx) == 0:
         raise ValueError(f"lstm: history of {n_days} days too short for windows of {window} days")
-    bs = int(p["batch_size"])
     wpe = p.get("windows_per_epoch", "auto")
     if wpe in (None, "auto"):
         wpe = int(np.clip(0.05 * len(s_idx), 4096, 32768))
     wpe = int(min(int(wpe), len(s_idx)))
-    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0)
-    network.compile(optimizer=optimizer, loss=masked_loss(float(p["customers_weight"])))
-    verbose = int(p.get("verbose", 0))
-    if verbose:
-        print(
-            f"[lstm] {len(stores)} stores x {n_days} days, {len(s_idx):,} candidate windows, {wpe:,} windows/epoch, "
-            f"validation windows: {0 if val is None else len(val[1])}",
-            flush=True,
-        )
-    rng = np.random.default_rng(int(p["seed"]))
-    patience, lr_patience = int(p["patience"]), int(p.get("lr_patience", 0) or 0)
-    log = {"loss": [], "val_rmspe": [], "learning_rate": []}
-    best, best_weights, since_best, since_lr = np.inf, None, 0, 0
-    for epoch in range(int(epochs)):
-        sel = rng.choice(len(s_idx), size=wpe, replace=False)
-        x, y = _materialise(grid, s_idx[sel], a_idx[sel], window, horizon)
-        h = network.fit(_inputs(p, x, grid.stores[s_idx[sel]]), y, batch_size=bs, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=verbose)
-        del x, y
-        lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-        log["loss"].append(float(h.history["loss"][-1]))
-        log["learning_rate"].append(lr)
-        msg = f"[lstm] epoch {epoch + 1}/{epochs}: loss={log['loss'][-1]:.4f} lr={lr:.2g}"
-        if val is not None:
-            r = _rmspe_scaled(network, *val)
-            log["val_rmspe"].append(r)
-            msg += f" val_rmspe={r:.4f}"
-            if r < best - 1e-5:
-                best, best_weights, since_best, since_lr = r, network.get_weights(), 0, 0
-            else:
-                since_best += 1
-                since_lr += 1
-        if verbose:
-            print(f"{msg} ({time.perf_counter() - t0:.0f}s)", flush=True)
-        if val is not None and since_best >= patience:
-            if verbose:
-                print(f"[lstm] early stop; best val_rmspe={best:.4f}", flush=True)
-            break
-        if lr_patience and since_lr >= lr_patience:
-            optimizer.learning_rate.assign(lr * 0.5)
-            since_lr = 0
-    if best_weights is not None:
-        network.set_weights(best_weights)
-    log["best_val_rmspe"] = None if best == np.inf else float(best)
-    return log, start, end
+    network.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
+                    loss=masked_loss(float(p["customers_weight"])))
+    level = logging.INFO if int(p.get("verbose", 0)) else logging.DEBUG
+    log.log(level, "%d stores x %d days, %d candidate windows, %d windows/epoch, validation windows: %d",
+            len(grid.stores), n_days, len(s_idx), wpe, 0 if val is None else len(val[1]))
+    callbacks, stop = [_EpochMetrics(val)], None
+    if val is not None:  # without one (refit), neither: the old loop also kept the rate and ran every epoch
+        if int(p.get("lr_patience", 0) or 0):
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(
+                "val_rmspe", factor=0.5, patience=int(p["lr_patience"]), mode="min", min_delta=1e-5))
+        stop = keras.callbacks.EarlyStopping(
+            "val_rmspe", patience=int(p["patience"]), mode="min", min_delta=1e-5, restore_best_weights=True)
+        callbacks.append(stop)
+    callbacks.append(_EpochLog(int(epochs), level))
+    # shuffle=False keeps the drawn order; no steps_per_epoch, or Keras would reuse an iterator that tf.data has
+    # already prefetched from the previous epoch's draw
+    h = network.fit(_WindowDataset(grid, s_idx, a_idx, p, wpe), epochs=int(epochs), shuffle=False,
+                    callbacks=callbacks, verbose=0).history
+    history = {k: [float(v) for v in h.get(k, [])] for k in ["loss", "val_rmspe", "learning_rate"]}
+    history["best_val_rmspe"] = None if stop is None or stop.best is None else float(stop.best)
+    return history, start, end
 
 
 def fit(train_df: pd.DataFrame, params: dict | None = None, stats=None) -> LSTMModel:
@@ -499,10 +488,9 @@ def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.Da
     target = target_df.reset_index(drop=True)
     if target.empty:
         return prediction_frame(target, np.zeros(0), np.zeros(0))
-    lookback = int(p["lookback_days"])
     tdates = pd.to_datetime(target["sale_date"])
     origin = tdates.min()
-    start = origin - pd.Timedelta(days=lookback)
+    start = origin - pd.Timedelta(days=int(p["lookback_days"]))
     n_days = (tdates.max() - start).days + 1
     stores = np.unique(target["store_id"].to_numpy())
     ctx = None
