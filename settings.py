@@ -87,7 +87,7 @@ PLATFORM_LOGGERS = ("ingestion", "warehouse", "forecasting", "analytics", "orche
 def configure_logging(level: str | None = None) -> None:
     """Entry points call this: the platform's loggers at ``level`` (default ``$LOG_LEVEL``), one line per record on
     stderr.  Only the platform's own loggers get the handler (not the root), so Dagster's and other libraries'
-    records are not printed twice."""
+    records are not printed twice; records still propagate (pytest's caplog, Dagster's log capture)."""
     level = (level or Settings.from_env().log_level).upper()
     for name in PLATFORM_LOGGERS:
         logger = logging.getLogger(name)
@@ -97,4 +97,3 @@ def configure_logging(level: str | None = None) -> None:
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
             handler._platform = True
             logger.addHandler(handler)
-        logger.propagate = False

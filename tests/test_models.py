@@ -319,9 +319,8 @@ def test_lstm_windows_handle_gaps_and_long_plans(frame, split):
 def test_lstm_same_seed_same_forecast_and_epochs_logged(split, caplog, capsys):
     """One ``fit`` with Keras callbacks: the same seed gives the identical forecast and history (seeded window
     draws), epochs go to the log (not stdout), and the history has one entry per epoch run."""
-    lstm = get_model("lstm")
     train, valid = split
-    params = {**_fast("lstm"), "epochs": 3, "patience": 2}
+    params = {**lstm.FAST_PARAMS, "epochs": 3, "patience": 2}
     with caplog.at_level(logging.INFO, logger=lstm.__name__):
         first = lstm.fit(train, {**params, "verbose": 1})
     second = lstm.fit(train, params)  # verbose only sets the log level
@@ -336,7 +335,6 @@ def test_lstm_same_seed_same_forecast_and_epochs_logged(split, caplog, capsys):
 
 
 def test_lstm_calendar_channels_come_from_the_mart_columns(frame):
-    lstm = get_model("lstm")
     rows = frame.head(400)
     cal = lstm._calendar(rows)  # the test frame has no day_of_year_sin/cos: dbt's formula on day_of_year
     assert (cal[:, :7].argmax(axis=1) + 1 == rows["day_of_week"].to_numpy()).all() and (cal[:, :7].sum(axis=1) == 1).all()
