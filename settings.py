@@ -13,6 +13,9 @@ Library code never reads or writes the environment: it takes paths and connectio
 | ``TRAINING_PROFILE`` | ``default`` | ``fast`` trains tiny models (smoke runs) |
 | ``KEEP_MODEL_VERSIONS`` | ``3`` | artifact folders kept per model |
 | ``LOG_LEVEL`` | ``INFO`` | the platform's log level; ``DEBUG`` also shows Dagster's DEBUG events |
+| ``SERVING_CONNECTION_MODE`` | ``cached`` | the API's reader: ``cached`` (one attached instance per published version) or ``per_request`` |
+| ``SERVING_DUCKDB_THREADS`` | ``1`` | DuckDB threads of each serving reader instance |
+| ``SERVING_DUCKDB_MEMORY_LIMIT`` | ``1GB`` | DuckDB memory limit of each serving reader instance |
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ class Settings:
     training_profile: str = "default"
     keep_model_versions: int = 3
     log_level: str = "INFO"
+    serving_connection_mode: str = "cached"
+    serving_duckdb_threads: int = 1
+    serving_duckdb_memory_limit: str = "1GB"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -50,6 +56,9 @@ class Settings:
             training_profile=env.get("TRAINING_PROFILE", "default"),
             keep_model_versions=int(env.get("KEEP_MODEL_VERSIONS", "3")),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            serving_connection_mode=env.get("SERVING_CONNECTION_MODE", "cached"),
+            serving_duckdb_threads=int(env.get("SERVING_DUCKDB_THREADS", "1")),
+            serving_duckdb_memory_limit=env.get("SERVING_DUCKDB_MEMORY_LIMIT", "1GB"),
         )
 
     @property

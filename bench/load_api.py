@@ -7,7 +7,7 @@ after a warm-up. Latency is measured from each request's *scheduled* send time t
 so queueing in the client or server counts (no coordinated omission). Reports throughput, p50/p90/p99/max
 and the server's CPU use, and writes JSON under bench/results/.
 
-    .venv/bin/python bench/load_api.py                       # published warehouse, else a 1115-store sample
+    .venv/bin/python bench/load_api.py                       # published warehouse, else the pipeline on 1115 stores
     .venv/bin/python bench/load_api.py --mode per_request    # ATTACH the file for every request instead
     .venv/bin/python bench/load_api.py --micro               # also time the ways of opening the file
 
@@ -44,7 +44,10 @@ def free_port() -> int:
 
 
 def ensure_published(args) -> Path:
-    from warehouse.publish import publish_warehouse, published_path
+    """``--published``, else DATA_DIR's published copy, else (or with ``--sample``) what the real pipeline
+    (profile fast) builds and publishes from ``--stores`` synthetic stores under bench/results/sample-N/:
+    built once and reused (a few minutes for 1115 stores)."""
+    from serving.reader import published_path
 
     if args.published:
         return published_path(args.published)
@@ -52,15 +55,17 @@ def ensure_published(args) -> Path:
     if default.exists() and not args.sample:
         return default
     sample_dir = RESULTS / f"sample-{args.stores}"
-    target = sample_dir / "published" / "warehouse.duckdb"
+    target = sample_dir / "data" / "published" / "warehouse.duckdb"
     if not target.exists():
-        from serving.sample import build_sample_warehouse
+        from ingestion.synthetic import generate_dataset
+        from orchestration.definitions import materialize_pipeline
 
-        print(f"building a {args.stores}-store sample warehouse under {sample_dir} ...", flush=True)
+        print(f"running the pipeline (profile fast) on {args.stores} synthetic stores under {sample_dir} ...",
+              flush=True)
         t0 = time.perf_counter()
-        build_sample_warehouse(sample_dir / "build.duckdb", n_stores=args.stores, history_start="2013-01-01",
-                               history_end="2015-07-31", fit_random_forest=False)
-        publish_warehouse(sample_dir / "build.duckdb", sample_dir / "published", source_run="bench-sample")
+        generate_dataset(sample_dir / "raw", n_stores=args.stores, start="2013-01-01", end="2015-07-31")
+        if not materialize_pipeline(sample_dir / "data", sample_dir / "raw", profile="fast").success:
+            raise SystemExit(f"the pipeline failed on the sample under {sample_dir}")
         print(f"  built and published in {time.perf_counter() - t0:.1f}s", flush=True)
     return target
 
@@ -148,16 +153,16 @@ async def drive(port: int, store_ids: list[int], rate: float, duration: float, m
 
 
 class Republisher:
-    """Publishes the sample's build warehouse again every few seconds while the load runs (a pipeline
-    finishing runs meanwhile): the API must keep answering, from one version per answer."""
+    """Publishes the build warehouse behind the published copy (``DATA_DIR/warehouse.duckdb`` beside
+    ``DATA_DIR/published/``) again every few seconds while the load runs (a pipeline finishing runs
+    meanwhile): the API must keep answering, from one version per answer."""
 
     def __init__(self, published: Path, every_s: float):
         import threading
 
-        self.build = published.parent.parent / "build.duckdb"
+        self.build = published.parent.parent / "warehouse.duckdb"
         if not self.build.exists():
-            raise SystemExit(f"--publish-every needs the sample's build warehouse next to {published.parent}; "
-                             "use --sample")
+            raise SystemExit(f"--publish-every needs the build warehouse {self.build}; use --sample")
         self.published_dir, self.every_s = published.parent, every_s
         self.published, self.errors = [], []
         self._stop = threading.Event()
@@ -253,13 +258,12 @@ def micro(published: Path, n: int = 200) -> dict:
     """Per-request cost of the ways a reader can open the published file, plus the forecast query."""
     import duckdb
 
-    from warehouse.publish import reader_instance
+    from serving.reader import reader_instance
 
     store = 1
-    query = ("SELECT f.forecast_date, f.sales_pred, f.sales_lower, f.sales_upper, d.is_open "
-             "FROM ml.store_sales_forecast f LEFT JOIN marts.fct_store_daily_features d "
-             "ON d.store_id = f.store_id AND d.sale_date = f.forecast_date "
-             "WHERE f.store_id = ? AND f.model = 'random_forest' ORDER BY 1")
+    query = ("SELECT forecast_date, sales_pred, sales_lower, sales_upper, customers_pred, is_open, is_promo, "
+             "actual_sales FROM marts.fct_sales_forecast WHERE store_id = ? AND is_latest_version "
+             "AND model = 'random_forest' ORDER BY 1")
     out = {}
 
     def timed(label, fn):
@@ -303,9 +307,10 @@ def micro(published: Path, n: int = 200) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--published", help="published warehouse file or folder (default: DATA_DIR/published, "
-                                            "else a generated sample)")
-    parser.add_argument("--sample", action="store_true", help="use the generated sample even if DATA_DIR has one")
-    parser.add_argument("--stores", type=int, default=1115, help="stores in the generated sample")
+                                            "else the pipeline's output on synthetic data)")
+    parser.add_argument("--sample", action="store_true",
+                        help="use the pipeline's output on synthetic data even if DATA_DIR has a published copy")
+    parser.add_argument("--stores", type=int, default=1115, help="stores of the synthetic data")
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds (at most 120)")
     parser.add_argument("--warmup", type=float, default=3.0)
@@ -315,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--micro", action="store_true", help="also time the ways of opening the file")
     parser.add_argument("--app", default="serving.api:app", help="ASGI app for uvicorn (for experiments)")
     parser.add_argument("--publish-every", type=float, default=0.0,
-                        help="with --sample: publish again every N seconds during the measured run")
+                        help="publish the build warehouse again every N seconds during the measured run")
     args = parser.parse_args(argv)
     args.duration = min(args.duration, 120.0)
     args.rate = min(args.rate, 2000.0)

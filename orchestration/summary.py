@@ -14,13 +14,12 @@ FROM marts.fct_sales_forecast
 WHERE store_id = 1 AND is_latest_version
 ORDER BY forecast_date, model
 LIMIT 6""",
-    "Validation accuracy of the latest versions": """
-SELECT m.model, m.model_version, m.metric, round(m.value, 4) AS value
-FROM ml.model_metrics m
-JOIN (SELECT model, max(model_version) AS model_version FROM ml.model_registry GROUP BY model) l
-  USING (model, model_version)
-WHERE m.split = 'validation' AND m.metric = 'rmspe'
-ORDER BY value""",
+    "Latest version of each model, the champion first": """
+SELECT rank, model, model_version, round(validation_rmspe, 4) AS validation_rmspe,
+       round(mean_rmspe, 4) AS mean_rmspe, is_champion
+FROM marts.dim_model_versions
+WHERE is_latest
+ORDER BY rank""",
     "Monthly forecast totals, all stores": """
 SELECT month_start, model, round(sum(sales_pred)) AS sales_pred
 FROM marts.fct_sales_forecast_monthly

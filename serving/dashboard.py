@@ -19,10 +19,9 @@ import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from warehouse.publish import PublishedWarehouseMissing, open_published, published_path  # noqa: E402
-from serving.queries import model_versions  # noqa: E402
+from serving.reader import PublishedWarehouseMissing, open_published, published_path  # noqa: E402
 
-MODEL_ORDER = ["random_forest", "lstm", "baseline"]
+ACCURACY_METRICS = ["rmspe", "rmse", "mae", "mape"]
 
 
 def _frame(con, sql: str, params: list | None = None) -> pd.DataFrame:
@@ -36,45 +35,33 @@ def _frame(con, sql: str, params: list | None = None) -> pd.DataFrame:
 @st.cache_data(max_entries=8, show_spinner=False)
 def load_overview(version_id: str, _con) -> dict:
     stores = _frame(_con, "SELECT * FROM marts.dim_stores ORDER BY store_id")
-    versions = _frame(_con, """
-        SELECT r.model, r.model_version, r.trained_at, m.metric, m.value
-        FROM ml.model_registry r
-        LEFT JOIN ml.model_metrics m
-          ON m.model = r.model AND m.model_version = r.model_version AND m.split = 'validation'
-        ORDER BY r.trained_at""")
-    info = model_versions(_con)
+    accuracy = _frame(_con, f"""
+        SELECT model, model_version, trained_at, {", ".join(ACCURACY_METRICS)}
+        FROM marts.rpt_model_accuracy WHERE split = 'validation' ORDER BY trained_at""")
+    # each model's latest version, the champion first (dbt's rank: by mean RMSPE)
+    latest = _frame(_con, """
+        SELECT model, model_version, trained_at, validation_rmspe, mean_rmspe, rank, is_champion
+        FROM marts.dim_model_versions WHERE is_latest ORDER BY rank""")
     insight_tables = [r[0] for r in _con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
         "AND schema_name = 'marts' AND table_name LIKE 'insight\\_%' ESCAPE '\\' ORDER BY 1").fetchall()]
     publication = _frame(_con, "SELECT * FROM meta.publication")
-    return {"stores": stores, "versions": versions, "model_info": info,
+    return {"stores": stores, "accuracy": accuracy, "latest": latest,
             "insight_tables": insight_tables, "publication": publication}
-
-
-def latest_versions(overview: dict) -> pd.DataFrame:
-    """Each model's latest version that has forecasts: the champion first, then by mean RMSPE."""
-    info = overview["model_info"]
-    latest = pd.DataFrame(list(info["latest"].values()),
-                          columns=["model", "model_version", "trained_at", "rmspe", "mean_rmspe", "has_forecasts"])
-    champion = info["champion"]
-    latest["is_champion"] = latest["model"].eq(champion["model"] if champion else None) & \
-        latest["model_version"].eq(champion["model_version"] if champion else None)
-    return latest.sort_values(["is_champion", "mean_rmspe"], ascending=[False, True], na_position="last")
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def load_store(version_id: str, store_id: int, history_days: int, _con) -> dict:
     forecast = _frame(_con, """
-        SELECT f.forecast_date AS date, f.model, f.model_version, f.sales_pred, f.sales_lower, f.sales_upper,
-               f.customers_pred
-        FROM ml.store_sales_forecast f
-        JOIN (SELECT model, arg_max(model_version, trained_at) AS model_version
-              FROM ml.model_registry
-              WHERE (model, model_version) IN (SELECT DISTINCT model, model_version FROM ml.store_sales_forecast)
-              GROUP BY model) l USING (model, model_version)
-        WHERE f.store_id = ?
-        ORDER BY f.model, f.forecast_date""", [store_id])
-    first = forecast["date"].min() if len(forecast) else None
+        SELECT forecast_date AS date, model, model_version, sales_pred, sales_lower, sales_upper, customers_pred
+        FROM marts.fct_sales_forecast
+        WHERE store_id = ? AND is_latest_version
+        ORDER BY model, forecast_date""", [store_id])
+    monthly_forecast = _frame(_con, """
+        SELECT month_start, model, sales_pred, sales_lower, sales_upper
+        FROM marts.fct_sales_forecast_monthly
+        WHERE store_id = ? AND is_latest_version
+        ORDER BY model, month_start""", [store_id])
     actual = _frame(_con, """
         SELECT sale_date AS date, sales, customers, is_open, is_promo
         FROM marts.fct_store_daily_features
@@ -85,7 +72,8 @@ def load_store(version_id: str, store_id: int, history_days: int, _con) -> dict:
     monthly_actual = _frame(_con, """
         SELECT month_start, sales FROM marts.agg_store_monthly WHERE store_id = ? ORDER BY month_start""",
                             [store_id])
-    return {"forecast": forecast, "actual": actual, "monthly_actual": monthly_actual, "first": first}
+    return {"forecast": forecast, "monthly_forecast": monthly_forecast, "actual": actual,
+            "monthly_actual": monthly_actual}
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -114,27 +102,24 @@ def forecast_chart(actual: pd.DataFrame, forecast: pd.DataFrame, model: str, sto
         height=380, title=f"Store {store_id}: daily sales, actual vs {model} forecast (80% interval)")
 
 
-def monthly_chart(monthly_actual: pd.DataFrame, forecast: pd.DataFrame, model: str) -> alt.Chart:
-    fc = forecast.loc[forecast["model"] == model].copy()
-    fc["month_start"] = pd.to_datetime(fc["date"]).dt.to_period("M").dt.start_time
-    fm = fc.groupby("month_start", as_index=False)[["sales_pred", "sales_lower", "sales_upper"]].sum()
-    act = monthly_actual.assign(month_start=pd.to_datetime(monthly_actual["month_start"])).tail(12)
+def monthly_chart(monthly_actual: pd.DataFrame, monthly_forecast: pd.DataFrame, model: str) -> alt.Chart:
+    fm = monthly_forecast.loc[monthly_forecast["model"] == model]
+    act = monthly_actual.tail(12)
     rows = pd.concat([
         act.assign(kind="actual").rename(columns={"sales": "value"})[["month_start", "kind", "value"]],
         fm.assign(kind=f"forecast ({model})").rename(columns={"sales_pred": "value"})[["month_start", "kind", "value"]],
     ], ignore_index=True)
-    rows["month"] = rows["month_start"].dt.strftime("%Y-%m")
+    rows["month"] = pd.to_datetime(rows["month_start"]).dt.strftime("%Y-%m")
     return alt.Chart(rows).mark_bar().encode(
         x=alt.X("month:O", title=None), y=alt.Y("value:Q", title="sales per month"),
         color=alt.Color("kind:N", title=None), xOffset="kind:N",
         tooltip=["month", "kind", alt.Tooltip("value:Q", format=",.0f")]).properties(height=320)
 
 
-def accuracy_chart(versions: pd.DataFrame, metric: str) -> alt.Chart:
-    v = versions.loc[versions["metric"] == metric].copy()
-    return alt.Chart(v).mark_line(point=True).encode(
-        x=alt.X("trained_at:T", title="trained at"), y=alt.Y("value:Q", title=f"validation {metric}"),
-        color=alt.Color("model:N"), tooltip=["model", "model_version", alt.Tooltip("value:Q", format=".4f")],
+def accuracy_chart(accuracy: pd.DataFrame, metric: str) -> alt.Chart:
+    return alt.Chart(accuracy).mark_line(point=True).encode(
+        x=alt.X("trained_at:T", title="trained at"), y=alt.Y(f"{metric}:Q", title=f"validation {metric}"),
+        color=alt.Color("model:N"), tooltip=["model", "model_version", alt.Tooltip(f"{metric}:Q", format=".4f")],
     ).properties(height=320, title=f"Validation {metric} per model version")
 
 
@@ -153,7 +138,7 @@ def main() -> None:
             version_id = con.execute("SELECT version_id FROM meta.publication").fetchall()[0][0]
             overview = load_overview(version_id, con)
             stores = overview["stores"]
-            latest = latest_versions(overview)
+            latest = overview["latest"]
             if stores.empty or latest.empty:
                 st.warning("The published warehouse has no stores or no forecasts yet.")
                 return
@@ -184,7 +169,7 @@ def main() -> None:
     c1.metric("Store", str(store_id))
     c2.metric("Forecast, whole horizon", f"{fc['sales_pred'].sum():,.0f}")
     c3.metric("Model", model)
-    c4.metric("Validation RMSPE", "n/a" if pd.isna(chosen["rmspe"]) else f"{chosen['rmspe']:.3f}",
+    c4.metric("Validation RMSPE", "n/a" if pd.isna(chosen["validation_rmspe"]) else f"{chosen['validation_rmspe']:.3f}",
               help="Kaggle RMSPE on the last 42 days of history (open days with sales)")
     st.caption(f"Store {store_id}: type {store.get('store_type', '?')}, assortment {store.get('assortment', '?')}"
                f" · forecast {pd.Timestamp(fc['date'].min()):%Y-%m-%d} .. {pd.Timestamp(fc['date'].max()):%Y-%m-%d}"
@@ -199,13 +184,12 @@ def main() -> None:
         with st.expander("Forecast rows"):
             st.dataframe(fc.drop(columns=["model"]), hide_index=True, width="stretch")
     with tab_monthly:
-        st.altair_chart(monthly_chart(data["monthly_actual"], data["forecast"], model), width="stretch")
+        st.altair_chart(monthly_chart(data["monthly_actual"], data["monthly_forecast"], model), width="stretch")
     with tab_models:
-        metric = st.radio("Metric", ["rmspe", "rmse", "mae", "mape"], horizontal=True)
-        st.altair_chart(accuracy_chart(overview["versions"], metric), width="stretch")
-        st.dataframe(latest.drop(columns=["has_forecasts"]).rename(
-            columns={"rmspe": "validation_rmspe", "mean_rmspe": "mean_rmspe (validation + backtests)"}),
-            hide_index=True, width="stretch")
+        metric = st.radio("Metric", ACCURACY_METRICS, horizontal=True)
+        st.altair_chart(accuracy_chart(overview["accuracy"], metric), width="stretch")
+        st.dataframe(latest.rename(columns={"mean_rmspe": "mean_rmspe (validation + backtests)"}),
+                     hide_index=True, width="stretch")
     with tab_insights:
         if not insights:
             st.info("No insight tables (marts.insight_*) in this published version.")

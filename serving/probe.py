@@ -1,7 +1,7 @@
 """A reader that checks the published warehouse in a loop: the proof-of-independence tests run it in a
 separate process while the pipeline publishes.
 
-Every iteration opens the published copy read-only (alternating :func:`warehouse.publish.open_published`
+Every iteration opens the published copy read-only (alternating :func:`serving.reader.open_published`
 and the API's cached per-version reader), and in that one connection reads ``meta.publication`` and
 recomputes the row count and checksum of every table listed in ``meta.published_tables``. A result is
 consistent when each table matches what the publisher recorded for that version -- i.e. everything the
@@ -22,7 +22,8 @@ import time
 import traceback
 from pathlib import Path
 
-from warehouse.publish import PublishedWarehouseMissing, _ident, open_published, table_fingerprint_sql
+from serving.reader import PublishedReader, PublishedWarehouseMissing, open_published
+from warehouse.publish import sql_identifier, table_fingerprint_sql
 
 
 def check_once(con) -> tuple[str, str, list[str]]:
@@ -34,7 +35,7 @@ def check_once(con) -> tuple[str, str, list[str]]:
     if not recorded:
         problems.append(f"{version_id}: meta.published_tables is empty")
     for schema, table, n_rows, checksum in recorded:
-        actual = con.execute(table_fingerprint_sql(f"{_ident(schema)}.{_ident(table)}")).fetchall()[0]
+        actual = con.execute(table_fingerprint_sql(sql_identifier(schema, table))).fetchall()[0]
         if (actual[0], int(actual[1])) != (n_rows, int(checksum)):
             problems.append(f"{version_id}: {schema}.{table} has rows/checksum {actual[0]}/{actual[1]}, "
                             f"the publication recorded {n_rows}/{checksum}")
@@ -43,8 +44,6 @@ def check_once(con) -> tuple[str, str, list[str]]:
 
 def probe(published: str | os.PathLike, *, stop_file: str | os.PathLike | None = None,
           duration_s: float | None = None, pause_s: float = 0.0, allow_missing: bool = True) -> dict:
-    from serving.api import PublishedReader
-
     api_reader = PublishedReader(published, mode="cached")
     deadline = time.monotonic() + duration_s if duration_s else None
     iterations, missing = 0, 0

@@ -1,8 +1,9 @@
-"""Queries shared by the API and the dashboard."""
+"""Reads shared by the API and the dashboard."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -21,53 +22,27 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def model_versions(con: duckdb.DuckDBPyConnection) -> dict:
-    """Registry rows with validation RMSPE, mean RMSPE over the validation and backtest folds and whether
-    forecasts exist; each model's latest version with forecasts; the champion.
+@dataclass(frozen=True)
+class ModelVersions:
+    """``marts.dim_model_versions`` of one published copy, looked up by version and model. The flags are
+    dbt's (the one definition of latest and champion); nothing is re-derived here."""
 
-    The champion is the platform's: the (model, version) of ``ml.champion_forecast`` when the published
-    copy has it (the write-back's definition: among every model's latest version, the lowest mean RMSPE
-    over its backtest and validation folds); otherwise the same rule computed here."""
-    registry = rows(con, """
-        WITH forecast_versions AS (
-            SELECT DISTINCT model, model_version FROM ml.store_sales_forecast
-        ), scores AS (
-            SELECT model, model_version,
-                   any_value(value) FILTER (WHERE split = 'validation') AS rmspe,
-                   avg(value) AS mean_rmspe
-            FROM ml.model_metrics
-            WHERE metric = 'rmspe' AND value IS NOT NULL
-              AND (split = 'validation' OR regexp_matches(split, '^backtest_[0-9]+$'))
-            GROUP BY ALL
-        )
-        SELECT r.model, r.model_version, r.trained_at, s.rmspe, s.mean_rmspe,
-               fv.model_version IS NOT NULL AS has_forecasts
-        FROM ml.model_registry AS r
-        LEFT JOIN scores AS s ON s.model = r.model AND s.model_version = r.model_version
-        LEFT JOIN forecast_versions AS fv ON fv.model = r.model AND fv.model_version = r.model_version
-        ORDER BY r.model, r.trained_at, r.model_version""")
-    latest: dict[str, dict] = {}
-    for row in registry:
-        if row["has_forecasts"]:
-            latest[row["model"]] = row  # ordered by trained_at: the last one wins
-    latest_any = {row["model"]: row for row in registry}
-    by_key = {(r["model"], r["model_version"]): r for r in registry}
-    champion = None
-    has_view = con.execute(
-        "SELECT count(*) FROM (SELECT table_name AS name FROM duckdb_tables() "
-        "WHERE database_name = current_database() AND schema_name = 'ml' UNION ALL "
-        "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND schema_name = 'ml') "
-        "WHERE name = 'champion_forecast'").fetchall()[0][0]
-    if has_view:
-        named = con.execute(
-            "SELECT DISTINCT model, model_version FROM ml.champion_forecast LIMIT 2").fetchall()
-        if len(named) == 1 and tuple(named[0]) in by_key:
-            champion = by_key[tuple(named[0])]
-    if champion is None:
-        scored = [r for r in latest.values() if r["mean_rmspe"] is not None]
-        champion = min(scored, key=lambda r: (r["mean_rmspe"], r["model"])) if scored else \
-            next(iter(latest.values()), None)
-    return {"rows": registry, "latest": latest, "latest_any": latest_any,
-            "by_version": {r["model_version"]: r for r in registry}, "champion": champion,
-            "models": sorted(latest)}
+    by_version: dict[str, dict]  # model_version -> row
+    latest: dict[str, dict]  # model -> its latest version (is_latest: the newest with forecasts)
+    latest_trained: dict[str, dict]  # model -> its most recently trained version (with or without forecasts)
+    champion: dict | None
 
+    @property
+    def models(self) -> list[str]:
+        """The models with forecasts."""
+        return sorted(self.latest)
+
+
+def model_versions(con: duckdb.DuckDBPyConnection) -> ModelVersions:
+    found = rows(con, "SELECT * FROM marts.dim_model_versions ORDER BY model, trained_at, model_version")
+    return ModelVersions(
+        by_version={r["model_version"]: r for r in found},
+        latest={r["model"]: r for r in found if r["is_latest"]},
+        latest_trained={r["model"]: r for r in found if r["is_latest_trained"]},
+        champion=next((r for r in found if r["is_champion"]), None),
+    )

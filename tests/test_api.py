@@ -1,8 +1,9 @@
-"""The forecast API (FastAPI TestClient) on a small published sample warehouse.
+"""The forecast API (FastAPI TestClient) on the warehouse the pipeline publishes (tests/conftest.py).
 
-The sample follows the platform's table contracts (the ml tables are written through the write-back
-module) and carries a random forest fitted by forecasting.models.random_forest; the end-to-end test on the
-real pipeline's warehouse lives with the pipeline tests.
+Which version is latest and which is the champion is dbt's (marts.dim_model_versions, unit-tested in dbt): these
+tests check that the API answers with what the published copy says. Tests that need more than one version per
+model use a private copy of the build warehouse with older versions written through the write-back and the
+forecast marts rebuilt by dbt.
 """
 
 from __future__ import annotations
@@ -15,54 +16,94 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.api import MAX_PREDICT_ROWS, create_app
+from serving.reader import read_publication
+from warehouse.dbt import run_dbt
 from warehouse.publish import publish_warehouse
-from serving.sample import build_sample_warehouse
+from warehouse.writeback import write_model_outputs
 
-N_STORES = 4
+PLAN_START = "2015-08-01"
+
+
+def published(path, sql, params=None) -> pd.DataFrame:
+    with duckdb.connect(":memory:") as con:
+        con.execute(f"ATTACH '{path}' AS p (READ_ONLY); USE p")
+        return con.execute(sql, params or []).df()
+
+
+def model_flags(path) -> pd.DataFrame:
+    """marts.dim_model_versions of a published copy, indexed by model_version."""
+    return published(path, "SELECT * FROM marts.dim_model_versions").set_index("model_version")
+
+
+def latest(path, model: str) -> str:
+    flags = model_flags(path)
+    return flags.index[(flags["model"] == model) & flags["is_latest"]].item()
+
+
+def champion(path) -> tuple[str, str]:
+    flags = model_flags(path)
+    row = flags.loc[flags["is_champion"]]
+    return row["model"].item(), row.index.item()
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    root = tmp_path_factory.mktemp("api")
-    build = root / "build.duckdb"
-    info = build_sample_warehouse(build, n_stores=N_STORES, models_dir=root / "models")
-    version = publish_warehouse(build, root / "published", source_run="test-api")
-    build.rename(root / "build-moved-away.duckdb")  # the API must not need the build warehouse
-    return info, version, root
+def copy(pipeline_warehouse):
+    return pipeline_warehouse.published
 
 
 @pytest.fixture(scope="module", params=["cached", "per_request"])
-def client(sample, request):
-    _, version, _ = sample
-    with TestClient(create_app(version.path, mode=request.param), raise_server_exceptions=False) as c:
+def client(copy, request):
+    with TestClient(create_app(copy, mode=request.param), raise_server_exceptions=False) as c:
         yield c
 
 
-def published(sample, sql, params=None):
-    _, version, _ = sample
-    with duckdb.connect(":memory:") as con:
-        con.execute(f"ATTACH '{version.path}' AS p (READ_ONLY); USE p")
-        return con.execute(sql, params or []).df()
+@pytest.fixture(scope="module")
+def older_versions(pipeline_warehouse, tmp_path_factory):
+    """The pipeline's warehouse plus an older version of every model (its rows under `<version>-older`, trained a
+    day earlier, forecasts 10% lower) and one very poor extra backtest fold for the champion; the forecast marts
+    rebuilt by dbt and published. Returns (build warehouse, published copy, the champion before)."""
+    root = tmp_path_factory.mktemp("api-versions")
+    build = pipeline_warehouse.copy_build(root / "build.duckdb")
+    before = champion(pipeline_warehouse.published)
+    with duckdb.connect(str(build)) as con:
+        older = "model_version || '-older' AS model_version"
+        write_model_outputs(
+            con,
+            forecasts=con.sql(f"SELECT * REPLACE ({older}, sales_pred * 0.9 AS sales_pred, sales_lower * 0.9 AS "
+                              "sales_lower, sales_upper * 0.9 AS sales_upper) FROM ml.store_sales_forecast").df(),
+            metrics=con.sql(f"SELECT * REPLACE ({older}) FROM ml.model_metrics").df(),
+            registry=con.sql(f"SELECT * REPLACE ({older}, trained_at - INTERVAL 1 DAY AS trained_at) "
+                             "FROM ml.model_registry").df())
+        con.execute("INSERT INTO ml.model_metrics VALUES (?, ?, 'backtest_99', 'rmspe', 10.0, now())", list(before))
+    run_dbt(build, ["build", "--select", "tag:forecast"])
+    version = publish_warehouse(build, root / "published", source_run="test-api-versions")
+    return build, version.path, before
+
+
+@pytest.fixture(scope="module")
+def versions_client(older_versions):
+    with TestClient(create_app(older_versions[1]), raise_server_exceptions=False) as c:
+        yield c
 
 
 # ------------------------------------------------------------------------------------------ reads
 
 
-def test_health(client, sample):
-    _, version, _ = sample
+def test_health(client, copy):
+    version = read_publication(copy)
     r = client.get("/health")
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok" and body["published_version"] == version.version_id
-    assert body["source_run"] == "test-api" and body["published_path"] == str(version.path)
+    assert body["source_run"] == version.source_run and body["published_path"] == str(copy)
     assert dt.datetime.fromisoformat(body["published_at"]) == version.published_at
 
 
-def test_stores(client):
+def test_stores(client, pipeline_warehouse):
     r = client.get("/stores")
     assert r.status_code == 200
     stores = r.json()
-    assert [s["store_id"] for s in stores] == list(range(1, N_STORES + 1))
+    assert [s["store_id"] for s in stores] == list(range(1, pipeline_warehouse.n_stores + 1))
     assert {"store_type", "assortment", "competition_distance_m", "promo_interval"} <= set(stores[0])
     assert [s["store_id"] for s in client.get("/stores?limit=2&offset=1").json()] == [2, 3]
     one = client.get("/stores/2")
@@ -76,42 +117,34 @@ def test_unknown_store_is_404(client, url):
     assert "Store 999 not found" in r.json()["detail"]
 
 
-def test_forecast_defaults_to_the_champion(client, sample):
-    info, _, _ = sample
+def test_forecast_defaults_to_the_champion(client, copy, pipeline_warehouse):
     r = client.get("/stores/1/forecast")
     assert r.status_code == 200
     body = r.json()
-    # the sample's latest random forest has the best validation RMSPE
-    assert (body["model"], body["model_version"], body["is_champion"]) == \
-        ("random_forest", info.latest("random_forest"), True)
+    assert (body["model"], body["model_version"], body["is_champion"]) == (*champion(copy), True)
     rows = body["rows"]
-    assert len(rows) == 42
-    assert rows[0]["date"] == f"{info.horizon[0]:%Y-%m-%d}" and rows[-1]["date"] == f"{info.horizon[1]:%Y-%m-%d}"
+    assert len(rows) == pipeline_warehouse.horizon_days and rows[0]["date"] == PLAN_START
     assert all(x["sales_lower"] <= x["sales_pred"] <= x["sales_upper"] for x in rows)
     assert all(x["sales_pred"] == 0 for x in rows if x["is_open"] is False)
-    expected = published(sample, "SELECT forecast_date, sales_pred FROM ml.store_sales_forecast WHERE store_id = 1 "
-                                 "AND model_version = ? ORDER BY forecast_date", [info.latest("random_forest")])
+    expected = published(copy, "SELECT * FROM ml.champion_forecast WHERE store_id = 1 ORDER BY forecast_date")
     assert [x["sales_pred"] for x in rows] == expected["sales_pred"].tolist()
+    assert [x["date"] for x in rows] == [f"{d:%Y-%m-%d}" for d in expected["forecast_date"]]
 
 
-def test_forecast_filters_and_model_choice(client, sample):
-    info, _, _ = sample
+def test_forecast_of_a_named_model_and_date_range(client, copy):
     r = client.get("/stores/2/forecast", params={"start": "2015-08-03", "end": "2015-08-09", "model": "lstm"})
     assert r.status_code == 200
     body = r.json()
-    assert (body["model"], body["model_version"], body["is_champion"]) == ("lstm", info.latest("lstm"), False)
+    assert (body["model"], body["model_version"]) == ("lstm", latest(copy, "lstm"))
+    assert body["is_champion"] == (champion(copy)[0] == "lstm")
     assert [x["date"] for x in body["rows"]] == [f"2015-08-{d:02d}" for d in range(3, 10)]
-    old = info.versions["baseline"][0]
-    r = client.get("/stores/2/forecast", params={"model_version": old, "end": "2015-08-01"})
-    assert r.status_code == 200 and r.json()["model"] == "baseline" and r.json()["model_version"] == old
-    assert len(r.json()["rows"]) == 1
     assert client.get("/stores/2/forecast", params={"start": "2030-01-01"}).json()["rows"] == []
 
 
-def test_monthly_forecast_adds_up_the_days(client):
+def test_monthly_forecast_is_the_monthly_mart(client, copy, pipeline_warehouse):
     daily = client.get("/stores/3/forecast").json()
     monthly = client.get("/stores/3/forecast/monthly").json()
-    assert monthly["model_version"] == daily["model_version"]
+    assert monthly["model_version"] == daily["model_version"] and monthly["is_champion"]
     by_month: dict[str, float] = {}
     for row in daily["rows"]:
         by_month[row["date"][:7] + "-01"] = by_month.get(row["date"][:7] + "-01", 0.0) + row["sales_pred"]
@@ -119,23 +152,32 @@ def test_monthly_forecast_adds_up_the_days(client):
     for m in monthly["rows"]:
         assert m["sales_pred"] == pytest.approx(by_month[m["month_start"]])
         assert m["sales_lower"] <= m["sales_pred"] <= m["sales_upper"]
-    assert sum(m["n_days"] for m in monthly["rows"]) == 42
+        assert m["n_open_days"] <= m["n_days"] and m["n_actual_days"] == 0 and m["sales_actual"] is None
+    assert sum(m["n_days"] for m in monthly["rows"]) == pipeline_warehouse.horizon_days
+    mart = published(copy, "SELECT * FROM marts.fct_sales_forecast_monthly WHERE store_id = 3 AND model_version = ? "
+                           "ORDER BY month_start", [monthly["model_version"]])
+    assert [m["sales_pred"] for m in monthly["rows"]] == mart["sales_pred"].tolist()
+    assert [m["n_open_days"] for m in monthly["rows"]] == mart["n_open_days"].tolist()
+    # start/end pick the months that overlap them
+    august = client.get("/stores/3/forecast/monthly", params={"start": "2015-08-20", "end": "2015-08-21"}).json()
+    assert [m["month_start"] for m in august["rows"]] == ["2015-08-01"]
 
 
-def test_models(client, sample):
-    info, _, _ = sample
+def test_models(client, copy):
     body = client.get("/models").json()
-    assert body["champion"] == {"model": "random_forest", "model_version": info.latest("random_forest"),
-                                "validation_rmspe": 0.12, "mean_rmspe": 0.12}
-    assert len(body["models"]) == 6
-    latest = client.get("/models", params={"latest_only": True}).json()["models"]
-    assert {(m["model"], m["model_version"]) for m in latest} == {(k, info.latest(k)) for k in info.versions}
-    rf = [m for m in latest if m["model"] == "random_forest"][0]
-    assert rf["is_champion"] and rf["is_latest"] and rf["has_forecasts"]
-    assert set(rf["metrics"]["validation"]) == {"rmspe", "rmse", "mae", "mape"}
+    model, version = champion(copy)
+    flags = model_flags(copy)
+    assert body["champion"] == {"model": model, "model_version": version,
+                                "validation_rmspe": pytest.approx(flags.at[version, "validation_rmspe"]),
+                                "mean_rmspe": pytest.approx(flags.at[version, "mean_rmspe"])}
+    assert {(m["model"], m["model_version"]) for m in body["models"]} == set(zip(flags["model"], flags.index))
+    for m in body["models"]:
+        assert (m["is_latest"], m["is_champion"], m["has_forecasts"]) == tuple(
+            flags.loc[m["model_version"], ["is_latest", "is_champion", "has_forecasts"]].tolist())
+    rf = next(m for m in body["models"] if m["model"] == "random_forest")
+    assert {"rmspe", "rmse", "mae", "mape"} <= set(rf["metrics"]["validation"])
+    assert {"validation", "backtest_1"} <= set(rf["metrics"])
     assert isinstance(rf["params"], dict)
-    only = client.get("/models", params={"model": "lstm"}).json()["models"]
-    assert {m["model"] for m in only} == {"lstm"} and len(only) == 2
 
 
 @pytest.mark.parametrize("url, where", [
@@ -159,16 +201,15 @@ def test_bad_requests_are_422_with_the_field_named(client, url, where):
     assert any(d["loc"] == where and d["msg"] for d in detail), detail
 
 
-@pytest.mark.parametrize("params, fragment", [
-    ({"model": "xgboost"}, "models with forecasts: ['baseline', 'lstm', 'random_forest']"),
-    ({"model_version": "20990101T000000Z"}, "not found"),
-    ({"model": "lstm", "model_version": "__VERSION_OF_BASELINE__"}, "of model lstm not found"),
-])
-def test_unknown_model_versions_are_404(client, sample, params, fragment):
-    info, _, _ = sample
-    params = {k: (info.latest("baseline") if v == "__VERSION_OF_BASELINE__" else v) for k, v in params.items()}
-    r = client.get("/stores/1/forecast", params=params)
-    assert r.status_code == 404 and fragment in r.json()["detail"]
+def test_unknown_model_versions_are_404(client, copy):
+    with_forecasts = sorted(model_flags(copy).query("is_latest")["model"])
+    for params, fragment in [
+        ({"model": "xgboost"}, f"models with forecasts: {with_forecasts}"),
+        ({"model_version": "20990101T000000Z"}, "not found"),
+        ({"model": "lstm", "model_version": latest(copy, "baseline")}, "of model lstm not found"),
+    ]:
+        r = client.get("/stores/1/forecast", params=params)
+        assert r.status_code == 404 and fragment in r.json()["detail"], (params, r.text)
 
 
 def test_openapi_docs(client):
@@ -178,15 +219,54 @@ def test_openapi_docs(client):
             "/stores/{store_id}/forecast/monthly", "/models", "/predict"} <= set(paths)
 
 
+# ------------------------------------------------------------------------------------------ versions
+
+
+def test_a_models_older_version_by_name(versions_client, older_versions):
+    _, path, _ = older_versions
+    old = latest(path, "baseline") + "-older"
+    r = versions_client.get("/stores/2/forecast", params={"model_version": old, "end": "2015-08-01"})
+    assert r.status_code == 200 and r.json()["model"] == "baseline" and r.json()["model_version"] == old
+    assert r.json()["is_champion"] is False and len(r.json()["rows"]) == 1
+    newest = versions_client.get("/stores/2/forecast", params={"model": "baseline", "end": "2015-08-01"}).json()
+    assert newest["model_version"] == latest(path, "baseline")
+    assert r.json()["rows"][0]["sales_pred"] == pytest.approx(0.9 * newest["rows"][0]["sales_pred"])
+
+
+def test_models_latest_only_and_one_model(versions_client, older_versions):
+    _, path, _ = older_versions
+    flags = model_flags(path)
+    everything = versions_client.get("/models").json()["models"]
+    assert len(everything) == len(flags) == 2 * flags["is_latest"].sum()
+    newest = versions_client.get("/models", params={"latest_only": True}).json()["models"]
+    assert {(m["model"], m["model_version"]) for m in newest} == {(k, latest(path, k)) for k in flags["model"]}
+    assert all(m["is_latest"] and not m["model_version"].endswith("-older") for m in newest)
+    only = versions_client.get("/models", params={"model": "lstm"}).json()["models"]
+    assert {m["model"] for m in only} == {"lstm"} and len(only) == 2
+
+
+def test_the_champion_is_dbts(versions_client, older_versions):
+    """A poor extra backtest fold moved the champion elsewhere: the API follows marts.dim_model_versions, and
+    ml.champion_forecast (dbt's view, materialised in the copy) holds that version's rows."""
+    _, path, before = older_versions
+    now = champion(path)
+    assert now != before and not now[1].endswith("-older")
+    body = versions_client.get("/models").json()
+    assert (body["champion"]["model"], body["champion"]["model_version"]) == now
+    forecast = versions_client.get("/stores/1/forecast").json()
+    assert (forecast["model"], forecast["model_version"], forecast["is_champion"]) == (*now, True)
+    view = published(path, "SELECT DISTINCT model, model_version FROM ml.champion_forecast")
+    assert list(view.itertuples(index=False, name=None)) == [now]
+
+
 # ------------------------------------------------------------------------------------------ predict
 
 
-def test_predict_one_row(client, sample):
-    info, _, _ = sample
+def test_predict_one_row(client, copy):
     r = client.post("/predict", json={"store": 1, "date": "2015-08-03", "promo": True})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["model"] == "random_forest" and body["model_version"] == info.latest("random_forest")
+    assert body["model"] == "random_forest" and body["model_version"] == latest(copy, "random_forest")
     [p] = body["predictions"]
     assert p["store"] == 1 and p["date"] == "2015-08-03" and p["open"] is True
     assert p["sales_pred"] > 0 and p["customers_pred"] > 0
@@ -207,24 +287,25 @@ def test_predict_many_rows_keeps_their_order_and_kaggle_names(client):
     assert preds[2]["open"] is True and preds[2]["sales_pred"] > 0  # null Open counts as open
 
 
-def test_predict_matches_the_model_on_the_feature_mart(client, sample):
-    """Features built by the API for the plan's store-days equal the mart's: same predictions."""
-    from forecasting.features import prepare_frame
-    from forecasting.models import random_forest
-
-    info, _, _ = sample
-    plan = published(sample, "SELECT * FROM marts.fct_store_daily_features WHERE NOT is_history "
-                             "ORDER BY store_id, sale_date")
-    fitted = random_forest.load(info.artifact_dirs[info.latest("random_forest")])
-    expected = random_forest.predict(fitted, None, prepare_frame(plan))
+def test_predict_matches_the_pipelines_forecast(client, copy):
+    """Features built by the API for the plan's store-days equal the mart's: the random forest predicts what the
+    pipeline wrote back for those days."""
+    plan = published(copy, "SELECT * FROM marts.fct_store_daily_features WHERE NOT is_history "
+                           "ORDER BY store_id, sale_date")
     body = [{"store": int(r.store_id), "date": f"{r.sale_date:%Y-%m-%d}", "open": bool(r.is_open),
              "promo": bool(r.is_promo), "state_holiday": r.state_holiday, "school_holiday": bool(r.is_school_holiday)}
             for r in plan.itertuples()][::-1]  # reversed: order must not matter
     r = client.post("/predict", json=body)
     assert r.status_code == 200, r.text
-    got = pd.DataFrame(r.json()["predictions"])[::-1].reset_index(drop=True)
-    assert got["sales_pred"].tolist() == pytest.approx(expected["sales_pred"].tolist(), rel=1e-9)
-    assert got["customers_pred"].tolist() == pytest.approx(expected["customers_pred"].tolist(), rel=1e-9)
+    got = pd.DataFrame(r.json()["predictions"])
+    expected = published(copy, "SELECT store_id AS store, strftime(forecast_date, '%Y-%m-%d') AS date, sales_pred, "
+                               "customers_pred FROM ml.store_sales_forecast WHERE model_version = ?",
+                         [r.json()["model_version"]])
+    merged = got.merge(expected, on=["store", "date"], suffixes=("", "_pipeline"), validate="1:1")
+    assert len(merged) == len(plan)
+    assert merged["sales_pred"].tolist() == pytest.approx(merged["sales_pred_pipeline"].tolist(), rel=1e-6, abs=1e-6)
+    assert merged["customers_pred"].tolist() == pytest.approx(merged["customers_pred_pipeline"].tolist(), rel=1e-6,
+                                                              abs=1e-6)
 
 
 @pytest.mark.parametrize("body, where", [
@@ -258,14 +339,17 @@ def test_predict_rejects_too_many_rows_and_broken_json(client):
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
 
 
-def test_predict_unknown_store_or_version_is_404(client, sample):
-    info, _, _ = sample
+def test_predict_unknown_store_or_version_is_404(client, copy):
     r = client.post("/predict", json=[{"store": 1, "date": "2015-08-03"}, {"store": 77, "date": "2015-08-03"}])
     assert r.status_code == 404 and "[77]" in r.json()["detail"]
-    r = client.post("/predict", params={"model_version": info.latest("lstm")}, json={"store": 1, "date": "2015-08-03"})
+    r = client.post("/predict", params={"model_version": latest(copy, "lstm")}, json={"store": 1, "date": "2015-08-03"})
     assert r.status_code == 404
-    old = info.versions["random_forest"][0]
-    r = client.post("/predict", params={"model_version": old}, json={"store": 1, "date": "2015-08-03"})
+
+
+def test_predict_with_an_older_random_forest(versions_client, older_versions):
+    _, path, _ = older_versions
+    old = latest(path, "random_forest") + "-older"
+    r = versions_client.post("/predict", params={"model_version": old}, json={"store": 1, "date": "2015-08-03"})
     assert r.status_code == 200 and r.json()["model_version"] == old
 
 
@@ -285,42 +369,49 @@ def test_nothing_published_yet_is_503(tmp_path, mode):
         assert c.get("/stores/1/forecast?start=2015-08-10&end=2015-08-01").status_code == 422
 
 
-def test_a_copy_without_the_needed_tables_is_503_not_500(tmp_path):
-    build_sample_warehouse(tmp_path / "b.duckdb", n_stores=2, fit_random_forest=False)
-    version = publish_warehouse(tmp_path / "b.duckdb", tmp_path / "pub", source_run="r", schemas=("ml",))
+def test_a_copy_without_the_needed_tables_is_503_not_500(pipeline_warehouse, tmp_path):
+    version = publish_warehouse(pipeline_warehouse.build_warehouse, tmp_path / "pub", source_run="r", schemas=("ml",))
     with TestClient(create_app(version.path), raise_server_exceptions=False) as c:
+        assert c.get("/health").status_code == 200
         r = c.get("/stores")
         assert r.status_code == 503 and "dim_stores" in r.json()["detail"]
-        assert c.get("/models").status_code == 200
+        r = c.get("/models")
+        assert r.status_code == 503 and "dim_model_versions" in r.json()["detail"]
 
 
-def test_a_missing_model_artifact_is_503(tmp_path):
-    build_sample_warehouse(tmp_path / "b.duckdb", n_stores=2, fit_random_forest=False)
-    version = publish_warehouse(tmp_path / "b.duckdb", tmp_path / "pub", source_run="r")
+def test_a_missing_model_artifact_is_503(pipeline_warehouse, tmp_path):
+    build = pipeline_warehouse.copy_build(tmp_path / "build.duckdb")
+    with duckdb.connect(str(build)) as con:
+        con.execute("UPDATE ml.model_registry SET artifact_path = 'nowhere/random_forest' WHERE model = 'random_forest'")
+    version = publish_warehouse(build, tmp_path / "pub", source_run="r")
     with TestClient(create_app(version.path), raise_server_exceptions=False) as c:
         r = c.post("/predict", json={"store": 1, "date": "2015-08-03"})
         assert r.status_code == 503 and "artifact" in r.json()["detail"]
 
 
 @pytest.mark.parametrize("mode", ["cached", "per_request"])
-def test_a_new_publication_is_served_on_the_next_request(tmp_path, mode):
-    build = tmp_path / "b.duckdb"
-    first_info = build_sample_warehouse(build, n_stores=2, fit_random_forest=False)
-    first = publish_warehouse(build, tmp_path / "pub", source_run="run-1")
+def test_a_new_publication_is_served_on_the_next_request(pipeline_warehouse, older_versions, tmp_path, mode):
+    last_store = pipeline_warehouse.n_stores
+    first_build = pipeline_warehouse.copy_build(tmp_path / "build.duckdb")
+    with duckdb.connect(str(first_build)) as con:
+        con.execute("DELETE FROM marts.dim_stores WHERE store_id = ?", [last_store])
+    first = publish_warehouse(first_build, tmp_path / "pub", source_run="run-1")
     with TestClient(create_app(first.path, mode=mode)) as c:
         assert c.get("/health").json()["published_version"] == first.version_id
-        assert c.get("/models").json()["champion"]["model_version"] == first_info.latest("random_forest")
-        second_info = build_sample_warehouse(build, n_stores=3, fit_random_forest=False, generation=1)
-        second = publish_warehouse(build, tmp_path / "pub", source_run="run-2")
+        assert c.get("/stores/1/forecast").json()["model_version"] == champion(first.path)[1]
+        assert c.get(f"/stores/{last_store}").status_code == 404
+        second = publish_warehouse(older_versions[0], tmp_path / "pub", source_run="run-2")
         assert c.get("/health").json()["published_version"] == second.version_id
-        assert c.get("/models").json()["champion"]["model_version"] == second_info.latest("random_forest")
-        assert c.get("/stores/3").status_code == 200  # store ids are cached per version, not forever
+        assert c.get("/models").json()["champion"]["model_version"] == champion(second.path)[1]
+        assert c.get("/stores/1/forecast").json()["model_version"] == champion(second.path)[1]
+        assert c.get(f"/stores/{last_store}").status_code == 200  # store ids are cached per version, not forever
 
 
 def test_no_500_on_odd_input(client):
     odd = ["/stores/1/forecast?start=&end=", "/stores/1/forecast?model=", "/stores/%20",
            "/stores/1.5", "/stores/1/forecast?start=2015-08-01T10:00:00", "/stores/1/forecast?model_version=",
            "/stores/1/forecast?start=0001-01-01&end=9999-12-31", "/stores/-1/forecast/monthly",
+           "/stores/1/forecast/monthly?start=0001-01-01&end=9999-12-31",
            "/stores/1/forecast?model=random_forest&model=lstm", "/stores/1e3", "/models?model=Baseline"]
     for url in odd:
         r = client.get(url)
@@ -329,24 +420,3 @@ def test_no_500_on_odd_input(client):
                  {"store": 1, "date": 20150803}, {"store": 1.7, "date": "2015-08-03"}]:
         r = client.post("/predict", json=body)
         assert r.status_code in (200, 404, 422), (body, r.status_code, r.text)
-
-
-@pytest.mark.parametrize("with_champion_view", [True, False])
-def test_the_champion_is_the_platforms(tmp_path, with_champion_view):
-    """Lowest mean RMSPE over validation and backtest folds among the latest versions: the model of
-    ml.champion_forecast when published, else the same rule computed by the API."""
-    build = tmp_path / "b.duckdb"
-    info = build_sample_warehouse(build, n_stores=2, fit_random_forest=False)
-    with duckdb.connect(str(build)) as con:  # the random forest's backtest is poor: mean 0.31 > lstm's 0.14
-        con.execute("INSERT INTO ml.model_metrics (model, model_version, split, metric, value, created_at) "
-                    "VALUES ('random_forest', ?, 'backtest_1', 'rmspe', 0.5, now())", [info.latest("random_forest")])
-        if not with_champion_view:
-            con.execute("DROP VIEW IF EXISTS ml.champion_forecast")
-    version = publish_warehouse(build, tmp_path / "pub", source_run="r")
-    assert ("ml.champion_forecast" in version.tables) == with_champion_view
-    with TestClient(create_app(version.path)) as c:
-        champion = c.get("/models").json()["champion"]
-        assert (champion["model"], champion["model_version"]) == ("lstm", info.latest("lstm"))
-        assert champion["mean_rmspe"] == pytest.approx(0.14) and champion["validation_rmspe"] == pytest.approx(0.14)
-        body = c.get("/stores/1/forecast").json()
-        assert (body["model"], body["is_champion"]) == ("lstm", True)

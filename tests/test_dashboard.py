@@ -1,6 +1,7 @@
 """The Streamlit dashboard end to end in a real headless browser (Debian's chromium + chromedriver).
 
-Streamlit serves the dashboard on a free loopback port over a small published warehouse; Selenium drives
+Streamlit serves the dashboard on a free loopback port over the warehouse the pipeline published
+(tests/conftest.py); Selenium drives
 the system chromedriver (no driver download). The page must show the chosen store's forecast chart; a
 screenshot is saved under $TEST_ARTIFACTS_DIR (default $DATA_DIR/test-artifacts/). Skips when chromium,
 chromedriver, selenium or streamlit is missing.
@@ -32,8 +33,7 @@ try:
 except ImportError:  # pragma: no cover
     webdriver = None
 
-from warehouse.publish import publish_warehouse  # noqa: E402
-from serving.sample import build_sample_warehouse  # noqa: E402
+from serving.reader import read_publication  # noqa: E402
 
 needs_browser = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER and webdriver),
@@ -54,10 +54,9 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory):
+def dashboard(pipeline_warehouse, tmp_path_factory):
     root = tmp_path_factory.mktemp("dashboard")
-    build_sample_warehouse(root / "build.duckdb", n_stores=4, fit_random_forest=False)
-    published = publish_warehouse(root / "build.duckdb", root / "published", source_run="test-dashboard").path
+    published = pipeline_warehouse.published
     port = free_port()
     env = {**os.environ, "PUBLISHED_WAREHOUSE": str(published),
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -80,7 +79,7 @@ def dashboard(tmp_path_factory):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not start:\n{(root / 'streamlit.log').read_text()}")
             time.sleep(0.3)
-        yield url, root
+        yield url, published
     finally:
         proc.terminate()
         try:
@@ -118,7 +117,7 @@ def chart_drawn(driver) -> bool:
 
 @needs_browser
 def test_dashboard_shows_the_chosen_store_forecast_chart(dashboard, browser):
-    url, root = dashboard
+    url, published = dashboard
     browser.get(f"{url}/?store={STORE}&model=lstm")
     wait = WebDriverWait(browser, 90, poll_frequency=0.5)
     wait.until(lambda d: f"Store {STORE}: type" in d.find_element(By.TAG_NAME, "body").text)
@@ -130,7 +129,7 @@ def test_dashboard_shows_the_chosen_store_forecast_chart(dashboard, browser):
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "Rossmann sales forecasts" in body
     assert "Forecast vs actual" in body and "Model accuracy" in body
-    assert "Published version" in body and "test-dashboard" in body
+    assert "Published version" in body and read_publication(published).source_run in body
     metrics = [m.text.split("\n") for m in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]')]
     assert ["Store", str(STORE)] in metrics and ["Model", "lstm"] in metrics, metrics
     assert "Traceback" not in body and "StreamlitAPIException" not in body
@@ -149,3 +148,22 @@ def test_dashboard_without_a_published_warehouse_says_so(tmp_path, monkeypatch):
     at = AppTest.from_file(str(REPO / "serving" / "dashboard.py"), default_timeout=60).run()
     assert not at.exception
     assert any("No published warehouse" in e.value for e in at.error)
+
+
+def test_dashboard_pages_on_the_published_warehouse(pipeline_warehouse, monkeypatch):
+    """Without a browser: Streamlit's AppTest runs the page on the pipeline's published copy; the model list
+    starts with the champion of marts.dim_model_versions."""
+    from streamlit.testing.v1 import AppTest
+
+    from serving.reader import open_published
+
+    monkeypatch.setenv("PUBLISHED_WAREHOUSE", str(pipeline_warehouse.published))
+    with open_published(pipeline_warehouse.published) as con:
+        champion = con.execute("SELECT model FROM marts.dim_model_versions WHERE is_champion").fetchall()[0][0]
+    at = AppTest.from_file(str(REPO / "serving" / "dashboard.py"), default_timeout=120)
+    at.query_params["store"] = str(STORE)
+    at.run()
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Store"] == str(STORE) and metrics["Model"] == champion
+    assert at.sidebar.selectbox[1].options[0] == f"{champion} (champion)"

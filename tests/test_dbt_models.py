@@ -567,7 +567,7 @@ def test_every_model_and_column_documented(base):
     for node in models:
         assert node["description"].strip(), f"{node['name']} has no description"
         actual = set(cols.loc[(cols["table_schema"] == node["schema"])
-                              & (cols["table_name"] == node["name"]), "column_name"])
+                              & (cols["table_name"] == node["alias"]), "column_name"])
         assert actual, f"{node['name']} not built"
         documented = {c for c, v in node["columns"].items() if v["description"].strip()}
         assert actual == documented, f"{node['name']}: undocumented {actual - documented}, " \

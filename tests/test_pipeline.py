@@ -14,7 +14,7 @@ from ingestion.synthetic import generate_dataset
 from orchestration.definitions import ALL_ASSETS, build_resources
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 from serving.api import create_app
-from warehouse.publish import open_published, read_publication
+from serving.reader import open_published, read_publication
 
 N_STORES, HORIZON = 4, 42
 ML_TABLES = ("store_sales_forecast", "model_metrics", "model_registry")

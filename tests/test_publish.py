@@ -1,4 +1,6 @@
-"""Publishing the build warehouse as an atomically replaced read-only copy, and reading it meanwhile."""
+"""Publishing the build warehouse as an atomically replaced read-only copy, and reading it meanwhile.
+
+Every test publishes a private copy of the build warehouse the pipeline built (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,25 +16,18 @@ import duckdb
 import pytest
 
 import warehouse.publish as publish_module
-from warehouse.publish import (
-    PublishedWarehouseMissing,
-    open_published,
-    publish_warehouse,
-    published_path,
-    read_publication,
-)
-from serving.sample import build_sample_warehouse
+from serving.reader import PublishedWarehouseMissing, open_published, published_path, read_publication
+from warehouse.publish import publish_warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def build(tmp_path) -> Path:
-    path = tmp_path / "build.duckdb"
-    build_sample_warehouse(path, n_stores=3, history_start="2015-03-01", fit_random_forest=False)
-    with duckdb.connect(str(path)) as con:  # objects that are not published by default
-        con.execute("CREATE SCHEMA raw; CREATE TABLE raw.sales AS SELECT range AS Store FROM range(10)")
-        con.execute("CREATE SCHEMA staging; CREATE VIEW staging.stg_sales AS SELECT Store AS store_id FROM raw.sales")
+def build(pipeline_warehouse, tmp_path) -> Path:
+    """A copy of the pipeline's build warehouse (raw, staging and intermediate are not published by default;
+    ml.champion_forecast is dbt's view) plus a view of our own in marts."""
+    path = pipeline_warehouse.copy_build(tmp_path / "build.duckdb")
+    with duckdb.connect(str(path)) as con:
         con.execute("CREATE VIEW marts.v_open_days AS "
                     "SELECT store_id, count(*) AS n FROM marts.fct_store_daily_features WHERE is_open GROUP BY 1")
     return path
@@ -61,7 +56,7 @@ def test_publishes_marts_and_ml_as_a_recorded_read_only_copy(build, tmp_path):
                               "SELECT schema_name, view_name FROM duckdb_views() "
                               "WHERE schema_name IN ('marts', 'ml') AND NOT internal").fetchall()
         expected = {f"{s}.{t}": src.execute(f"SELECT count(*) FROM {s}.{t}").fetchall()[0][0] for s, t in objects}
-        assert "marts.v_open_days" in expected
+        assert "marts.v_open_days" in expected and "ml.champion_forecast" in expected
         forecast_hash = src.execute("SELECT sum(hash(f)::HUGEINT) FROM ml.store_sales_forecast f").fetchall()[0][0]
     assert version.tables == expected
 
@@ -94,13 +89,15 @@ def test_history_and_version_chain(build, tmp_path):
 
 
 def test_other_schemas_on_request_with_views_materialised(build, tmp_path):
+    with duckdb.connect(str(build), read_only=True) as src:
+        n_sales, store_sum = src.execute("SELECT count(*), sum(Store) FROM raw.sales").fetchall()[0]
     version = publish_warehouse(build, tmp_path / "pub", source_run="r", schemas=("staging", "raw", "ml"))
-    assert version.tables["staging.stg_sales"] == 10
+    assert version.tables["staging.stg_rossmann__sales"] == version.tables["raw.sales"] == n_sales
     with open_published(tmp_path / "pub") as con:
         kinds = dict(con.execute("SELECT table_schema || '.' || table_name, source_kind "
                                  "FROM meta.published_tables").fetchall())
-        assert kinds["staging.stg_sales"] == "view" and kinds["raw.sales"] == "table"
-        assert con.execute("SELECT sum(store_id) FROM staging.stg_sales").fetchall() == [(45,)]
+        assert kinds["staging.stg_rossmann__sales"] == "view" and kinds["raw.sales"] == "table"
+        assert con.execute("SELECT sum(store_id) FROM staging.stg_rossmann__sales").fetchall() == [(store_sum,)]
 
 
 def test_the_build_warehouse_may_be_passed_as_the_callers_connection(build, tmp_path):

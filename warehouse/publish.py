@@ -1,4 +1,4 @@
-"""Publishing the build warehouse as a consistent, read-only copy, and opening that copy.
+"""Publishing the build warehouse as a consistent, read-only copy (the writer side).
 
 DuckDB allows one writing process *or* many reading processes on a file, never both. So the pipeline
 writes only to its build warehouse and, after a run whose checks passed, :func:`publish_warehouse`
@@ -11,26 +11,17 @@ writes only to its build warehouse and, after a run whose checks passed, :func:`
    ``meta.publication_history``), CHECKPOINTs and closes it, fsyncs it, makes it read-only (0444),
 4. ``os.replace``-s it onto ``published_dir/warehouse.duckdb`` -- atomic on POSIX.
 
-Readers (:func:`open_published`) open the copy read-only. A reader that opened the old file keeps
-reading the old inode until it closes (Linux keeps an unlinked, open file alive), so a query never sees a
-mix of versions, and a reader never blocks the pipeline: nobody ever writes the published file.
-A publish that fails removes its temporary file and leaves the previous copy untouched. Publishers
-serialise on ``published_dir/.publish.lock``.
-
-DuckDB detail that matters here: ``duckdb.connect(path)`` goes through a per-process *instance cache*
-keyed by path. While any connection to the old published file is open in the process, a new
-``duckdb.connect(path, read_only=True)`` returns that cached instance -- i.e. the OLD version, for as
-long as connections overlap (forever, in a busy server). Readers here therefore never use
-``duckdb.connect(path)``: they ``ATTACH`` the path (which opens it afresh) in an in-memory instance.
+Nobody ever writes the published file, so a reader never blocks the pipeline; readers
+(:mod:`serving.reader`) keep reading the inode they opened until they close it. A publish that fails
+removes its temporary file and leaves the previous copy untouched. Publishers serialise on
+``published_dir/.publish.lock``.
 """
 
 from __future__ import annotations
 
 import fcntl
-import itertools
 import logging
 import os
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -53,10 +44,6 @@ SORT_KEYS = ("store_id", "model", "model_version")
 DATE_KEYS = ("forecast_date", "sale_date", "month_start", "week_start")
 
 
-class PublishedWarehouseMissing(FileNotFoundError):
-    """No published warehouse exists yet (no successful run has published one)."""
-
-
 @dataclass(frozen=True)
 class PublishedVersion:
     """What one publication wrote: recorded in ``meta.publication`` inside the copy itself."""
@@ -74,29 +61,17 @@ class PublishedVersion:
         return sum(self.tables.values())
 
 
-# ------------------------------------------------------------------------------------------ paths
+# ------------------------------------------------------------------------------------------ SQL text
 
 
-def published_path(published: str | os.PathLike | None = None) -> Path:
-    """The published warehouse file.
-
-    ``published`` may be the file or its folder; ``None`` means ``$PUBLISHED_WAREHOUSE`` when set, else
-    ``$DATA_DIR/published/warehouse.duckdb``.
-    """
-    if published is None:
-        return Settings.from_env().published_path
-    path = Path(published)
-    if path.is_dir() or path.suffix != ".duckdb":
-        return path / PUBLISHED_FILE
-    return path
-
-
-def _sql_str(value: str | os.PathLike) -> str:
+def sql_string(value: str | os.PathLike) -> str:
+    """A SQL string literal (``ATTACH`` takes no parameters)."""
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def sql_identifier(*parts: str) -> str:
+    """Quoted identifiers joined with dots: ``sql_identifier("ml", "x")`` is ``"ml"."x"``."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
 
 
 def new_version_id(now: datetime | None = None) -> str:
@@ -165,7 +140,7 @@ def _order_by(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: 
         return ""
     keys = [k for k in SORT_KEYS if k in columns]
     keys += [k for k in DATE_KEYS if k in columns][:1]
-    return " ORDER BY " + ", ".join(_ident(k) for k in keys)
+    return " ORDER BY " + ", ".join(sql_identifier(k) for k in keys)
 
 
 def _previous_history(con: duckdb.DuckDBPyConnection, target: Path) -> list[tuple]:
@@ -173,7 +148,7 @@ def _previous_history(con: duckdb.DuckDBPyConnection, target: Path) -> list[tupl
     if not target.exists():
         return []
     try:
-        con.execute(f"ATTACH {_sql_str(target)} AS __publish_prev (READ_ONLY)")
+        con.execute(f"ATTACH {sql_string(target)} AS __publish_prev (READ_ONLY)")
     except duckdb.Error as exc:  # unreadable previous copy: publish anyway, without its history
         log.warning("could not read the previous published copy %s: %s", target, exc)
         return []
@@ -243,7 +218,7 @@ def _write_copy(build, tmp: Path, target: Path, schemas: tuple[str, ...], *, ver
         if not build_path.exists():
             raise FileNotFoundError(f"build warehouse {build_path} does not exist")
         con = duckdb.connect(":memory:", config={"threads": max(1, int(threads))})
-        con.execute(f"ATTACH {_sql_str(build_path.resolve())} AS __publish_src (READ_ONLY)")
+        con.execute(f"ATTACH {sql_string(build_path.resolve())} AS __publish_src (READ_ONLY)")
         src = "__publish_src"
         source_path = str(build_path.resolve())
     else:
@@ -258,7 +233,7 @@ def _write_copy(build, tmp: Path, target: Path, schemas: tuple[str, ...], *, ver
         missing = sorted(set(schemas) - {s for s, _, _ in objects})
         if missing:
             raise ValueError(f"publish_warehouse: the build warehouse has no tables in schema(s) {missing}")
-        con.execute(f"ATTACH {_sql_str(tmp)} AS {dst}")
+        con.execute(f"ATTACH {sql_string(tmp)} AS {dst}")
         try:
             counts, checksums = _copy_objects(con, src, dst, objects)
             previous = history[-1][0] if history else None
@@ -287,15 +262,15 @@ def _copy_objects(con, src: str, dst: str, objects: list[tuple]) -> tuple[dict[s
     con.execute("BEGIN TRANSACTION")  # one snapshot of the source for every table
     try:
         for schema in sorted({s for s, _, _ in objects}):
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {dst}.{_ident(schema)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {dst}.{sql_identifier(schema)}")
         for schema, name, _kind in objects:
             order_by = _order_by(con, src, schema, name)
             con.execute(
-                f"CREATE TABLE {dst}.{_ident(schema)}.{_ident(name)} AS "
-                f"SELECT * FROM {src}.{_ident(schema)}.{_ident(name)}{order_by}"
+                f"CREATE TABLE {sql_identifier(dst, schema, name)} AS "
+                f"SELECT * FROM {sql_identifier(src, schema, name)}{order_by}"
             )
             n_rows, checksum = con.execute(
-                table_fingerprint_sql(f"{dst}.{_ident(schema)}.{_ident(name)}")).fetchall()[0]
+                table_fingerprint_sql(sql_identifier(dst, schema, name))).fetchall()[0]
             counts[f"{schema}.{name}"], checksums[f"{schema}.{name}"] = n_rows, int(checksum)
         con.execute("COMMIT")
     except BaseException:
@@ -327,84 +302,6 @@ def _write_meta(con, dst: str, record: tuple, history: list[tuple], objects: lis
     except BaseException:
         con.execute("ROLLBACK")
         raise
-
-
-# ------------------------------------------------------------------------------------------ read
-
-_instance: duckdb.DuckDBPyConnection | None = None
-_instance_lock = threading.Lock()
-_aliases = itertools.count()
-
-
-def reader_instance(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory DuckDB instance for attaching published copies (never the path instance cache)."""
-    config = {"threads": threads or int(os.environ.get("SERVING_DUCKDB_THREADS", "1")),
-              "memory_limit": memory_limit or os.environ.get("SERVING_DUCKDB_MEMORY_LIMIT", "1GB")}
-    return duckdb.connect(":memory:", config=config)
-
-
-def _shared_cursor() -> duckdb.DuckDBPyConnection:
-    """A new cursor (own connection, same database instance) on the process-wide reader instance."""
-    global _instance
-    with _instance_lock:
-        if _instance is None:
-            _instance = reader_instance()
-        return _instance.cursor()
-
-
-def attach_published(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
-    """``ATTACH`` the published file READ_ONLY as ``alias`` on ``con``, mapping "not there" to
-    :class:`PublishedWarehouseMissing`."""
-    if not path.exists():
-        raise PublishedWarehouseMissing(
-            f"No published warehouse at {path} yet: a successful pipeline run publishes it (make run).")
-    try:
-        con.execute(f"ATTACH {_sql_str(path)} AS {_ident(alias)} (READ_ONLY)")
-    except duckdb.IOException as exc:
-        if not path.exists():
-            raise PublishedWarehouseMissing(f"No published warehouse at {path}.") from exc
-        raise
-
-
-@contextmanager
-def open_published(published: str | os.PathLike | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived read-only connection to the published warehouse (one version for its lifetime).
-
-    ``published``: the file or its folder (default: see :func:`published_path`). Unqualified names work
-    (``SELECT * FROM marts.dim_stores``). Raises :class:`PublishedWarehouseMissing` when none exists.
-    Thread-safe: every call gets its own cursor on a process-wide in-memory instance and attaches the
-    file under its own alias, detached on exit.
-    """
-    path = published_path(published)
-    cur = _shared_cursor()
-    alias = f"published_{next(_aliases)}"
-    try:
-        attach_published(cur, path, alias)
-        try:
-            cur.execute(f"USE {_ident(alias)}")
-            yield cur
-        finally:
-            cur.execute("USE memory")
-            cur.execute(f"DETACH {_ident(alias)}")
-    finally:
-        cur.close()
-
-
-def read_publication(source: duckdb.DuckDBPyConnection | str | os.PathLike | None = None) -> PublishedVersion:
-    """The publication record of a published copy (an open connection to it, or its path/folder)."""
-    if not isinstance(source, duckdb.DuckDBPyConnection):
-        with open_published(source) as con:
-            return read_publication(con)
-    con = source
-    row = con.execute(
-        "SELECT version_id, published_at, source_run, previous_version_id FROM meta.publication").fetchall()[0]
-    path = con.execute(
-        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0][0]
-    recorded = con.execute(
-        "SELECT table_schema, table_name, n_rows, checksum FROM meta.published_tables ORDER BY 1, 2").fetchall()
-    return PublishedVersion(version_id=row[0], published_at=row[1], source_run=row[2], path=Path(path),
-                            previous_version_id=row[3], tables={f"{s}.{t}": n for s, t, n, _ in recorded},
-                            checksums={f"{s}.{t}": int(c) for s, t, _, c in recorded})
 
 
 def main(argv: list[str] | None = None) -> int:

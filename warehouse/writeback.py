@@ -7,10 +7,10 @@ leaves the tables as they were.
 Also written in the same transaction:
 - ``ml.feature_importance`` (per model version; replaced like the other per-version tables),
 - ``ml.series_diagnostics`` (one row per store: ADF test and autocorrelations of the current history;
-  replaced as a whole when given),
-- the view ``ml.champion_forecast``: the forecast rows of the champion -- among every model's latest
-  version (by ``trained_at``), the one with the lowest mean RMSPE over its backtest folds and validation
-  fold in ``ml.model_metrics`` -- with the columns of ``ml.store_sales_forecast``.
+  replaced as a whole when given).
+
+The champion and each model's latest version are dbt's (``marts.dim_model_versions``, read by the view
+``ml.champion_forecast`` that dbt builds), not the write-back's.
 """
 
 from __future__ import annotations
@@ -90,25 +90,6 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
 }
 PER_VERSION_TABLES = ("store_sales_forecast", "model_metrics", "feature_importance")
 
-CHAMPION_VIEW_SQL = f"""
-CREATE OR REPLACE VIEW {ML_SCHEMA}.champion_forecast AS
-WITH latest AS (
-    SELECT model, arg_max(model_version, trained_at) AS model_version
-    FROM {ML_SCHEMA}.model_registry GROUP BY model
-), scores AS (
-    SELECT m.model, m.model_version, avg(m.value) AS mean_rmspe
-    FROM {ML_SCHEMA}.model_metrics m JOIN latest l USING (model, model_version)
-    WHERE m.metric = 'rmspe' AND (m.split = 'validation' OR regexp_matches(m.split, '^backtest_[0-9]+$'))
-      AND m.value IS NOT NULL
-    GROUP BY m.model, m.model_version
-), champion AS (
-    SELECT model, model_version FROM scores ORDER BY mean_rmspe, model LIMIT 1
-)
-SELECT f.store_id, f.forecast_date, f.model, f.model_version, f.sales_pred, f.sales_lower, f.sales_upper,
-       f.customers_pred, f.created_at
-FROM {ML_SCHEMA}.store_sales_forecast f JOIN champion c USING (model, model_version)
-"""
-
 # Each table's key: a write must not carry two rows with the same key.
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "store_sales_forecast": ("model_version", "store_id", "forecast_date"),
@@ -130,7 +111,6 @@ def ensure_ml_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table, columns in TABLE_COLUMNS.items():
         cols = ", ".join(f"{name} {ddl}" for name, ddl in columns.items())
         con.execute(f"CREATE TABLE IF NOT EXISTS {ML_SCHEMA}.{table} ({cols})")
-    con.execute(CHAMPION_VIEW_SQL)
 
 
 def _conform(table: str, frame: pd.DataFrame, created_at: datetime) -> pd.DataFrame:
@@ -168,7 +148,7 @@ def write_model_outputs(
 ) -> dict[str, int]:
     """Replace the rows of every (model, model_version) in `registry` in the per-version tables, atomically.
 
-    ``series_diagnostics``, when given, replaces that table's rows; the champion view is (re)created.
+    ``series_diagnostics``, when given, replaces that table's rows.
     """
     created_at = created_at or datetime.now(timezone.utc)
     frames = {
@@ -203,7 +183,6 @@ def write_model_outputs(
         if diagnostics is not None:
             _replace(con, "series_diagnostics", diagnostics)
             frames["series_diagnostics"] = diagnostics
-        con.execute(CHAMPION_VIEW_SQL)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

@@ -10,9 +10,9 @@ forecasts as (
 
 ),
 
-registry as (
+model_versions as (
 
-    select * from {{ source('ml', 'model_registry') }}
+    select * from {{ ref('dim_model_versions') }}
 
 ),
 
@@ -28,51 +28,6 @@ stores as (
 
 ),
 
-forecast_versions as (
-
-    select
-        model,
-        model_version,
-        max(created_at) as forecast_created_at
-    from forecasts
-    group by all
-
-),
-
-registered_versions as (
-
-    select
-        model,
-        model_version,
-        max(trained_at) as trained_at
-    from registry
-    group by all
-
-),
-
-versions as (
-
-    -- latest version per model among those with forecasts, by the registry's trained_at
-    -- (versions missing from the registry fall back to when their forecasts were written)
-    select
-        forecast_versions.model,
-        forecast_versions.model_version,
-        registered_versions.trained_at,
-        row_number() over (
-            partition by forecast_versions.model
-            order by
-                coalesce(registered_versions.trained_at, forecast_versions.forecast_created_at)
-                    desc nulls last,
-                forecast_versions.model_version desc
-        ) = 1 as is_latest_version
-
-    from forecast_versions
-    left join registered_versions
-        on forecast_versions.model = registered_versions.model
-        and forecast_versions.model_version = registered_versions.model_version
-
-),
-
 joined as (
 
     select
@@ -80,8 +35,10 @@ joined as (
         forecasts.forecast_date,
         forecasts.model,
         forecasts.model_version,
-        versions.is_latest_version,
-        versions.trained_at,
+        -- the one definition of a model's latest version (a version missing from the registry,
+        -- which the write-back refuses, is never latest)
+        coalesce(model_versions.is_latest, false) as is_latest_version,
+        model_versions.trained_at,
         forecasts.created_at,
 
         ---------- prediction
@@ -108,9 +65,9 @@ joined as (
         case when store_days.is_history then store_days.customers end as actual_customers
 
     from forecasts
-    inner join versions
-        on forecasts.model = versions.model
-        and forecasts.model_version = versions.model_version
+    left join model_versions
+        on forecasts.model = model_versions.model
+        and forecasts.model_version = model_versions.model_version
     left join stores
         on forecasts.store_id = stores.store_id
     left join store_days

@@ -1,4 +1,5 @@
--- Monthly roll-up of fct_sales_forecast per store, month, model and model version.
+-- Monthly roll-up of fct_sales_forecast per store, month, model and model version (what the API's
+-- monthly endpoint and the dashboard's monthly chart read).
 
 with
 
@@ -21,6 +22,8 @@ aggregated as (
         sum(sales_upper) as sales_upper,
         sum(customers_pred) as customers_pred,
         cast(count(*) as integer) as n_days,
+        -- open per the calendar; a day outside it counts as open when something is forecast
+        cast(count(*) filter (where coalesce(is_open, sales_pred > 0)) as integer) as n_open_days,
         sum(actual_sales) as actual_sales,
         sum(actual_customers) as actual_customers,
         cast(count(*) filter (where has_actuals) as integer) as n_days_with_actuals,
@@ -58,7 +61,8 @@ final as (
         customers_pred_on_actual_days,
         customers_pred_on_actual_days - actual_customers as customers_error_on_actual_days,
         100 * (1 - abs(customers_pred_on_actual_days - actual_customers) / nullif(actual_customers, 0))
-            as customers_accuracy_pct
+            as customers_accuracy_pct,
+        n_open_days
 
     from aggregated
 

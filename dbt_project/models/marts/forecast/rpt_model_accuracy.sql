@@ -1,7 +1,8 @@
 -- Forecast quality over time: ml.model_metrics pivoted to one row per model, version and split,
 -- dated by the registry's trained_at (versions missing from the registry by their metrics'
 -- created_at), numbered per model in training order, with the change in RMSPE against the
--- model's previous version and the model family's best version flagged.
+-- model's previous version, the model family's best version flagged and the latest version
+-- as dim_model_versions defines it.
 
 with
 
@@ -14,6 +15,12 @@ metrics as (
 registry as (
 
     select * from {{ source('ml', 'model_registry') }}
+
+),
+
+model_versions as (
+
+    select * from {{ ref('dim_model_versions') }}
 
 ),
 
@@ -64,12 +71,16 @@ joined as (
         pivoted.rmspe,
         pivoted.rmse,
         pivoted.mae,
-        pivoted.mape
+        pivoted.mape,
+        coalesce(model_versions.is_latest, false) as is_latest_version
 
     from pivoted
     left join registered_versions
         on pivoted.model = registered_versions.model
         and pivoted.model_version = registered_versions.model_version
+    left join model_versions
+        on pivoted.model = model_versions.model
+        and pivoted.model_version = model_versions.model_version
 
 ),
 
@@ -105,7 +116,7 @@ final as (
         mae,
         mape,
         cast(version_number as integer) as version_number,
-        version_number = max(version_number) over (partition by model, split) as is_latest_version,
+        is_latest_version,
         previous_rmspe,
         rmspe - previous_rmspe as rmspe_change,
         coalesce(rmspe = best_rmspe, false) as is_best_rmspe

@@ -1,0 +1,180 @@
+"""The API's request and response models (pydantic) and the limits on what a request may ask for."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, Query
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_PREDICT_ROWS = 5000
+VERSION_PATTERN = r"^[A-Za-z0-9_.:+\-]{1,64}$"
+INTERVAL_NOTE = "sales_lower/sales_upper: the model's 80% prediction interval"
+
+# Model names come from the data (baseline, random_forest, lstm, ... whatever the pipeline trains): a
+# well-formed name that has no forecasts is a 404 listing the ones that do.
+MODEL_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+ModelParam = Annotated[str | None, Query(pattern=MODEL_PATTERN,
+                                         description="A model name, e.g. random_forest. Default: the champion.")]
+VersionParam = Annotated[str | None, Query(pattern=VERSION_PATTERN)]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    published_version: str
+    published_at: dt.datetime
+    source_run: str | None
+    published_path: str
+    connection_mode: str
+
+
+class Store(BaseModel):
+    """A row of marts.dim_stores (every column of it; the main ones are listed)."""
+
+    model_config = ConfigDict(extra="allow")
+    store_id: int
+    store_type: str | None = None
+    assortment: str | None = None
+    competition_distance_m: float | None = None
+    is_in_promo2: bool | None = None
+    promo_interval: str | None = None
+    first_history_date: dt.date | None = None
+    last_history_date: dt.date | None = None
+
+
+class ForecastDay(BaseModel):
+    date: dt.date
+    sales_pred: float
+    sales_lower: float
+    sales_upper: float
+    customers_pred: float | None
+    is_open: bool | None = Field(description="From the plan calendar (None when the store-day is not in it).")
+    is_promo: bool | None
+    sales_actual: float | None = Field(description="Actual sales when the day is in the history, else None.")
+
+
+class Forecast(BaseModel):
+    store_id: int
+    model: str
+    model_version: str
+    is_champion: bool
+    published_version: str
+    start: dt.date | None
+    end: dt.date | None
+    interval: str = INTERVAL_NOTE
+    rows: list[ForecastDay]
+
+
+class ForecastMonth(BaseModel):
+    month_start: dt.date
+    n_days: int
+    n_open_days: int
+    sales_pred: float
+    sales_lower: float = Field(description="Sum of the daily lower bounds.")
+    sales_upper: float = Field(description="Sum of the daily upper bounds.")
+    customers_pred: float | None
+    sales_actual: float | None
+    n_actual_days: int
+
+
+class MonthlyForecast(BaseModel):
+    store_id: int
+    model: str
+    model_version: str
+    is_champion: bool
+    published_version: str
+    rows: list[ForecastMonth]
+
+
+class ModelVersion(BaseModel):
+    model: str
+    model_version: str
+    trained_at: dt.datetime
+    train_start: dt.date
+    train_end: dt.date
+    n_train_rows: int
+    params: Any
+    artifact_path: str
+    is_latest: bool
+    is_champion: bool
+    has_forecasts: bool
+    metrics: dict[str, dict[str, float | None]] = Field(description="split -> metric -> value")
+
+
+class Models(BaseModel):
+    published_version: str
+    champion: dict[str, Any] | None
+    models: list[ModelVersion]
+
+
+def _state_holiday(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("state_holiday must be '0', 'a', 'b' or 'c'")
+    if isinstance(value, int) and value == 0:
+        return "0"
+    return value
+
+
+class PredictRow(BaseModel):
+    """One store-day. Kaggle's column names (Store, Date, Open, Promo, StateHoliday, SchoolHoliday,
+    DayOfWeek) are accepted too."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"store": 1, "date": "2015-08-03", "open": True, "promo": True, "state_holiday": "0",
+         "school_holiday": False}]})
+    store: int = Field(ge=1, le=2_147_483_647, validation_alias=AliasChoices("store", "Store", "store_id"))
+    date: dt.date = Field(validation_alias=AliasChoices("date", "Date", "sale_date"))
+    open: bool | None = Field(default=True, validation_alias=AliasChoices("open", "Open", "is_open"),
+                              description="Null counts as open (as in Kaggle's test.csv).")
+    promo: bool = Field(default=False, validation_alias=AliasChoices("promo", "Promo", "is_promo"))
+    state_holiday: Literal["0", "a", "b", "c"] = Field(
+        default="0", validation_alias=AliasChoices("state_holiday", "StateHoliday"))
+    school_holiday: bool = Field(default=False, validation_alias=AliasChoices(
+        "school_holiday", "SchoolHoliday", "is_school_holiday"))
+    day_of_week: int | None = Field(default=None, ge=1, le=7, validation_alias=AliasChoices(
+        "day_of_week", "DayOfWeek"), description="Optional; checked against date (1 = Monday).")
+
+    _coerce_holiday = field_validator("state_holiday", mode="before")(_state_holiday)
+
+    @field_validator("date")
+    @classmethod
+    def _plausible_date(cls, value: dt.date) -> dt.date:
+        if not dt.date(1990, 1, 1) <= value <= dt.date(2100, 12, 31):
+            raise ValueError("date must be between 1990-01-01 and 2100-12-31")
+        return value
+
+    @model_validator(mode="after")
+    def _day_of_week_matches(self) -> PredictRow:
+        if self.day_of_week is not None and self.day_of_week != self.date.isoweekday():
+            raise ValueError(f"day_of_week {self.day_of_week} does not match date {self.date} "
+                             f"(ISO day of week {self.date.isoweekday()}, 1 = Monday)")
+        return self
+
+
+PredictBody = Annotated[
+    Annotated[list[PredictRow], Field(min_length=1, max_length=MAX_PREDICT_ROWS)] | PredictRow,
+    Body(openapi_examples={
+        "one": {"summary": "one store-day", "value": {"store": 1, "date": "2015-08-03", "open": True,
+                                                       "promo": True, "state_holiday": "0",
+                                                       "school_holiday": False}},
+        "many": {"summary": "several store-days", "value": [
+            {"store": 1, "date": "2015-08-03", "promo": True},
+            {"store": 2, "date": "2015-08-04", "open": False}]},
+    }),
+]
+
+
+class Prediction(BaseModel):
+    store: int
+    date: dt.date
+    open: bool
+    sales_pred: float
+    customers_pred: float
+
+
+class Predictions(BaseModel):
+    model: str
+    model_version: str
+    published_version: str
+    predictions: list[Prediction]
