@@ -9,8 +9,9 @@ hand-written stand-in. Tests must not change the fixture's files: a test that wr
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,7 @@ class PipelineWarehouse:
     data_dir: Path  # DATA_DIR of the run (models/, published/, reports/)
     build_warehouse: Path  # the build warehouse (raw, staging, intermediate, marts, ml)
     published: Path  # the published read-only copy (marts, ml, meta)
+    result: Any = field(default=None, repr=False, compare=False)  # Dagster's result of the run (events, metadata)
     n_stores: int = N_STORES
     horizon_days: int = HORIZON_DAYS
 
@@ -48,5 +50,5 @@ def pipeline_warehouse(tmp_path_factory) -> PipelineWarehouse:
     result = materialize_pipeline(data_dir, raw_dir, profile="fast")
     assert result.success, "the pipeline failed on the synthetic test data"
     return PipelineWarehouse(raw_dir=raw_dir, data_dir=data_dir, build_warehouse=data_dir / "warehouse.duckdb",
-                             published=data_dir / "published" / "warehouse.duckdb")
+                             published=data_dir / "published" / "warehouse.duckdb", result=result)
 

@@ -1,4 +1,5 @@
-"""End to end: the whole Dagster graph on a tiny synthetic dataset, and bad input stopping it."""
+"""End to end: the whole Dagster graph on the session's synthetic dataset (tests/conftest.py), and bad input
+stopping it.  Tests that run the pipeline again do so on a private copy of the session's data folder."""
 
 import json
 import shutil
@@ -10,13 +11,13 @@ import duckdb
 import pytest
 from dagster import AssetKey, materialize
 
-from ingestion.synthetic import generate_dataset
+from conftest import HORIZON_DAYS as HORIZON
+from conftest import N_STORES
 from orchestration.definitions import ALL_ASSETS, build_resources
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 from serving.api import create_app
 from serving.reader import open_published, read_publication
 
-N_STORES, HORIZON = 4, 42
 ML_TABLES = ("store_sales_forecast", "model_metrics", "model_registry")
 
 
@@ -41,13 +42,13 @@ def snapshot(data_dir):
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    root = tmp_path_factory.mktemp("platform")
-    raw_dir, data_dir = root / "raw", root / "data"
-    generate_dataset(raw_dir, n_stores=N_STORES, start="2014-06-01", end="2015-07-31", horizon_days=HORIZON)
-    result = materialize(ALL_ASSETS, resources=resources_for(data_dir, raw_dir))
-    assert result.success
-    return raw_dir, data_dir, result
+def platform(pipeline_warehouse):
+    return pipeline_warehouse.raw_dir, pipeline_warehouse.data_dir, pipeline_warehouse.result
+
+
+def private_copy(data_dir, tmp_path):
+    """A copy of the session's data folder that a test may run the pipeline on again."""
+    return shutil.copytree(data_dir, tmp_path / "data")
 
 
 def test_forecasts_for_every_plan_store_day_from_each_model(platform):
@@ -116,6 +117,7 @@ def test_champion_importance_and_diagnostics(platform):
 
 def test_bad_input_stops_the_run_and_loses_nothing(platform, tmp_path):
     raw_dir, data_dir, _ = platform
+    data_dir = private_copy(data_dir, tmp_path)
     before = snapshot(data_dir)
     bad_dir = tmp_path / "bad"
     shutil.copytree(raw_dir, bad_dir)
@@ -163,6 +165,7 @@ def test_api_predict_matches_the_published_random_forest(platform):
 def test_readers_of_the_published_warehouse_never_block_a_run(platform, tmp_path):
     """A full run while another process reads the published copy in a loop: no errors on either side."""
     raw_dir, data_dir, _ = platform
+    data_dir = private_copy(data_dir, tmp_path)
     published = data_dir / "published"
     before = read_publication(published).version_id
     stop, ready, out = tmp_path / "stop", tmp_path / "ready", tmp_path / "probe.json"
