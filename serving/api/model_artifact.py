@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecasting.artifacts import load_forecaster
 from forecasting.features import prepare_frame
-from forecasting.models import get_model
 
 SERVED_MODEL = "random_forest"
 
@@ -20,12 +20,13 @@ def load_model_artifact(directory: Path) -> Predictor:
     """The random forest saved in ``directory``, as a function from feature rows (as
     :func:`serving.features.build_feature_rows` returns them) to their ``sales_pred`` and
     ``customers_pred``, in the same order."""
-    module = get_model(SERVED_MODEL)
-    fitted = module.load(directory)
+    fitted = load_forecaster(directory)
+    if fitted.name != SERVED_MODEL:
+        raise TypeError(f"{directory} holds a {fitted.name}, not the served {SERVED_MODEL}")
 
     def predict(features: pd.DataFrame) -> pd.DataFrame:
         frame = prepare_frame(features.assign(__row=range(len(features))))  # sorted by store and date
-        predicted = module.predict(fitted, None, frame)
+        predicted = fitted.predict(None, frame)
         order = frame["__row"].to_numpy().argsort()  # back to the input order
         return predicted[["sales_pred", "customers_pred"]].iloc[order].reset_index(drop=True)
 
