@@ -20,7 +20,7 @@ QUERY_TABLE = "marts.serving_feature_query"
 KEY = ["store_id", "sale_date"]
 
 
-def request_frame(rows: pd.DataFrame) -> pd.DataFrame:
+def _request_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """Request rows (store_id, sale_date, is_open, is_promo, state_holiday, is_school_holiday) with ``row_idx``,
     typed for the feature SQL (which fills missing values by the mart's rules)."""
     return pd.DataFrame({
@@ -45,9 +45,9 @@ def build_feature_rows(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd
     others, so each occurrence gets the features of its own values.
     """
     [(relation, sql)] = con.execute(f"SELECT request_relation, feature_sql FROM {QUERY_TABLE}").fetchall()
-    frame = request_frame(rows)
+    frame = _request_frame(rows)
     occurrence = frame.groupby(KEY, sort=False).cumcount().to_numpy()
-    last = pd.Series(occurrence).groupby([frame["store_id"], frame["sale_date"]]).transform("max").to_numpy()
+    last = frame.groupby(KEY, sort=False)["row_idx"].transform("size").to_numpy() - 1
     passes = []
     for k in range(int(occurrence.max(initial=0)) + 1):
         in_pass = (occurrence == k) | ((last < k) & (occurrence == last))
