@@ -8,7 +8,7 @@ The data set (five stores, history 2014-12-01 .. 2015-04-30, raw.plan empty -> a
   state holidays (every store): 2014-12-25/26 'c', 2015-01-01 'a', Good Friday 2015-04-03 'b',
       Easter Monday 2015-04-06 'b'; store 3 also has Epiphany 2015-01-06 'a'.
   school holidays: stores 1, 2, 3, 5: 2015-03-30 .. 2015-04-10 (every calendar day);
-      store 4: 2015-02-02 .. 2015-02-06 instead.
+      store 4: 2014-12-01 .. 2015-02-06 (68 days) instead.
   -> state groups {1, 2, 5}, {3}, {4}; store 5 has a history gap (no rows 2015-02-01 ..
       2015-03-05, 33 days: a refurbishment) that must not split it from stores 1 and 2.
   closed on Sundays and state holidays; store 2 also closed Tue 2015-01-20 .. Thu 2015-01-22
@@ -48,6 +48,7 @@ COMMON_HOLIDAYS = {"2014-12-25": "c", "2014-12-26": "c", "2015-01-01": "a",
                    "2015-04-03": "b", "2015-04-06": "b"}
 STORE5_GAP = ("2015-02-01", "2015-03-05")
 STORE2_CLOSURE = ("2015-01-20", "2015-01-22")
+STORE4_SCHOOL_HOLIDAYS = ("2014-12-01", "2015-02-06")  # 68 days: a run longer than any feature's reach
 
 NEW_COLUMNS = [
     ("promo_run_day", "INTEGER"), ("is_promo_first_day", "BOOLEAN"), ("is_promo_last_day", "BOOLEAN"),
@@ -89,7 +90,7 @@ def make_history() -> pd.DataFrame:
     day = df["Date"].dt.strftime("%Y-%m-%d")
     df["StateHoliday"] = day.map(COMMON_HOLIDAYS).fillna("0")
     df.loc[(df["Store"] == 3) & (day == "2015-01-06"), "StateHoliday"] = "a"
-    school = np.where(df["Store"] == 4, day.between("2015-02-02", "2015-02-06"),
+    school = np.where(df["Store"] == 4, day.between(*STORE4_SCHOOL_HOLIDAYS),
                       day.between("2015-03-30", "2015-04-10"))
     df["SchoolHoliday"] = school.astype(int)
     closed = (df["DayOfWeek"] == 7) | (df["StateHoliday"] != "0")
@@ -302,19 +303,28 @@ def test_event_features_do_not_depend_on_sales(built, tmp_path):
 
 
 def test_served_features_are_the_mart_rows(built):
-    """serving.features evaluates the same macro (marts.serving_feature_query): requested mart store-days come
-    back as the mart's rows, whether requested with their whole store or alone (the reopening after store 5's
-    refurbishment gap, the end of store 2's closure, the first plan day)."""
+    """serving.features evaluates the same macro (marts.serving_feature_query) over the requested days and the
+    mart's rows around them: requested mart store-days come back as the mart's rows, all together and one at
+    a time (only the rows around the day are read, so these days probe the edges of that reach)."""
     mart = query(built["warehouse"], "select * from marts.fct_store_daily_features order by store_id, sale_date")
     keys = mart.set_index(["store_id", "sale_date"])
-    alone = [(5, "2015-03-06"), (5, "2015-04-04"), (2, "2015-01-23"), (1, "2015-05-01"), (3, "2015-01-06")]
-    requests = [mart, keys.loc[[(s, pd.Timestamp(d)) for s, d in alone]].reset_index()]
+    alone = [
+        (5, "2015-03-06"), (5, "2015-04-04"), (5, "2015-04-05"),  # reopening after the refurbishment gap
+        (5, "2015-01-29"),  # 3 days before the gap
+        (2, "2015-01-17"), (2, "2015-01-23"),  # before and after store 2's 3-day closure
+        (4, "2015-02-06"),  # day 68 of a school-holiday run
+        (3, "2015-01-06"), (1, "2014-12-01"), (1, "2015-05-01"), (1, "2015-06-11"),  # holiday, first, plan
+    ]
+    requests = [mart] + [keys.loc[[(store, pd.Timestamp(day))]].reset_index() for store, day in alone]
+    assert requests[alone.index((4, "2015-02-06")) + 1]["school_holiday_run_day"].item() == 68
     features = [c for c in mart.columns if c not in ("is_history", "sales", "customers", "row_source")]
     with duckdb.connect(str(built["warehouse"]), read_only=True) as con:
         for request in requests:
             got = build_feature_rows(con, request)
             assert list(got.columns) == list(mart.columns)
-            pd.testing.assert_frame_equal(got[features], request[features].reset_index(drop=True))
+            # (a single row has no NULL to make pandas pick a nullable integer dtype: values only)
+            pd.testing.assert_frame_equal(got[features], request[features].reset_index(drop=True),
+                                          check_dtype=request is mart)
 
 
 # --------------------------------------------------------------------------- store sales statistics
