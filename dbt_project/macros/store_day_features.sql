@@ -314,11 +314,14 @@ features as (
 
         ---------- long closures / refurbishment
         cast(least(
-            coalesce(store_day.sale_date - store_day.last_reopen_date, {{ event_cap }}), {{ event_cap }}
+            coalesce(store_day.sale_date - store_day.last_reopen_date, {{ event_cap }}),
+            {{ event_cap }}
         ) as integer) as days_since_reopening,
         -- (coalesce before greatest: DuckDB's greatest ignores NULLs)
         cast(least(
-            greatest(coalesce(store_day.next_closure_start - store_day.sale_date, {{ event_cap }}), 0),
+            greatest(
+                coalesce(store_day.next_closure_start - store_day.sale_date, {{ event_cap }}), 0
+            ),
             {{ event_cap }}
         ) as integer) as days_until_long_closure,
         coalesce(

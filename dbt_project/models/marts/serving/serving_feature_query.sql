@@ -117,19 +117,9 @@ request_timeline as (
         is_school_holiday
     from request_rows
 
-    union all
+    union all by name
 
-    select
-        mart.store_id,
-        mart.sale_date,
-        mart.is_history,
-        mart.row_source,
-        mart.sales,
-        mart.customers,
-        mart.is_open,
-        mart.is_promo,
-        mart.state_holiday,
-        mart.is_school_holiday
+    select mart.* exclude (promo_run_day, school_holiday_run_day, state_group)
     from store_rows as mart
     inner join store_windows
         on mart.store_id = store_windows.store_id
