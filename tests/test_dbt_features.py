@@ -1,12 +1,14 @@
 """The leakage-free calendar / event features of marts.fct_store_daily_features (the columns after
-the contract's 27: int_store_day_event_features, int_calendar_events, int_store_state_groups,
-int_store_closure_spells) and the per-cut store statistics (int_feature_cuts, agg_store_sales_stats), on tiny hand-made data.
+the contract's 27; macros store_day_features, store_closure_spells, calendar_events; int_store_state_groups),
+the served features (serving.features, the same macro) and the per-cut store statistics (int_feature_cuts,
+agg_store_sales_stats), on tiny hand-made data. The pure rules (promo runs, distances, Easter / Christmas,
+closure spells) are dbt unit tests beside the models.
 
 The data set (five stores, history 2014-12-01 .. 2015-04-30, raw.plan empty -> assumed calendar):
   state holidays (every store): 2014-12-25/26 'c', 2015-01-01 'a', Good Friday 2015-04-03 'b',
       Easter Monday 2015-04-06 'b'; store 3 also has Epiphany 2015-01-06 'a'.
   school holidays: stores 1, 2, 3, 5: 2015-03-30 .. 2015-04-10 (every calendar day);
-      store 4: 2015-02-02 .. 2015-02-06 instead.
+      store 4: 2014-12-01 .. 2015-02-06 (68 days) instead.
   -> state groups {1, 2, 5}, {3}, {4}; store 5 has a history gap (no rows 2015-02-01 ..
       2015-03-05, 33 days: a refurbishment) that must not split it from stores 1 and 2.
   closed on Sundays and state holidays; store 2 also closed Tue 2015-01-20 .. Thu 2015-01-22
@@ -23,9 +25,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+
+from serving.features import build_feature_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_dbt_models import (  # noqa: E402  (shared dbt helpers; no tests or fixtures imported)
@@ -43,6 +48,7 @@ COMMON_HOLIDAYS = {"2014-12-25": "c", "2014-12-26": "c", "2015-01-01": "a",
                    "2015-04-03": "b", "2015-04-06": "b"}
 STORE5_GAP = ("2015-02-01", "2015-03-05")
 STORE2_CLOSURE = ("2015-01-20", "2015-01-22")
+STORE4_SCHOOL_HOLIDAYS = ("2014-12-01", "2015-02-06")  # 68 days: a run longer than any feature's reach
 
 NEW_COLUMNS = [
     ("promo_run_day", "INTEGER"), ("is_promo_first_day", "BOOLEAN"), ("is_promo_last_day", "BOOLEAN"),
@@ -84,7 +90,7 @@ def make_history() -> pd.DataFrame:
     day = df["Date"].dt.strftime("%Y-%m-%d")
     df["StateHoliday"] = day.map(COMMON_HOLIDAYS).fillna("0")
     df.loc[(df["Store"] == 3) & (day == "2015-01-06"), "StateHoliday"] = "a"
-    school = np.where(df["Store"] == 4, day.between("2015-02-02", "2015-02-06"),
+    school = np.where(df["Store"] == 4, day.between(*STORE4_SCHOOL_HOLIDAYS),
                       day.between("2015-03-30", "2015-04-10"))
     df["SchoolHoliday"] = school.astype(int)
     closed = (df["DayOfWeek"] == 7) | (df["StateHoliday"] != "0")
@@ -146,19 +152,6 @@ def test_new_features_have_no_nulls_except_promo2_months(built):
 # --------------------------------------------------------------------------- promo cycle
 
 
-def test_promo_run_positions(built):
-    # ISO week 2 of 2015 (Mon 5 .. Fri 9 January) is a promo week, week 3 is not
-    df = rows(built["warehouse"], 1, "2015-01-05", "2015-01-19",
-              "is_promo, promo_run_day, is_promo_first_day, is_promo_last_day, "
-              "days_since_promo, days_until_promo")
-    assert df["promo_run_day"].tolist() == [1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
-    assert df["is_promo_first_day"].tolist() == [True] + [False] * 13 + [True]
-    assert df["is_promo_last_day"].tolist() == [False] * 4 + [True] + [False] * 10
-    # Sat 10 .. Sun 18: since the last promo day (Fri 9), until the next (Mon 19)
-    assert df["days_since_promo"].tolist() == [0] * 5 + list(range(1, 10)) + [0]
-    assert df["days_until_promo"].tolist() == [0] * 5 + list(range(9, 0, -1)) + [0]
-
-
 def test_promo_cycle_continues_into_the_assumed_plan(built):
     wh = built["warehouse"]
     # the assumed calendar repeats the two-week pattern: Mon 2015-05-04 (week 19) no promo,
@@ -172,40 +165,6 @@ def test_promo_cycle_continues_into_the_assumed_plan(built):
     r = feature_row(wh, 1, "2015-04-30")
     assert (r["promo_run_day"], r["is_promo_last_day"]) == (4, False)
     assert feature_row(wh, 1, "2015-05-01")["is_promo_last_day"] == True  # noqa: E712
-
-
-# --------------------------------------------------------------------------- Christmas / Easter
-
-
-def test_easter_2015_distances(built):
-    wh = built["warehouse"]
-    assert scalar(wh, "select easter_sunday from intermediate.int_calendar_events "
-                      "where calendar_date = '2015-02-01'") == pd.Timestamp("2015-04-05").date()
-    df = rows(wh, 1, "2015-03-29", "2015-04-07", "days_until_easter, days_since_easter")
-    assert df["days_until_easter"].tolist() == [7, 6, 5, 4, 3, 2, 1, 0, 30, 30]
-    assert df["days_since_easter"].tolist() == [30] * 7 + [0, 1, 2]
-    # 2015-02-01 is 63 days before Easter: capped; Easter 2014 (20 April) is long gone
-    r = feature_row(wh, 2, "2015-02-01")
-    assert (r["days_until_easter"], r["days_since_easter"]) == (30, 30)
-    r = feature_row(wh, 2, "2015-05-01")
-    assert (r["days_until_easter"], r["days_since_easter"]) == (30, 26)
-
-
-def test_easter_dates_of_other_years(built):
-    easter = query(built["warehouse"], "select distinct easter_sunday from intermediate.int_calendar_events")
-    assert {str(d)[:10] for d in easter["easter_sunday"]} == {"2014-04-20", "2015-04-05"}
-
-
-def test_christmas_distances(built):
-    wh = built["warehouse"]
-    r = feature_row(wh, 1, "2014-12-01")
-    assert (r["days_until_christmas"], r["days_since_christmas"]) == (24, 30)
-    r = feature_row(wh, 1, "2014-12-20")
-    assert (r["days_until_christmas"], r["days_since_christmas"]) == (5, 30)
-    r = feature_row(wh, 1, "2014-12-25")
-    assert (r["days_until_christmas"], r["days_since_christmas"]) == (0, 0)
-    r = feature_row(wh, 1, "2015-01-05")
-    assert (r["days_until_christmas"], r["days_since_christmas"]) == (30, 11)
 
 
 # --------------------------------------------------------------------------- school holidays
@@ -233,18 +192,6 @@ def test_school_holiday_weeks_and_runs(built):
 
 
 # --------------------------------------------------------------------------- closures / refurbishment
-
-
-def test_closure_spells(built):
-    spells = query(built["warehouse"], "select * from intermediate.int_store_closure_spells "
-                                       "where reopen_date is not null order by store_id, spell_start")
-    got = [(r.store_id, str(r.spell_start)[:10], str(r.spell_end)[:10], str(r.reopen_date)[:10],
-            r.n_days, r.n_missing_days, r.is_refurbishment) for r in spells.itertuples()]
-    # Christmas (25, 26) and Easter (Fri, Sun, Mon with an open Saturday) are too short
-    assert got == [
-        (2, "2015-01-20", "2015-01-22", "2015-01-23", 3, 0, False),
-        (5, "2015-02-01", "2015-03-05", "2015-03-06", 33, 33, True),
-    ]
 
 
 def test_refurbishment_reopen_distance(built):
@@ -350,6 +297,34 @@ def test_event_features_do_not_depend_on_sales(built, tmp_path):
     cols = ", ".join(c for c, _ in NEW_COLUMNS)
     sql = f"select store_id, sale_date, {cols} from marts.fct_store_daily_features order by 1, 2"
     pd.testing.assert_frame_equal(query(built["warehouse"], sql), query(warehouse, sql))
+
+
+# --------------------------------------------------------------------------- served features
+
+
+def test_served_features_are_the_mart_rows(built):
+    """serving.features evaluates the same macro (marts.serving_feature_query) over the requested days and the
+    mart's rows around them: requested mart store-days come back as the mart's rows, all together and one at
+    a time (only the rows around the day are read, so these days probe the edges of that reach)."""
+    mart = query(built["warehouse"], "select * from marts.fct_store_daily_features order by store_id, sale_date")
+    keys = mart.set_index(["store_id", "sale_date"])
+    alone = [
+        (5, "2015-03-06"), (5, "2015-04-04"), (5, "2015-04-05"),  # reopening after the refurbishment gap
+        (5, "2015-01-29"),  # 3 days before the gap
+        (2, "2015-01-17"), (2, "2015-01-23"),  # before and after store 2's 3-day closure
+        (4, "2015-02-06"),  # day 68 of a school-holiday run
+        (3, "2015-01-06"), (1, "2014-12-01"), (1, "2015-05-01"), (1, "2015-06-11"),  # holiday, first, plan
+    ]
+    requests = [mart] + [keys.loc[[(store, pd.Timestamp(day))]].reset_index() for store, day in alone]
+    assert requests[alone.index((4, "2015-02-06")) + 1]["school_holiday_run_day"].item() == 68
+    features = [c for c in mart.columns if c not in ("is_history", "sales", "customers", "row_source")]
+    with duckdb.connect(str(built["warehouse"]), read_only=True) as con:
+        for request in requests:
+            got = build_feature_rows(con, request)
+            assert list(got.columns) == list(mart.columns)
+            # (a single row has no NULL to make pandas pick a nullable integer dtype: values only)
+            pd.testing.assert_frame_equal(got[features], request[features].reset_index(drop=True),
+                                          check_dtype=request is mart)
 
 
 # --------------------------------------------------------------------------- store sales statistics

@@ -51,20 +51,7 @@ calendar as (
 
     select
         calendar_date,
-        cast(isodow(calendar_date) as integer) as day_of_week,
-        cast(dayofmonth(calendar_date) as integer) as day_of_month,
-        cast(month(calendar_date) as integer) as month,
-        cast(year(calendar_date) as integer) as year,
-        cast(weekofyear(calendar_date) as integer) as week_of_year,
-        cast(isoyear(calendar_date) as integer) as iso_year,
-        cast(dayofyear(calendar_date) as integer) as day_of_year,
-        cast(date_trunc('week', calendar_date) as date) as week_start,
-        cast(date_trunc('month', calendar_date) as date) as month_start,
-        -- Kaggle PromoInterval spells September 'Sept'; 'Sep' matches it as a substring
-        ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'][
-            month(calendar_date)
-        ] as month_abbr
-
+        {{ calendar_attributes('calendar_date') }}
     from spine
 
 )
