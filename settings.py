@@ -98,6 +98,7 @@ def configure_logging(level: str | None = None) -> None:
     stderr.  Only the platform's own loggers get the handler (not the root), so Dagster's and other libraries'
     records are not printed twice; records still propagate (pytest's caplog, Dagster's log capture)."""
     level = (level or Settings.from_env().log_level).upper()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines, read when it is imported
     for name in PLATFORM_LOGGERS:
         logger = logging.getLogger(name)
         logger.setLevel(level)

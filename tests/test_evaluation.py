@@ -12,7 +12,8 @@ from forecasting.metrics import (
     interval_coverage,
     mae,
     mape,
-    metrics_frame,
+    fold_metrics,
+    mean_rmspe,
     rmse,
     rmspe,
 )
@@ -64,16 +65,19 @@ def test_length_mismatch_raises():
         rmspe([1.0, 2.0], [1.0])
 
 
-def test_metrics_frame_long_format():
-    mf = metrics_frame(Y, P, OPEN)
-    assert list(mf.columns) == ["metric", "value"]
-    assert list(mf["metric"]) == list(METRICS)
-    vals = dict(zip(mf["metric"], mf["value"]))
-    assert vals == pytest.approx(compute_metrics(Y, P, OPEN))
-    assert vals["rmspe"] == pytest.approx(0.1)
-    with_split = metrics_frame(Y, P, OPEN, split="validation")
-    assert list(with_split.columns) == ["split", "metric", "value"]
-    assert (with_split["split"] == "validation").all()
+def test_fold_metrics_long_format_with_the_coverage_named_after_the_level():
+    folds = pd.DataFrame({"split": ["backtest_1"] * 4 + ["validation"] * 4, "sales": Y * 2, "sales_pred": P * 2,
+                          "is_open": OPEN * 2, "sales_lower": [90.0, 190.0, 0.0, 0.0] * 2,
+                          "sales_upper": [120.0, 199.0, 10.0, 60.0] * 2})
+    m = fold_metrics(folds, "coverage_90")
+    assert list(m.columns) == ["split", "metric", "value"]
+    assert list(dict.fromkeys(m["split"])) == ["backtest_1", "validation"]
+    assert list(m.loc[m["split"] == "validation", "metric"]) == [*METRICS, "coverage_90"]
+    values = m.loc[m["split"] == "validation"].set_index("metric")["value"]
+    assert values[list(METRICS)].to_dict() == pytest.approx(compute_metrics(Y, P, OPEN))
+    assert values["coverage_90"] == pytest.approx(0.5)  # open days with sales: 100 inside, 200 outside
+    assert mean_rmspe(m) == pytest.approx(0.1)
+    assert "coverage_90" not in set(fold_metrics(folds.drop(columns=["sales_lower", "sales_upper"]), "coverage_90")["metric"])
 
 
 def test_vectorised_pandas_inputs():

@@ -26,7 +26,7 @@ from forecasting.features import (
 )
 from forecasting.artifacts import load_forecaster, prune_artifacts, save_result
 from forecasting.folds import ForecastSpec, fold_frames, make_folds
-from forecasting.models import lstm
+from forecasting.models import lstm, lstm_windows
 from forecasting.protocol import MODEL_NAMES, PREDICTION_COLUMNS, create, forecaster_class
 from forecasting.runner import FORECAST_COLUMNS, train
 from warehouse.dbt import load_history_as_raw_sales, run_dbt
@@ -300,9 +300,9 @@ def test_lstm_windows_handle_gaps_and_long_plans(frame, split):
     hist = history_rows(frame)
     start = hist["sale_date"].min()
     n_days = (hist["sale_date"].max() - start).days + 1
-    grid = lstm.build_grid(np.unique(hist["store_id"]), start, n_days, fitted.scaler, hist)
+    grid = lstm_windows.build_grid(np.unique(hist["store_id"]), start, n_days, fitted.scaler, hist)
     assert grid.x.shape[:2] == (hist["store_id"].nunique(), n_days)
-    obs = grid.x[:, :, lstm.CH_OBSERVED]
+    obs = grid.x[:, :, lstm_windows.CH_OBSERVED]
     assert obs.sum() == len(hist)
     assert (obs[1, 60:80] == 0).all()  # store 2's gap
     # a plan longer than the training horizon (Kaggle's is 48 days) still gets a forecast
@@ -336,14 +336,14 @@ def test_lstm_same_seed_same_forecast_and_epochs_logged(split, caplog, capsys):
 
 def test_lstm_calendar_channels_come_from_the_mart_columns(frame):
     rows = frame.head(400)
-    cal = lstm._calendar(rows)  # the test frame has no day_of_year_sin/cos: dbt's formula on day_of_year
+    cal = lstm_windows.calendar_channels(rows)  # the test frame has no day_of_year_sin/cos: dbt's formula on day_of_year
     assert (cal[:, :7].argmax(axis=1) + 1 == rows["day_of_week"].to_numpy()).all() and (cal[:, :7].sum(axis=1) == 1).all()
     phase = 2 * np.pi * rows["day_of_year"] / 365.25
-    np.testing.assert_allclose(lstm._calendar(rows.assign(day_of_year_sin=np.sin(phase), day_of_year_cos=np.cos(phase))),
+    np.testing.assert_allclose(lstm_windows.calendar_channels(rows.assign(day_of_year_sin=np.sin(phase), day_of_year_cos=np.cos(phase))),
                                cal, atol=1e-6)
-    assert (lstm._calendar(rows.assign(day_of_year_sin=0.25, day_of_year_cos=0.5))[:, 9:] == [0.25, 0.5]).all()
+    assert (lstm_windows.calendar_channels(rows.assign(day_of_year_sin=0.25, day_of_year_cos=0.5))[:, 9:] == [0.25, 0.5]).all()
     with pytest.raises(ValueError, match="day_of_week"):
-        lstm._calendar(rows.drop(columns="day_of_week"))
+        lstm_windows.calendar_channels(rows.drop(columns="day_of_week"))
 
 
 # --------------------------------------------------------------------------------------------- training
