@@ -40,7 +40,7 @@ def load_overview(version_id: str, _con) -> dict:
         FROM marts.rpt_model_accuracy WHERE split = 'validation' ORDER BY trained_at""")
     # each model's latest version, the champion first (dbt's rank: by mean RMSPE)
     latest = _frame(_con, """
-        SELECT model, model_version, trained_at, validation_rmspe, mean_rmspe, rank, is_champion
+        SELECT model, model_version, trained_at, validation_rmspe, mean_rmspe, interval_level, rank, is_champion
         FROM marts.dim_model_versions WHERE is_latest ORDER BY rank""")
     insight_tables = [r[0] for r in _con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
@@ -81,7 +81,8 @@ def load_insight(version_id: str, table: str, _con) -> pd.DataFrame:
     return _frame(_con, f'SELECT * FROM marts."{table}" LIMIT 1000')
 
 
-def forecast_chart(actual: pd.DataFrame, forecast: pd.DataFrame, model: str, store_id: int) -> alt.LayerChart:
+def forecast_chart(actual: pd.DataFrame, forecast: pd.DataFrame, model: str, store_id: int,
+                   level: float | None) -> alt.LayerChart:
     fc = forecast.loc[forecast["model"] == model].copy()
     fc["date"] = pd.to_datetime(fc["date"])
     act = actual.assign(date=pd.to_datetime(actual["date"]), series="actual")[["date", "sales", "series"]]
@@ -99,7 +100,8 @@ def forecast_chart(actual: pd.DataFrame, forecast: pd.DataFrame, model: str, sto
         x="date:T", y="sales:Q", color=colour,
         tooltip=[alt.Tooltip("date:T"), alt.Tooltip("sales:Q", format=",.0f", title="actual")])
     return (band + hist + pred).properties(
-        height=380, title=f"Store {store_id}: daily sales, actual vs {model} forecast (80% interval)")
+        height=380, title=f"Store {store_id}: daily sales, actual vs {model} forecast"
+        + (f" ({level:.0%} interval)" if level else ""))
 
 
 def monthly_chart(monthly_actual: pd.DataFrame, monthly_forecast: pd.DataFrame, model: str) -> alt.Chart:
@@ -179,8 +181,9 @@ def main() -> None:
     tab_daily, tab_monthly, tab_models, tab_insights = st.tabs(
         ["Forecast vs actual", "Monthly", "Model accuracy", "Insights"])
     with tab_daily:
-        st.altair_chart(forecast_chart(data["actual"], data["forecast"], model, int(store_id)),
-                        width="stretch")
+        level = chosen["interval_level"]
+        st.altair_chart(forecast_chart(data["actual"], data["forecast"], model, int(store_id),
+                                       None if pd.isna(level) else float(level)), width="stretch")
         with st.expander("Forecast rows"):
             st.dataframe(fc.drop(columns=["model"]), hide_index=True, width="stretch")
     with tab_monthly:

@@ -17,8 +17,9 @@ import pytest
 
 from ingestion.synthetic import generate_dataset
 from serving.features import build_feature_rows
+from serving.reader import open_published
 from warehouse.dbt import build_warehouse, run_dbt
-from warehouse.publish import open_published, publish_warehouse
+from warehouse.publish import publish_warehouse
 
 # history-only columns: a requested row has no actuals and comes from the request
 HISTORY_ONLY = ["is_history", "sales", "customers", "row_source"]

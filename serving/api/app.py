@@ -42,7 +42,7 @@ def create_app(published: str | os.PathLike | None = None, *, mode: str | None =
         title="Rossmann forecast API",
         version="1.0.0",
         description=(
-            "Daily six-week sales forecasts per store with 80% intervals, model accuracy and live random "
+            "Daily six-week sales forecasts per store with prediction intervals, model accuracy and live random "
             f"forest predictions, read from the published warehouse `{reader.path}` (a read-only copy the "
             "pipeline replaces atomically after each successful run; the build warehouse is never opened)."),
     )

@@ -10,7 +10,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 MAX_PREDICT_ROWS = 5000
 VERSION_PATTERN = r"^[A-Za-z0-9_.:+\-]{1,64}$"
-INTERVAL_NOTE = "sales_lower/sales_upper: the model's 80% prediction interval"
+def interval_note(level: float | None) -> str:
+    """What sales_lower / sales_upper are, at the version's interval level (marts.dim_model_versions)."""
+    return f"sales_lower/sales_upper: the model's {level:.0%} prediction interval" if level else \
+        "sales_lower/sales_upper: the model's prediction interval"
 
 # Model names come from the data (baseline, random_forest, lstm, ... whatever the pipeline trains): a
 # well-formed name that has no forecasts is a 404 listing the ones that do.
@@ -62,7 +65,7 @@ class Forecast(BaseModel):
     published_version: str
     start: dt.date | None
     end: dt.date | None
-    interval: str = INTERVAL_NOTE
+    interval: str = Field(description="What sales_lower / sales_upper are, with the interval's level.")
     rows: list[ForecastDay]
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from serving.api.dependencies import Dates, Reader, fast_json, require_store, resolve_model
+from serving.api.dependencies import Dates, Reader, fast_json, require_store, resolve_model, versions
 from serving.api.routers.stores import StoreId
-from serving.api.schemas import INTERVAL_NOTE, Forecast, ModelParam, MonthlyForecast, VersionParam
+from serving.api.schemas import Forecast, ModelParam, MonthlyForecast, VersionParam, interval_note
 from serving.queries import rows
 
 router = APIRouter(tags=["forecasts"])
@@ -17,7 +17,7 @@ NOT_FOUND = {404: {"description": "Unknown store or model version"}}
 
 
 @router.get("/stores/{store_id}/forecast", response_model=Forecast, summary="Daily forecast of one store",
-            description="Daily rows with the 80% interval. Default model: the champion (among each model's "
+            description="Daily rows with the prediction interval. Default model: the champion (among each model's "
                         "latest version, the lowest mean RMSPE over its validation and backtest folds: "
                         "marts.dim_model_versions, the model of ml.champion_forecast); `model` picks a model's "
                         "latest version, `model_version` a specific one.",
@@ -38,7 +38,8 @@ def forecast(reader: Reader, store_id: StoreId, dates: Dates, model: ModelParam 
             {"store": store_id, "model": name, "version": version, "start": dates.start, "end": dates.end})
         return fast_json({"store_id": store_id, "model": name, "model_version": version, "is_champion": is_champion,
                           "published_version": s.version_id, "start": dates.start, "end": dates.end,
-                          "interval": INTERVAL_NOTE, "rows": found})
+                          "interval": interval_note(versions(s).by_version[version].get("interval_level")),
+                          "rows": found})
 
 
 @router.get("/stores/{store_id}/forecast/monthly", response_model=MonthlyForecast,

@@ -28,7 +28,21 @@ forecasts as (
 
 ),
 
-forecast_versions as (
+forecast_-- the level of the version's prediction interval, from the name of its coverage metric (coverage_80 -> 0.8)
+interval_levels as (
+
+    select
+        model,
+        model_version,
+        max(cast(regexp_extract(metric, '^coverage_([0-9]+)$', 1) as double)) / 100 as interval_level
+
+    from metrics
+    where regexp_matches(metric, '^coverage_[0-9]+$')
+    group by all
+
+),
+
+versions as (
 
     select
         model,
@@ -58,6 +72,20 @@ scores as (
 
 ),
 
+-- the level of the version's prediction interval, from the name of its coverage metric (coverage_80 -> 0.8)
+interval_levels as (
+
+    select
+        model,
+        model_version,
+        max(cast(regexp_extract(metric, '^coverage_([0-9]+)$', 1) as double)) / 100 as interval_level
+
+    from metrics
+    where regexp_matches(metric, '^coverage_[0-9]+$')
+    group by all
+
+),
+
 versions as (
 
     select
@@ -70,7 +98,8 @@ versions as (
         coalesce(forecast_versions.n_forecast_rows, 0) as n_forecast_rows,
         scores.validation_rmspe,
         scores.mean_rmspe,
-        coalesce(scores.n_scored_folds, 0) as n_scored_folds
+        coalesce(scores.n_scored_folds, 0) as n_scored_folds,
+        interval_levels.interval_level
 
     from registry
     left join forecast_versions
@@ -79,6 +108,9 @@ versions as (
     left join scores
         on registry.model = scores.model
         and registry.model_version = scores.model_version
+    left join interval_levels
+        on registry.model = interval_levels.model
+        and registry.model_version = interval_levels.model_version
 
 ),
 
@@ -127,6 +159,7 @@ final as (
         validation_rmspe,
         mean_rmspe,
         n_scored_folds,
+        interval_level,
         cast(rank as integer) as rank,
         is_latest,
         is_latest_trained,
