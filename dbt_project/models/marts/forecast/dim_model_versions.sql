@@ -28,21 +28,7 @@ forecasts as (
 
 ),
 
-forecast_-- the level of the version's prediction interval, from the name of its coverage metric (coverage_80 -> 0.8)
-interval_levels as (
-
-    select
-        model,
-        model_version,
-        max(cast(regexp_extract(metric, '^coverage_([0-9]+)$', 1) as double)) / 100 as interval_level
-
-    from metrics
-    where regexp_matches(metric, '^coverage_[0-9]+$')
-    group by all
-
-),
-
-versions as (
+forecast_versions as (
 
     select
         model,
