@@ -336,12 +336,13 @@ def test_lstm_same_seed_same_forecast_and_epochs_logged(split, caplog, capsys):
 
 def test_lstm_calendar_channels_come_from_the_mart_columns(frame):
     rows = frame.head(400)
-    cal = lstm_windows.calendar_channels(rows)  # the test frame has no day_of_year_sin/cos: dbt's formula on day_of_year
+    cal = lstm_windows.calendar_channels(rows)
     assert (cal[:, :7].argmax(axis=1) + 1 == rows["day_of_week"].to_numpy()).all() and (cal[:, :7].sum(axis=1) == 1).all()
-    phase = 2 * np.pi * rows["day_of_year"] / 365.25
-    np.testing.assert_allclose(lstm_windows.calendar_channels(rows.assign(day_of_year_sin=np.sin(phase), day_of_year_cos=np.cos(phase))),
-                               cal, atol=1e-6)
-    assert (lstm_windows.calendar_channels(rows.assign(day_of_year_sin=0.25, day_of_year_cos=0.5))[:, 9:] == [0.25, 0.5]).all()
+    phase = 2 * np.pi * (rows["day_of_year"].to_numpy() - 1) / 365.25
+    np.testing.assert_allclose(cal[:, 9:], np.column_stack([np.sin(phase), np.cos(phase)]), atol=1e-6)
+    # the mart's columns are what counts, not the date: a shifted day_of_year moves the channels
+    shifted = lstm_windows.calendar_channels(rows.assign(day_of_year=rows["day_of_year"] + 30))
+    assert not np.allclose(shifted[:, 9:], cal[:, 9:])
     with pytest.raises(ValueError, match="day_of_week"):
         lstm_windows.calendar_channels(rows.drop(columns="day_of_week"))
 

@@ -86,14 +86,11 @@ def _col(df: pd.DataFrame, name: str, default: float = 0.0) -> np.ndarray:
 
 
 def calendar_channels(df: pd.DataFrame) -> np.ndarray:
-    """The CALENDAR_NAMES channels from the mart's columns, [n, 11].
-
-    ``day_of_week`` (ISO 1..7) and ``day_of_month`` are required.  ``day_of_year_sin/cos`` are dbt's
-    (int_calendar_events: 2 pi day_of_year / 365.25); frames without them (the unit tests') get them from
-    ``day_of_year`` by that formula.  The month length, which the mart lacks, comes from ``sale_date``.
-    """
-    has_doy = {"day_of_year_sin", "day_of_year_cos"} <= set(df.columns)
-    missing = [c for c in ["day_of_week", "day_of_month"] + ([] if has_doy else ["day_of_year"]) if c not in df.columns]
+    """The CALENDAR_NAMES channels from the mart's calendar columns, [n, 11]: a one-hot of ``day_of_week`` (ISO
+    1..7) and the phases of ``day_of_month`` in its month and of ``day_of_year`` in the year as sin/cos.  The
+    phases start at 0 on the first day (the trained networks' encoding; dbt's ``day_of_year_sin/cos`` for the
+    tabular models are one day later).  The month length, which the mart lacks, comes from ``sale_date``."""
+    missing = [c for c in ("day_of_week", "day_of_month", "day_of_year") if c not in df.columns]
     if missing:
         raise ValueError(f"lstm: feature frame lacks the mart's calendar column(s) {missing}")
 
@@ -103,12 +100,9 @@ def calendar_channels(df: pd.DataFrame) -> np.ndarray:
     out = np.zeros((len(df), len(CALENDAR_NAMES)), dtype="float32")
     out[np.arange(len(df)), num("day_of_week").astype("int64") - 1] = 1.0
     dom_phase = 2 * np.pi * (num("day_of_month") - 1) / pd.to_datetime(df["sale_date"]).dt.days_in_month.to_numpy()
+    doy_phase = 2 * np.pi * (num("day_of_year") - 1) / 365.25
     out[:, 7], out[:, 8] = np.sin(dom_phase), np.cos(dom_phase)
-    if has_doy:
-        out[:, 9], out[:, 10] = num("day_of_year_sin"), num("day_of_year_cos")
-    else:
-        doy_phase = 2 * np.pi * num("day_of_year") / 365.25
-        out[:, 9], out[:, 10] = np.sin(doy_phase), np.cos(doy_phase)
+    out[:, 9], out[:, 10] = np.sin(doy_phase), np.cos(doy_phase)
     return out
 
 
