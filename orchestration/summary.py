@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import duckdb
 
 from settings import Settings
@@ -32,7 +34,7 @@ def print_summary(settings: Settings) -> None:
     published = settings.published_path
     with duckdb.connect(str(settings.build_warehouse), read_only=True) as con:
         tables = con.execute("""
-            SELECT schema_name || '.' || table_name AS name, estimated_size AS approx_rows
+            SELECT schema_name, table_name, estimated_size AS approx_rows
             FROM duckdb_tables() WHERE schema_name IN ('raw', 'marts', 'ml')
             ORDER BY schema_name, table_name""").fetchall()
         print(f"\nWarehouse: {settings.build_warehouse}")
@@ -40,9 +42,10 @@ def print_summary(settings: Settings) -> None:
         print(f"Published read-only copy for BI tools, `make serve` and `make dashboard`: "
               f"{published}")
         print(f"Model artifacts: {settings.models_dir}   Data Docs: {settings.reports_dir / 'data_docs' / 'index.html'}")
-        print("\nTables:")
-        for name, rows in tables:
-            print(f"  {name:<45} ~{rows:,} rows")
+        print("\nTables (approximate rows; the README's table list says what each answers):")
+        for schema in dict.fromkeys(t[0] for t in tables):
+            listed = ", ".join(f"{name} ({rows:,})" for s, name, rows in tables if s == schema)
+            print(textwrap.fill(listed, width=110, initial_indent=f"  {schema}: ", subsequent_indent="    "))
         print(f"\nQuery it from any DuckDB client, e.g.: .venv/bin/python -c \"import duckdb; "
               f"print(duckdb.connect('{published}', read_only=True).sql('SELECT ...'))\"")
         for title, sql in EXAMPLE_QUERIES.items():
