@@ -42,7 +42,8 @@ translator = WarehouseDbtTranslator(DagsterDbtTranslatorSettings(enable_source_t
 
 
 def _column_schema(columns: list[tuple[str, str]], documented: TableSchema | None) -> TableSchema:
-    """The built table's columns and DuckDB types, with the descriptions of dbt's YAML (the definition's schema)."""
+    """The built table's columns and DuckDB types, with the descriptions of dbt's YAML (the definition's schema):
+    the asset page merges those in itself, but the event and the GraphQL API then carry the whole schema."""
     described = {c.name.lower(): c.description for c in (documented.columns if documented else [])}
     return TableSchema(columns=[TableColumn(name, data_type, description=described.get(name.lower()))
                                 for name, data_type in columns])
