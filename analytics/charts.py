@@ -1,12 +1,9 @@
-"""Small PNG charts of the insight marts and the customer-sales segments, for Dagster asset metadata.
+"""Small PNG charts of the insight marts, the segments and the models, for Dagster asset metadata.
 
-Every chart function takes the table as a DataFrame and returns PNG bytes; `to_markdown_image` turns
-them into a Markdown image with a base64 data URI, which `dagster.MetadataValue.md` renders in the
-asset's metadata panel:
-
-    with warehouse.connect(read_only=True) as con:
-        md = insight_chart_markdown(con, "insight_promo_effect")        # str | None
-    context.add_output_metadata({"chart": MetadataValue.md(md)})
+Every chart function returns PNG bytes; `to_markdown_image` inlines them as a base64 data URI for
+`dagster.MetadataValue.md`. Dagster 1.13's UI renders Markdown metadata in place only under 1,000
+characters, so a chart opens from "[Show Markdown]" (path and URL entries show as plain text, and the
+webserver serves no files of ours). Legends sit outside the axes (`_legend`), never over the data.
 
 Matplotlib's object-oriented API is used (no pyplot, no global backend switch): figures render on
 the Agg canvas, so this works headless and from several threads.
@@ -43,9 +40,21 @@ def _png(fig: Figure) -> bytes:
 
 
 def _figure(ncols: int = 1, size: tuple[float, float] = WIDE):
-    fig = Figure(figsize=size)
+    # Constrained layout makes room for labels, twin axes and the legend outside the axes (see _legend).
+    fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     return fig, list(axes)
+
+
+def _legend(fig: Figure) -> None:
+    """One legend for the whole figure, right of the axes so it never covers data: the labelled artists of every
+    axes (twin axes included), each label once."""
+    entries = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside right upper", fontsize=8, frameon=False)
 
 
 def _no_data(title: str) -> bytes:
@@ -85,7 +94,7 @@ def chart_promo_distribution(df: pd.DataFrame) -> bytes:
     ax.set_xticks(x, g["day_name"].tolist())
     ax.set_ylabel("% of store-days with promo")
     ax.set_title(title)
-    ax.legend()
+    _legend(fig)
     return _png(fig)
 
 
@@ -104,7 +113,7 @@ def chart_promo_effect(df: pd.DataFrame) -> bytes:
     ax.set_xlabel("store type / assortment")
     ax.set_ylabel("sales uplift on promo days, %")
     ax.set_title(title)
-    ax.legend()
+    _legend(fig)
     return _png(fig)
 
 
@@ -146,7 +155,7 @@ def chart_holiday_effect(df: pd.DataFrame) -> bytes:
     ax.set_xticks(x, [k.replace("_", " ") for k in kinds])
     ax.set_ylabel("sales index")
     ax.set_title(title)
-    ax.legend()
+    _legend(fig)
     return _png(fig)
 
 
@@ -169,7 +178,7 @@ def chart_seasonality(df: pd.DataFrame) -> bytes:
             ax.set_xticks(_num(g["period"]), g["period_label"].tolist(), fontsize=8)
         ax.set_title(f"{title}: {grain.replace('_', ' ')}")
     axes[0].set_ylabel("index (100 = average)")
-    axes[0].legend(fontsize=8)
+    _legend(fig)
     return _png(fig)
 
 
@@ -223,10 +232,11 @@ def chart_sales_customers(df: pd.DataFrame) -> bytes:
     if stores.size:
         ax.hist(stores, bins=min(40, max(5, stores.size // 5)), color=COLORS[0])
     overall = df.loc[df["grain"] == "all", "corr_sales_customers"]
-    if len(overall) and pd.notna(overall.iloc[0]):
-        ax.axvline(float(overall.iloc[0]), color=COLORS[3], label=f"all stores {float(overall.iloc[0]):.3f}")
-        ax.legend(fontsize=8)
-    ax.set_xlabel("correlation of daily sales and customers")
+    xlabel = "correlation of daily sales and customers"
+    if len(overall) and pd.notna(overall.iloc[0]):  # named in the axis label: a legend would sit by the other panel
+        ax.axvline(float(overall.iloc[0]), color=COLORS[3])
+        xlabel += f"\n(red line: all stores pooled, {float(overall.iloc[0]):.3f})"
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("stores")
     ax.set_title(f"{title}: per store")
     groups = df[df["grain"].isin(["all", "store_type"])]
@@ -326,7 +336,7 @@ def chart_silhouette(silhouette: pd.DataFrame, chosen_k: int | None = None) -> b
         ax2.plot(_num(s["k"]), _num(s["inertia_per_row"]), color=COLORS[7], linewidth=0.8, linestyle=":",
                  label="inertia / store-month")
         ax2.set_ylabel("inertia per store-month", color=COLORS[7])
-    ax.legend(fontsize=8)
+    _legend(fig)
     return _png(fig)
 
 
@@ -372,7 +382,7 @@ def importance_chart_markdown(importance: pd.DataFrame, title: str, top: int = 1
 def forecast_vs_actual_markdown(validation: pd.DataFrame, title: str, level: float, n_stores: int = 3) -> str:
     """Validation-fold forecast, its interval and the actuals for the first ``n_stores`` stores."""
     stores = sorted(validation["store_id"].unique())[:n_stores]
-    fig = Figure(figsize=(7.0, 2.2 * max(len(stores), 1)))
+    fig = Figure(figsize=(7.0, 2.2 * max(len(stores), 1)), layout="constrained")
     axes = fig.subplots(max(len(stores), 1), 1, sharex=True, squeeze=False)[:, 0]
     for ax, store in zip(axes, stores):
         d = validation.loc[validation["store_id"] == store].sort_values("sale_date")
@@ -381,7 +391,7 @@ def forecast_vs_actual_markdown(validation: pd.DataFrame, title: str, level: flo
         ax.plot(d["sale_date"], d["sales_pred"], color=COLORS[0], label="forecast")
         ax.plot(d["sale_date"], d["sales"], color="black", lw=0.8, marker=".", label="actual")
         ax.set_ylabel(f"store {store}")
-    axes[0].legend(loc="upper right", fontsize=7)
+    _legend(fig)
     axes[0].set_title(title)
     fig.autofmt_xdate()
     return to_markdown_image(_png(fig), title)

@@ -8,6 +8,7 @@ from analytics.diagnostics import series_diagnostics
 from forecasting.blend import BLEND
 from forecasting.features import history_rows, load_feature_frame
 from forecasting.protocol import MODEL_NAMES
+from orchestration.assets.metadata import DATA_SCIENCE, ROW_COUNT
 from orchestration.assets.models import model_key
 from orchestration.resources import DuckDBWarehouse
 from warehouse.writeback import write_model_outputs
@@ -27,7 +28,7 @@ WRITTEN = (*MODEL_NAMES, BLEND)
     name="ml_tables",
     ins={name: AssetIn(model_key(name)) for name in WRITTEN},
     specs=[AssetSpec(AssetKey(["ml", table]), description=text, group_name="ml", kinds={"duckdb"},
-                     deps=[model_key(name) for name in WRITTEN])
+                     deps=[model_key(name) for name in WRITTEN], owners=DATA_SCIENCE)
            for table, text in ML_TABLES.items()],
 )
 def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, **trained: dict):
@@ -42,6 +43,8 @@ def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, **trai
         counts = write_model_outputs(con, forecasts=frames["forecast"], metrics=frames["metrics"],
                                      registry=frames["registry"], feature_importance=frames["importance"],
                                      series_diagnostics=diagnostics)
+        # The per-version tables keep earlier versions' rows: the row count is the table's, not this run's.
+        totals = {t: con.execute(f'SELECT count(*) FROM ml."{t}"').fetchall()[0][0] for t in counts}
     scores = (frames["metrics"].loc[frames["metrics"]["metric"] == "rmspe"].groupby("model")["value"].mean()
               .sort_values().rename("mean_rmspe").to_frame())
     versions = frames["registry"][["model", "model_version"]].to_dict("records")
@@ -53,4 +56,5 @@ def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, **trai
     context.log.info("wrote " + ", ".join(f"ml.{t}: {n:,} rows" for t, n in counts.items()))
     for table, n_rows in counts.items():
         yield MaterializeResult(asset_key=AssetKey(["ml", table]),
-                                metadata={"rows_written": n_rows, "model_versions": versions, **extra.get(table, {})})
+                                metadata={ROW_COUNT: totals[table], "rows_written": n_rows, "model_versions": versions,
+                                          **extra.get(table, {})})

@@ -24,6 +24,7 @@ from forecasting.importance import (
 from forecasting.metrics import mean_rmspe
 from forecasting.protocol import MODEL_NAMES, create
 from forecasting.runner import TrainingResult, train
+from orchestration.assets.metadata import DATA_SCIENCE
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 
 FEATURES_KEY = AssetKey(["marts", "fct_store_daily_features"])
@@ -72,6 +73,7 @@ def _model_asset(name: str):
         deps=[FEATURES_KEY, STORE_STATS_KEY],
         group_name="models",
         kinds={MODEL_KINDS.get(name, "python")},
+        owners=DATA_SCIENCE,
         description=f"Trains {name}: rolling-origin backtests (backtest_1.., validation = the last horizon of "
                     "history), refit on all history, plan forecast with conformal intervals, permutation "
                     "importance on the validation fold; artifacts under DATA_DIR/models/.",
@@ -103,6 +105,7 @@ model_assets = [_model_asset(name) for name in MODEL_NAMES]
     ins={name: AssetIn(model_key(name)) for name in MODEL_NAMES},
     group_name="models",
     kinds={"python"},
+    owners=DATA_SCIENCE,
     description="Weighted blend (NNLS on RMSPE) of every model that ran: fold weights fitted on the other folds, "
                 "plan weights on all folds, conformal intervals on the blend's own fold residuals.",
 )

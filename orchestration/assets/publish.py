@@ -4,6 +4,7 @@ model artifacts can go."""
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from forecasting.artifacts import prune_artifacts
+from orchestration.assets.metadata import DATA_ENGINEERING, ROW_COUNT
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 from warehouse.publish import publish_warehouse
 
@@ -18,6 +19,7 @@ def published_warehouse_asset(upstream: list[AssetsDefinition]) -> AssetsDefinit
         deps=[key for assets_def in upstream for key in assets_def.keys],
         group_name="serving",
         kinds={"duckdb"},
+        owners=DATA_ENGINEERING,
         description="Read-only copy of marts + ml for the API, dashboard and BI tools, replaced atomically "
                     "after every successful run (DATA_DIR/published/warehouse.duckdb).",
     )
@@ -29,7 +31,7 @@ def published_warehouse_asset(upstream: list[AssetsDefinition]) -> AssetsDefinit
             "published_version": version.version_id,
             "path": MetadataValue.path(str(version.path)),
             "previous_version": version.previous_version_id or "",
-            "rows": version.n_rows,
+            ROW_COUNT: version.n_rows,
             "tables": MetadataValue.md("\n".join(f"- `{t}`: {n:,} rows" for t, n in version.tables.items())),
         })
 

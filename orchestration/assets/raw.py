@@ -16,6 +16,7 @@ from dagster import (
 from expectations import failure_report, validate_incoming
 from ingestion import synthetic
 from ingestion.load import discard_incoming, load_incoming, promote_incoming
+from orchestration.assets.metadata import DATA_ENGINEERING, ROW_COUNT
 from orchestration.resources import DuckDBWarehouse, PlatformPaths
 
 GX_CHECK = "great_expectations"
@@ -39,7 +40,7 @@ def ensure_default_data(paths: PlatformPaths) -> None:
 @multi_asset(
     name="raw_tables",
     specs=[
-        AssetSpec(raw_key(t), description=d, group_name="raw", kinds={"duckdb"})
+        AssetSpec(raw_key(t), description=d, group_name="raw", kinds={"duckdb"}, owners=DATA_ENGINEERING)
         for t, d in RAW_TABLE_DESCRIPTIONS.items()
     ],
     check_specs=[
@@ -90,7 +91,7 @@ def raw_tables(context: AssetExecutionContext, paths: PlatformPaths, warehouse: 
         yield MaterializeResult(
             asset_key=raw_key(table),
             metadata={
-                "rows": load.n_rows,
+                ROW_COUNT: load.n_rows,
                 "source_file": str(load.source_file) if load.source_file else "(none: no plan file)",
                 "table": f"raw.{table}",
             },
