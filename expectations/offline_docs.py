@@ -51,6 +51,7 @@ _EXTERNAL = r"(?:https?:)?//[^\"']+"
 _SCRIPT = re.compile(rf"<script\b[^>]*?\bsrc=[\"']({_EXTERNAL})[\"'][^>]*>\s*</script>", re.I)
 _STYLESHEET = re.compile(rf"<link\b[^>]*?\bhref=[\"']({_EXTERNAL})[\"'][^>]*>", re.I)
 _GX_IMAGE = re.compile(r"https://great-expectations-web-assets\.[^/\"')]+/([\w.-]+)(?:\?[^\"')]*)?")
+GX_IMAGES = ("logo-long.png", "short-logo.png")  # in GX's static/images; any other remote image -> the first
 
 
 def _asset_sources() -> dict[str, Path]:
@@ -113,8 +114,8 @@ def localise_html(html: str, static_prefix: str) -> tuple[str, set[str]]:
 
     html = _SCRIPT.sub(tag("script"), html)
     html = _STYLESHEET.sub(tag("link"), html)
-    html = _GX_IMAGE.sub(lambda m: f"{static_prefix}/images/"
-                         f"{m.group(1) if m.group(1) == 'short-logo.png' else 'logo-long.png'}", html)
+    html = _GX_IMAGE.sub(
+        lambda m: f"{static_prefix}/images/{m.group(1) if m.group(1) in GX_IMAGES else GX_IMAGES[0]}", html)
     return html, unknown
 
 

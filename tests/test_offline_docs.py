@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from expectations.offline_docs import localise_html, localise_site
+from expectations.offline_docs import localise_html
 from expectations.suites import SUITES
 
 REPO = Path(__file__).resolve().parents[1]

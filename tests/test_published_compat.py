@@ -47,12 +47,17 @@ def old_duckdb(tmp_path_factory):
     def install(version: str) -> Path:
         if version not in installed:
             target = root / version
-            proc = subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-                 "--only-binary=:all:", "--target", str(target), f"duckdb=={version}"],
-                capture_output=True, text=True, timeout=600)
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
-            installed[version] = target if proc.returncode == 0 else f"pip could not install duckdb=={version}: {tail[0]}"
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                     "--only-binary=:all:", "--target", str(target), f"duckdb=={version}"],
+                    capture_output=True, text=True, timeout=600)
+            except subprocess.TimeoutExpired:
+                installed[version] = f"pip did not install duckdb=={version} within 10 minutes"
+            else:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+                installed[version] = (target if proc.returncode == 0
+                                      else f"pip could not install duckdb=={version}: {tail[0]}")
         if isinstance(installed[version], str):
             pytest.skip(installed[version])
         return installed[version]
