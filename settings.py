@@ -10,6 +10,7 @@ Library code never reads or writes the environment: it takes paths and connectio
 | ``RAW_DATA_DIR`` | unset | input folder; unset = the embedded synthetic default data (``DATA_DIR/default_raw``) |
 | ``WAREHOUSE_PATH`` | ``DATA_DIR/warehouse.duckdb`` | the build warehouse |
 | ``PUBLISHED_WAREHOUSE`` | ``DATA_DIR/published/warehouse.duckdb`` | the read-only copy readers open |
+| ``PUBLISH_STORAGE_VERSION`` | ``v1.0.0`` | DuckDB storage version of the published copy (``v1.0.0``: DuckDB 1.0 and later read it); empty = the writer's own format |
 | ``TRAINING_PROFILE`` | ``default`` | ``fast`` trains tiny models (smoke runs) |
 | ``KEEP_MODEL_VERSIONS`` | ``3`` | artifact folders kept per model |
 | ``LOG_LEVEL`` | ``INFO`` | the platform's log level; ``DEBUG`` also shows Dagster's DEBUG events |
@@ -29,6 +30,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 PUBLISHED_FILE = "warehouse.duckdb"
+# The published copy's DuckDB storage format: what DuckDB 1.x clients (BI drivers, DBeaver, duckdb-engine) read;
+# files in the writer's own 2.x format are refused by every 1.x client.
+PUBLISH_STORAGE_VERSION = "v1.0.0"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Settings:
     raw_data_dir: Path | None = None
     warehouse_path: Path | None = None
     published_warehouse: Path | None = None
+    publish_storage_version: str = PUBLISH_STORAGE_VERSION
     training_profile: str = "default"
     keep_model_versions: int = 3
     log_level: str = "INFO"
@@ -53,6 +58,7 @@ class Settings:
             raw_data_dir=Path(env["RAW_DATA_DIR"]) if env.get("RAW_DATA_DIR") else None,
             warehouse_path=Path(env["WAREHOUSE_PATH"]) if env.get("WAREHOUSE_PATH") else None,
             published_warehouse=Path(env["PUBLISHED_WAREHOUSE"]) if env.get("PUBLISHED_WAREHOUSE") else None,
+            publish_storage_version=env.get("PUBLISH_STORAGE_VERSION", PUBLISH_STORAGE_VERSION).strip(),
             training_profile=env.get("TRAINING_PROFILE", "default"),
             keep_model_versions=int(env.get("KEEP_MODEL_VERSIONS", "3")),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),

@@ -7,7 +7,8 @@ ephemeral GX context with a pandas data source (``add_dataframe_asset`` +
 
 When ``data_docs_dir`` is given, the context persists suites and validation results as JSON under
 ``data_docs_dir/.gx/`` (filesystem stores) and a checkpoint with ``UpdateDataDocsAction`` renders
-the local Data Docs site into ``data_docs_dir`` (``index.html``). Persisting the results is what
+the local Data Docs site into ``data_docs_dir`` (``index.html``; :mod:`.offline_docs` points its pages at local
+copies of the scripts GX loads from CDNs). Persisting the results is what
 lets the index list every table's latest runs; only the last ``keep_results`` runs per suite are
 kept. Without ``data_docs_dir`` everything stays in memory.
 """
@@ -28,6 +29,7 @@ from great_expectations.checkpoint import UpdateDataDocsAction
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import DataContextConfig, ProgressBarsConfig
 
+from .offline_docs import localise_site
 from .outcome import SEVERITY_ERROR, SEVERITY_WARN, MAX_SAMPLES, ValidationOutcome, jsonable
 from .suites import SUITES, SuiteDefinition
 
@@ -132,6 +134,7 @@ def validate_table(
         index = docs_dir / "index.html"
         if not index.exists():  # belt and braces: the action logs (not raises) site build errors
             context.build_data_docs(site_names=[SITE_NAME])
+        localise_site(docs_dir)  # GX's pages load their scripts from CDNs: point them at local copies
 
     return _outcome(spec, suite_result, unresolved, n_rows=len(df), parameters=parameters, run_time=run_time,
                     duration=time.perf_counter() - t0, index=index)

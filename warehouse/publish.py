@@ -3,7 +3,9 @@
 DuckDB allows one writing process *or* many reading processes on a file, never both. So the pipeline
 writes only to its build warehouse and, after a run whose checks passed, :func:`publish_warehouse`
 
-1. attaches the build warehouse READ_ONLY and a new temporary file in ``published_dir``,
+1. attaches the build warehouse READ_ONLY and a new temporary file in ``published_dir``, written in the DuckDB
+   storage version ``storage_version`` (default ``v1.0.0``, which every DuckDB client from 1.0 on reads: BI
+   drivers and DBeaver bundle 1.x releases that refuse 2.x files),
 2. copies the schemas readers need (default ``marts`` and ``ml``; views are materialised as tables, so
    the copy never refers to anything outside itself) in one transaction, sorted by store and date so a
    single-store lookup only touches a few row groups,
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 
-from settings import PUBLISHED_FILE, Settings
+from settings import PUBLISH_STORAGE_VERSION, PUBLISHED_FILE, Settings
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +172,7 @@ def publish_warehouse(
     source_run: str,
     schemas: Sequence[str] = DEFAULT_SCHEMAS,
     threads: int = 1,
+    storage_version: str = PUBLISH_STORAGE_VERSION,
 ) -> PublishedVersion:
     """Publish ``schemas`` of the build warehouse as ``published_dir/warehouse.duckdb``, atomically.
 
@@ -178,7 +181,10 @@ def publish_warehouse(
     it must not be inside a transaction). ``source_run`` names what produced the data (e.g. the Dagster
     run id). Views in ``schemas`` are materialised as tables. ``threads``: DuckDB threads for the copy
     (default 1: the copy takes about as long, and leaves the other cores to readers of the previous
-    version meanwhile). Raises if anything fails; the previous published copy is then unchanged.
+    version meanwhile). ``storage_version``: the copy's DuckDB storage format (``ATTACH ... (STORAGE_VERSION
+    'v1.0.0')``: DuckDB 1.0 and later open it; ``v1.2.0``: 1.2 and later, a little smaller); empty: the
+    writer's own format (only clients of the same major version read it). Raises if anything fails; the
+    previous published copy is then unchanged.
     """
     published_dir = Path(published_dir)
     published_dir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +202,7 @@ def publish_warehouse(
         try:
             version = _write_copy(build, tmp, target, schemas, version_id=version_id,
                                   published_at=published_at.replace(tzinfo=None), source_run=source_run,
-                                  threads=threads)
+                                  threads=threads, storage_version=storage_version)
             os.chmod(tmp, 0o444)
             _fsync(tmp)
             os.replace(tmp, target)
@@ -205,13 +211,13 @@ def publish_warehouse(
             for leftover in _temp_files(published_dir):
                 _remove(leftover)
             raise
-    log.info("published %s (%d tables, %d rows) to %s", version.version_id, len(version.tables),
-             version.n_rows, target)
+    log.info("published %s (%d tables, %d rows, storage version %s) to %s", version.version_id,
+             len(version.tables), version.n_rows, storage_version or "default", target)
     return version
 
 
 def _write_copy(build, tmp: Path, target: Path, schemas: tuple[str, ...], *, version_id: str,
-                published_at: datetime, source_run: str, threads: int) -> PublishedVersion:
+                published_at: datetime, source_run: str, threads: int, storage_version: str) -> PublishedVersion:
     own_connection = not isinstance(build, duckdb.DuckDBPyConnection)
     if own_connection:
         build_path = Path(build)
@@ -233,7 +239,9 @@ def _write_copy(build, tmp: Path, target: Path, schemas: tuple[str, ...], *, ver
         missing = sorted(set(schemas) - {s for s, _, _ in objects})
         if missing:
             raise ValueError(f"publish_warehouse: the build warehouse has no tables in schema(s) {missing}")
-        con.execute(f"ATTACH {sql_string(tmp)} AS {dst}")
+        # Every table goes through CREATE TABLE AS into this file, so all of it is written in its storage version.
+        options = f" (STORAGE_VERSION {sql_string(storage_version)})" if storage_version else ""
+        con.execute(f"ATTACH {sql_string(tmp)} AS {dst}{options}")
         try:
             counts, checksums = _copy_objects(con, src, dst, objects)
             previous = history[-1][0] if history else None
@@ -314,9 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--published-dir", default=str(settings.published_dir))
     parser.add_argument("--source-run", default="manual")
     parser.add_argument("--schemas", default=",".join(DEFAULT_SCHEMAS), help="comma-separated")
+    parser.add_argument("--storage-version", default=settings.publish_storage_version,
+                        help="DuckDB storage version of the copy (default $PUBLISH_STORAGE_VERSION or "
+                             f"{PUBLISH_STORAGE_VERSION}; empty: the writer's own format)")
     args = parser.parse_args(argv)
     version = publish_warehouse(args.build, args.published_dir, source_run=args.source_run,
-                                schemas=[s for s in args.schemas.split(",") if s])
+                                schemas=[s for s in args.schemas.split(",") if s],
+                                storage_version=args.storage_version.strip())
     print(f"published {version.version_id} ({len(version.tables)} tables, {version.n_rows:,} rows) "
           f"to {version.path}")
     return 0

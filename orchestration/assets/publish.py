@@ -1,14 +1,22 @@
 """Publishing: a consistent read-only copy of the warehouse for the API, dashboards and BI tools; then the old
 model artifacts can go."""
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, MaterializeResult, MetadataValue, asset
 
 from forecasting.artifacts import prune_artifacts
 from orchestration.assets.metadata import DATA_ENGINEERING, ROW_COUNT
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
+from settings import Settings
 from warehouse.publish import publish_warehouse
 
 PUBLISHED_KEY = AssetKey(["published", "warehouse"])
+
+
+class PublishConfig(Config):
+    """The published copy's DuckDB storage version (default $PUBLISH_STORAGE_VERSION, else v1.0.0: readable by
+    DuckDB 1.0 and later, which BI drivers bundle); empty: DuckDB's own current format."""
+
+    storage_version: str = Settings.from_env().publish_storage_version
 
 
 def published_warehouse_asset(upstream: list[AssetsDefinition]) -> AssetsDefinition:
@@ -23,9 +31,10 @@ def published_warehouse_asset(upstream: list[AssetsDefinition]) -> AssetsDefinit
         description="Read-only copy of marts + ml for the API, dashboard and BI tools, replaced atomically "
                     "after every successful run (DATA_DIR/published/warehouse.duckdb).",
     )
-    def published_warehouse(context: AssetExecutionContext, warehouse: DuckDBWarehouse,
+    def published_warehouse(context: AssetExecutionContext, config: PublishConfig, warehouse: DuckDBWarehouse,
                             paths: PlatformPaths) -> MaterializeResult:
-        version = publish_warehouse(warehouse.path, paths.published_dir, source_run=context.run_id)
+        version = publish_warehouse(warehouse.path, paths.published_dir, source_run=context.run_id,
+                                    storage_version=config.storage_version)
         context.log.info(f"published {version.version_id}: {len(version.tables)} tables, {version.n_rows:,} rows")
         return MaterializeResult(metadata={
             "published_version": version.version_id,
