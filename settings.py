@@ -13,6 +13,7 @@ Library code never reads or writes the environment: it takes paths and connectio
 | ``PUBLISH_STORAGE_VERSION`` | ``v1.0.0`` | DuckDB storage version of the published copy (``v1.0.0``: DuckDB 1.0 and later read it); empty = the writer's own format |
 | ``TRAINING_PROFILE`` | ``default`` | ``fast`` trains tiny models (smoke runs) |
 | ``KEEP_MODEL_VERSIONS`` | ``3`` | artifact folders kept per model |
+| ``RUN_LOCK_TIMEOUT_S`` | ``0`` | seconds a run waits for another run on the same ``DATA_DIR`` to finish; 0 = fail at once |
 | ``LOG_LEVEL`` | ``INFO`` | the platform's log level; ``DEBUG`` also shows Dagster's DEBUG events |
 | ``SERVING_CONNECTION_MODE`` | ``cached`` | the API's reader: ``cached`` (one attached instance per published version) or ``per_request`` |
 | ``SERVING_DUCKDB_THREADS`` | ``1`` | DuckDB threads of each serving reader instance |
@@ -44,6 +45,7 @@ class Settings:
     publish_storage_version: str = PUBLISH_STORAGE_VERSION
     training_profile: str = "default"
     keep_model_versions: int = 3
+    run_lock_timeout_s: float = 0.0
     log_level: str = "INFO"
     serving_connection_mode: str = "cached"
     serving_duckdb_threads: int = 1
@@ -61,6 +63,7 @@ class Settings:
             publish_storage_version=env.get("PUBLISH_STORAGE_VERSION", PUBLISH_STORAGE_VERSION).strip(),
             training_profile=env.get("TRAINING_PROFILE", "default"),
             keep_model_versions=int(env.get("KEEP_MODEL_VERSIONS", "3")),
+            run_lock_timeout_s=float(env.get("RUN_LOCK_TIMEOUT_S") or 0),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             serving_connection_mode=env.get("SERVING_CONNECTION_MODE", "cached"),
             serving_duckdb_threads=int(env.get("SERVING_DUCKDB_THREADS", "1")),
@@ -94,6 +97,10 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
+
+    @property
+    def run_lock_path(self) -> Path:
+        return self.data_dir / ".run.lock"
 
 
 PLATFORM_LOGGERS = ("ingestion", "warehouse", "forecasting", "analytics", "orchestration", "serving", "expectations")

@@ -3,6 +3,10 @@
 ``models_dir/<model>/<version>/`` holds the model's own artifact (``Forecaster.save``), ``forecast.parquet``,
 ``metrics.parquet``, ``backtest.parquet`` and ``meta.json`` (the model name, its registry row, folds, timings,
 interval factors).  Versions are UTC timestamps to the microsecond, so they sort by time.
+
+A version folder is written as a temporary folder ``models_dir/<model>/.<version>.<random>.tmp`` and renamed into
+place when complete, so a killed training leaves at most a temporary folder, never a half-written version;
+:func:`remove_leftovers` removes those and orphan versions at the start of the next run.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
+from collections.abc import Collection
 from datetime import datetime, timezone
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 META_FILE = "meta.json"
+TEMP_SUFFIX = ".tmp"
 
 
 def new_model_version(now: datetime | None = None) -> str:
@@ -26,22 +33,29 @@ def new_model_version(now: datetime | None = None) -> str:
 
 def save_result(result, models_dir: str | Path) -> Path:
     """Write a :class:`forecasting.runner.TrainingResult` to its version folder (which must not exist yet) and
-    set the registry's ``artifact_path``; returns the folder."""
+    set the registry's ``artifact_path``; returns the folder.  Written to a temporary folder beside it and renamed
+    into place when complete."""
     directory = Path(models_dir) / result.model / result.model_version
     directory.parent.mkdir(parents=True, exist_ok=True)
-    directory.mkdir()
+    if directory.exists():
+        raise FileExistsError(f"artifact folder {directory} exists already")
+    # Dot-prefixed: never taken for a version (see _version_dirs).
+    staging = Path(tempfile.mkdtemp(prefix=f".{result.model_version}.", suffix=TEMP_SUFFIX, dir=directory.parent))
     try:
-        model_file = result.forecaster.save(directory) if result.forecaster is not None else None
-        result.forecast.to_parquet(directory / "forecast.parquet", index=False)
-        result.metrics.to_parquet(directory / "metrics.parquet", index=False)
-        result.backtest.to_parquet(directory / "backtest.parquet", index=False)
-        result.registry["artifact_path"] = str(directory.resolve())
+        model_file = result.forecaster.save(staging) if result.forecaster is not None else None
+        result.forecast.to_parquet(staging / "forecast.parquet", index=False)
+        result.metrics.to_parquet(staging / "metrics.parquet", index=False)
+        result.backtest.to_parquet(staging / "backtest.parquet", index=False)
+        artifact_path = str(directory.resolve())
         meta = {"model": result.model, "model_file": model_file.name if model_file else None,
-                "artifact_path": result.registry["artifact_path"], **result.meta}
-        (directory / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+                "artifact_path": artifact_path, **result.meta}
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the artifact from a server running as another user
+        staging.rename(directory)  # atomic: the version folder appears whole or not at all
     except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
+    result.registry["artifact_path"] = artifact_path
     log.info("%s %s saved to %s", result.model, result.model_version, directory)
     return directory
 
@@ -54,8 +68,18 @@ def load_forecaster(directory: str | Path):
     return forecaster_class(meta["model"]).load(directory)
 
 
-def prune_artifacts(models_dir: str | Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` version folders of each model under ``models_dir``; returns them.
+def _version_dirs(models_dir: Path) -> dict[Path, list[Path]]:
+    """Each model folder's version folders, newest first (temporary folders excluded)."""
+    if not models_dir.is_dir():
+        return {}
+    return {model_dir: sorted((p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                              key=lambda p: p.name, reverse=True)
+            for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir())}
+
+
+def prune_artifacts(models_dir: str | Path, keep: int, protect: Collection[tuple[str, str]] = ()) -> list[Path]:
+    """Delete all but the newest ``keep`` version folders of each model under ``models_dir``, never one of the
+    ``protect``-ed ``(model, model_version)`` pairs (what the published copy serves); returns the deleted folders.
 
     The ml tables keep every version's rows; only the artifacts go (a random forest's is ~140 MB on the real
     data).  Run after a successful publish, so the versions just written are the newest; ``keep`` >= 2 also keeps
@@ -63,11 +87,30 @@ def prune_artifacts(models_dir: str | Path, keep: int) -> list[Path]:
     """
     if keep < 2:
         raise ValueError("prune_artifacts: keep at least 2 versions (this run's and the previous one's)")
-    models_dir = Path(models_dir)
+    protect = set(protect)
     deleted = []
-    for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir()) if models_dir.is_dir() else []:
-        versions = sorted((p for p in model_dir.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+    for model_dir, versions in _version_dirs(Path(models_dir)).items():
         for old in versions[keep:]:
-            shutil.rmtree(old)
-            deleted.append(old)
+            if (model_dir.name, old.name) not in protect:
+                shutil.rmtree(old)
+                deleted.append(old)
     return deleted
+
+
+def remove_leftovers(models_dir: str | Path, referenced: Collection[tuple[str, str]] | None,
+                     before: float) -> list[Path]:
+    """Remove what killed trainings left under ``models_dir``: temporary folders, and version folders that no
+    ``(model, model_version)`` in ``referenced`` names (``None``: unknown, keep them all).  Only folders last
+    changed before ``before`` (a POSIX time) go, so nothing a running training writes is touched.  Returns them."""
+    models_dir = Path(models_dir)
+    referenced = None if referenced is None else set(referenced)
+    removed = []
+    for model_dir, versions in _version_dirs(models_dir).items():
+        temps = [p for p in model_dir.iterdir()
+                 if p.is_dir() and p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)]
+        orphans = [] if referenced is None else [p for p in versions if (model_dir.name, p.name) not in referenced]
+        for leftover in temps + orphans:
+            if leftover.stat().st_mtime < before:
+                shutil.rmtree(leftover)
+                removed.append(leftover)
+    return removed

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from dagster import Definitions, define_asset_job, in_process_executor, materialize
+from dagster import Definitions, HookContext, define_asset_job, in_process_executor, materialize, success_hook
 
 from orchestration.assets.dbt import forecast_marts, warehouse_models
 from orchestration.assets.ml import ml_tables
@@ -10,14 +10,23 @@ from orchestration.assets.models import blend, model_assets
 from orchestration.assets.publish import artifact_retention, published_warehouse_asset
 from orchestration.assets.raw import raw_tables
 from orchestration.assets.segments import customer_sales_segments
-from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
+from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings, run_guard
 from settings import configure_logging
 from warehouse.dbt import dbt_resource
 
 configure_logging()
 
+
+@success_hook(required_resource_keys={"run_guard"})
+def requires_run_guard(_: HookContext) -> None:
+    """Does nothing: Dagster sets up every resource a step's hooks require, so attaching this to every asset makes
+    each run -- any subset, however started -- hold the run guard (resources.run_guard) from before its first step
+    to after its last."""
+
+
 BUILD_ASSETS = [raw_tables, warehouse_models, *model_assets, blend, ml_tables, customer_sales_segments, forecast_marts]
-ALL_ASSETS = [*BUILD_ASSETS, published_warehouse_asset(BUILD_ASSETS), artifact_retention]
+ALL_ASSETS = [assets_def.with_hooks({requires_run_guard}) for assets_def in
+              [*BUILD_ASSETS, published_warehouse_asset(BUILD_ASSETS), artifact_retention]]
 
 
 def build_resources(**overrides) -> dict:
@@ -26,6 +35,7 @@ def build_resources(**overrides) -> dict:
         "warehouse": DuckDBWarehouse(),
         "training": TrainingSettings(),
         "dbt": dbt_resource(),
+        "run_guard": run_guard,
     }
     return {**resources, **overrides}
 
@@ -40,13 +50,15 @@ defs = Definitions(
 )
 
 
-def materialize_pipeline(data_dir, raw_dir=None, *, profile: str = "fast", **resource_overrides):
-    """Run every asset and check in process on ``raw_dir`` (None: the embedded default data), writing under
-    ``data_dir``: what the end-to-end tests and their session fixture build. Returns Dagster's result."""
-    resources = build_resources(
-        paths=PlatformPaths(data_dir=str(data_dir), raw_data_dir=str(raw_dir or "")),
-        warehouse=DuckDBWarehouse(path=str(Path(data_dir) / "warehouse.duckdb")),
-        training=TrainingSettings(profile=profile),
+def materialize_pipeline(data_dir, raw_dir=None, *, profile: str = "fast", selection=None, instance=None,
+                         **resource_overrides):
+    """Run every asset and check (or ``selection``'s) in process on ``raw_dir`` (None: the embedded default data),
+    writing under ``data_dir``: what the end-to-end tests and their session fixture build. ``instance``: the
+    Dagster instance to record the run in (default: an ephemeral one). Returns Dagster's result."""
+    resources = build_resources(**{
+        "paths": PlatformPaths(data_dir=str(data_dir), raw_data_dir=str(raw_dir or "")),
+        "warehouse": DuckDBWarehouse(path=str(Path(data_dir) / "warehouse.duckdb")),
+        "training": TrainingSettings(profile=profile),
         **resource_overrides,
-    )
-    return materialize(ALL_ASSETS, resources=resources, raise_on_error=False)
+    })
+    return materialize(ALL_ASSETS, resources=resources, selection=selection, instance=instance, raise_on_error=False)

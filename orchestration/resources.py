@@ -1,4 +1,5 @@
-"""Dagster resources: where the platform reads and writes, the DuckDB warehouse, and the forecast settings.
+"""Dagster resources: where the platform reads and writes, the DuckDB warehouse, the forecast settings, and the run
+guard (one run at a time per DATA_DIR).
 
 Defaults come from :class:`settings.Settings` (the environment, read once); Dagster's launchpad or a test can
 override any field.
@@ -6,14 +7,16 @@ override any field.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Field, InitResourceContext, resource
 
 from forecasting.folds import ForecastSpec
+from orchestration.run_guard import guarded_run
 from settings import Settings
 
 _ENV = Settings.from_env()
@@ -90,3 +93,22 @@ class TrainingSettings(ConfigurableResource):
     @property
     def spec(self) -> ForecastSpec:
         return ForecastSpec(n_folds=self.n_folds, horizon_days=self.horizon_days, interval=self.interval)
+
+
+@resource(
+    required_resource_keys={"paths", "warehouse"},
+    config_schema={"timeout_s": Field(float, default_value=_ENV.run_lock_timeout_s,
+                                      description="Seconds to wait for another run on the same DATA_DIR "
+                                                  "(RUN_LOCK_TIMEOUT_S); 0 = fail at once.")},
+    description="Holds DATA_DIR's run lock for the whole run and first clears what killed runs left "
+                "(orchestration/run_guard.py).",
+)
+def run_guard(context: InitResourceContext) -> Iterator[None]:
+    """Every asset requires this (definitions.py), so Dagster sets it up once before a run's first step and tears
+    it down after its last, whichever way the run was started (`make run`, `materialize`, the UI, the CLI): the job
+    runs in process, so one setup spans the run.  A refused run fails before any step, having changed nothing.
+    `paths` and `warehouse` come by key, so launchpad config of either is what the guard uses."""
+    settings = dataclasses.replace(context.resources.paths.settings,
+                                   warehouse_path=Path(context.resources.warehouse.path))
+    with guarded_run(settings, context.run.run_id, context.resource_config["timeout_s"], context.instance):
+        yield None

@@ -31,6 +31,23 @@ def _step_line(step: str, seconds: float, metadata: dict, n_assets: int) -> str:
     return f"  {step:<34} {seconds:>7.1f}s  {assets}  {metric}".rstrip()
 
 
+def failure_message(events) -> str | None:
+    """The first failed step's error; failing that, the run's own (e.g. a resource that refused to start: another
+    run holds DATA_DIR), its innermost cause, without Dagster's wrapper."""
+    step = next((e for e in events if e.event_type == DagsterEventType.STEP_FAILURE), None)
+    if step is not None:
+        return f"{step.step_key} failed: {step.event_specific_data.error.message.strip()}"
+    run = next((e for e in events if e.event_type in (DagsterEventType.RESOURCE_INIT_FAILURE,
+                                                       DagsterEventType.RUN_FAILURE)
+                and getattr(e.event_specific_data, "error", None) is not None), None)
+    if run is None:
+        return None
+    error = run.event_specific_data.error
+    while error.cause is not None:
+        error = error.cause
+    return f"the run failed before its first step: {error.message.strip()}"
+
+
 def main() -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
@@ -64,9 +81,9 @@ def main() -> int:
             print(_step_line(step, entry["seconds"], entry["metadata"], entry["assets"]) + ("" if entry["status"] == "ok" else
                                                                               f"  {entry['status']}"))
     if not result.success:
-        failure = next((e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE), None)
-        if failure is not None:
-            print(f"\n{failure.step_key} failed: {failure.event_specific_data.error.message.strip()}", file=sys.stderr)
+        message = failure_message(result.all_events)
+        if message:
+            print(f"\n{message}", file=sys.stderr)
         return 1
     print_summary(settings)
     return 0

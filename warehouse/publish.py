@@ -106,6 +106,23 @@ def _remove(path: Path) -> None:
         pass
 
 
+def remove_stale_temp_files(published_dir: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files a publisher that died left in ``published_dir`` (under the publish lock, so
+    never a running publisher's); returns them."""
+    published_dir = Path(published_dir)
+    if not published_dir.is_dir():
+        return []
+    with _publish_lock(published_dir):
+        return _remove_temp_files(published_dir)
+
+
+def _remove_temp_files(published_dir: Path) -> list[Path]:
+    stale = _temp_files(published_dir)
+    for path in stale:
+        _remove(path)
+    return stale
+
+
 def _fsync(path: Path, directory: bool = False) -> None:
     fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
     try:
@@ -194,8 +211,7 @@ def publish_warehouse(
         raise ValueError("publish_warehouse: no schemas to publish")
 
     with _publish_lock(published_dir):
-        for stale in _temp_files(published_dir):  # left by a publisher that died; we hold the lock
-            _remove(stale)
+        _remove_temp_files(published_dir)  # left by a publisher that died; we hold the lock
         published_at = datetime.now(timezone.utc)
         version_id = new_version_id(published_at)
         tmp = published_dir / f".{PUBLISHED_FILE}.{version_id}.tmp"
@@ -208,8 +224,7 @@ def publish_warehouse(
             os.replace(tmp, target)
             _fsync(published_dir, directory=True)
         except BaseException:
-            for leftover in _temp_files(published_dir):
-                _remove(leftover)
+            _remove_temp_files(published_dir)
             raise
     log.info("published %s (%d tables, %d rows, storage version %s) to %s", version.version_id,
              len(version.tables), version.n_rows, storage_version or "default", target)

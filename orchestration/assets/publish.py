@@ -6,7 +6,8 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, M
 from forecasting.artifacts import prune_artifacts
 from orchestration.assets.metadata import DATA_ENGINEERING, ROW_COUNT
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
-from settings import Settings
+from orchestration.run_guard import served_versions
+from settings import PUBLISHED_FILE, Settings
 from warehouse.publish import publish_warehouse
 
 PUBLISHED_KEY = AssetKey(["published", "warehouse"])
@@ -47,12 +48,19 @@ def published_warehouse_asset(upstream: list[AssetsDefinition]) -> AssetsDefinit
     return published_warehouse
 
 
-@asset(key=AssetKey(["models", "artifact_retention"]), deps=[PUBLISHED_KEY], group_name="serving",
+@asset(key=AssetKey(["models", "artifact_retention"]), deps=[PUBLISHED_KEY], group_name="serving", owners=DATA_ENGINEERING,
        description="Keeps the newest KEEP_MODEL_VERSIONS artifact folders per model (>= 2: this run's and the one "
-                   "the previous published copy served); runs only after a successful publish.")
+                   "the previous published copy served), and always those the published copy serves; runs only "
+                   "after a successful publish.")
 def artifact_retention(context: AssetExecutionContext, paths: PlatformPaths,
                        training: TrainingSettings) -> MaterializeResult:
-    pruned = prune_artifacts(paths.models_dir, training.keep_versions)
+    served = served_versions(paths.published_dir / PUBLISHED_FILE)
+    if served is None:  # cannot tell what readers use: delete nothing
+        context.log.warning("the published copy could not be read: no model artifacts pruned this time")
+        return MaterializeResult(metadata={"removed": 0, "kept_per_model": training.keep_versions})
+    pruned = prune_artifacts(paths.models_dir, training.keep_versions, protect=served)
     if pruned:
-        context.log.info(f"removed {len(pruned)} old model artifact folders (keeping {training.keep_versions} per model)")
-    return MaterializeResult(metadata={"removed": len(pruned), "kept_per_model": training.keep_versions})
+        context.log.info(f"removed {len(pruned)} old model artifact folders (keeping {training.keep_versions} per "
+                         f"model and the {len(served)} versions the published copy serves)")
+    return MaterializeResult(metadata={"removed": len(pruned), "kept_per_model": training.keep_versions,
+                                       "served_versions_kept": len(served)})
