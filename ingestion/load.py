@@ -7,6 +7,7 @@ validation leaves the previous `raw` tables untouched.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,8 +25,11 @@ from ingestion.raw_layout import (
     RAW_SCHEMA,
     create_table_sql,
 )
+from warehouse.publish import sql_string
 
 INCOMING_SCHEMA = "raw_incoming"
+# The models cast features to float32: a larger magnitude would turn into infinity there.
+MAX_ABS_DOUBLE = float(3.4e38)
 
 
 class RawInputError(ValueError):
@@ -54,10 +58,42 @@ def find_raw_files(raw_dir: Path) -> dict[str, Path | None]:
     return found
 
 
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _encoding_error(path: Path, chunk_size: int = 1 << 22) -> str | None:
+    """Where `path` stops being UTF-8 (an optional BOM is UTF-8 too): a message with byte offset and line, or None.
+
+    Streams the file, so it is only run to explain a failed read (DuckDB's own message names a wrong line)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with _open_binary(path) as fh:
+        while True:
+            chunk = fh.read(chunk_size)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # the decoder may hold back up to 3 bytes of the previous chunk: exc.start counts from those
+                pending = exc.object[:len(exc.object) - len(chunk)] if len(exc.object) > len(chunk) else b""
+                at = offset - len(pending) + exc.start
+                line = lines - pending.count(b"\n") + exc.object[:exc.start].count(b"\n")
+                bad = exc.object[exc.start:exc.start + 4]
+                return (f"{path.name} is not UTF-8: byte {bad[:1]!r} at byte offset {at} (line {line}). "
+                        "Save it as UTF-8 (with or without BOM); latin-1 / Windows-1252 exports need converting.")
+            if not chunk:
+                return None
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+
+
 def _header(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-        first = fh.readline().strip()
+    with _open_binary(path) as fh:
+        raw = fh.readline()
+    try:
+        first = raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError as exc:
+        raise RawInputError(_encoding_error(path) or f"{path.name}: header is not UTF-8: {exc}") from exc
     return [c.strip().strip('"') for c in first.split(",")] if first else []
 
 
@@ -82,9 +118,22 @@ def _select_sql(table: str, path: Path, header: list[str]) -> str:
     projection = ", ".join(c if c in header else f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items())
     # Explicit types and no sniffing of types: a value that does not fit fails loudly with its line.
     return (
-        f"SELECT {projection} FROM read_csv('{path.as_posix()}', header=true, delim=',', quote='\"', "
+        f"SELECT {projection} FROM read_csv({sql_string(path.as_posix())}, header=true, delim=',', quote='\"', "
         f"columns={{{file_types}}}, dateformat='%Y-%m-%d', nullstr={NULL_STRINGS})"
     )
+
+
+def _check_finite(con: duckdb.DuckDBPyConnection, table: str, path: Path, max_samples: int = 5) -> None:
+    """Refuse inf / nan (DuckDB reads them as DOUBLEs) and magnitudes that are infinite in float32, per column."""
+    for column in (c for c, t in RAW_COLUMNS[table].items() if t == "DOUBLE"):
+        bad = con.execute(
+            f'SELECT count(*), list("Store" ORDER BY "Store")[1:{max_samples}], '
+            f'list("{column}" ORDER BY "Store")[1:{max_samples}] FROM {INCOMING_SCHEMA}.{table} '
+            f'WHERE NOT isfinite("{column}") OR abs("{column}") > {MAX_ABS_DOUBLE}').fetchone()
+        if bad[0]:
+            samples = ", ".join(f"Store {s}: {v}" for s, v in zip(bad[1], bad[2]))
+            raise RawInputError(f"{path.name}: column {column} has {bad[0]} value(s) that are not finite numbers "
+                                f"(inf, nan or beyond {MAX_ABS_DOUBLE:g}), e.g. {samples}; leave unknown values blank.")
 
 
 def load_incoming(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[RawLoad]:
@@ -102,7 +151,8 @@ def load_incoming(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[RawLoad
             con.execute(f"CREATE OR REPLACE TABLE {INCOMING_SCHEMA}.{table} AS "
                         + _select_sql(table, path, headers[table]))
         except duckdb.Error as exc:
-            raise RawInputError(f"{path.name}: could not be read: {exc}") from exc
+            raise RawInputError(_encoding_error(path) or f"{path.name}: could not be read: {exc}") from exc
+        _check_finite(con, table, path)
         n_rows = con.execute(f"SELECT count(*) FROM {INCOMING_SCHEMA}.{table}").fetchone()[0]
         if n_rows == 0 and table not in OPTIONAL_TABLES:
             raise RawInputError(f"{path.name}: has no data rows.")
@@ -138,7 +188,7 @@ def incoming_as_raw(warehouse_path: str | Path) -> Iterator[duckdb.DuckDBPyConne
     """
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{Path(warehouse_path).as_posix()}' AS warehouse (READ_ONLY)")
+        con.execute(f"ATTACH {sql_string(Path(warehouse_path).as_posix())} AS warehouse (READ_ONLY)")
         con.execute(f"CREATE SCHEMA {RAW_SCHEMA}")
         for table in RAW_COLUMNS:
             con.execute(f"CREATE VIEW {RAW_SCHEMA}.{table} AS SELECT * FROM warehouse.{INCOMING_SCHEMA}.{table}")
