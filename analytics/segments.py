@@ -18,6 +18,7 @@ inverse transform of the scaled KMeans centres = the mean customers and sales of
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import duckdb
@@ -28,6 +29,8 @@ from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
 from warehouse.writeback import ML_SCHEMA, WriteBackError, replace_tables
+
+log = logging.getLogger(__name__)
 
 CLUSTERS_TABLE = "customer_sales_clusters"
 CENTERS_TABLE = "customer_sales_cluster_centers"
@@ -156,8 +159,13 @@ def compute_segments(store_months: pd.DataFrame, n_clusters: int = DEFAULT_N_CLU
     n_clusters = int(n_clusters)
     if n_clusters < 2:
         raise SegmentsError(f"n_clusters must be at least 2, got {n_clusters}")
+    if len(frame) < 3:  # k clusters need more than k rows (silhouette), and k >= 2
+        raise SegmentsError(f"{len(frame)} complete store-months with customers are too few for segments: at least 3 "
+                            "are needed (e.g. one store with 3 whole calendar months of history)")
     if len(frame) <= n_clusters:
-        raise SegmentsError(f"{len(frame)} store-months are too few for {n_clusters} clusters")
+        log.warning("only %d complete store-months: %d clusters instead of %d", len(frame), len(frame) - 1,
+                    n_clusters)
+        n_clusters = len(frame) - 1
 
     x = frame[["customers", "sales"]].to_numpy(dtype=float)
     scaler = StandardScaler().fit(x)

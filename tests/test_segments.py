@@ -91,9 +91,16 @@ def test_default_k_and_range(store_months):
     pd.testing.assert_frame_equal(result.silhouette, again.silhouette)
 
 
+def test_few_store_months_get_fewer_clusters_with_a_warning(store_months, caplog):
+    with caplog.at_level("WARNING", logger="analytics.segments"):
+        result = compute_segments(store_months.head(5), 20)
+    assert result.n_clusters == 4 and len(result.centers) == 4 and result.clusters["cluster"].nunique() == 4
+    assert "only 5 complete store-months: 4 clusters instead of 20" in caplog.text
+
+
 def test_too_few_store_months(store_months):
-    with pytest.raises(SegmentsError):
-        compute_segments(store_months.head(5), 20)
+    with pytest.raises(SegmentsError, match="2 complete store-months .* at least 3 are needed"):
+        compute_segments(store_months.head(2), 20)
     with pytest.raises(SegmentsError):
         compute_segments(store_months.drop(columns="sales"), 3)
 
