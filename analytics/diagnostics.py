@@ -14,10 +14,13 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 ACF_LAGS = (1, 7, 14)
 DIAGNOSTIC_COLUMNS = ["store_id", "n_obs", "adf_stat", "adf_pvalue", "adf_lags", "is_stationary",
@@ -59,13 +62,18 @@ def series_diagnostics(history: pd.DataFrame, maxlag: int = 14, alpha: float = 0
     stores, x = _grid(hist)
     acf = acf_by_store(x)
     rows = []
+    min_obs = 3 * maxlag + 11  # adfuller with `maxlag` lags needs this many observations to be meaningful
+    short = int(np.sum(np.sum(~np.isnan(x), axis=1) < min_obs)) if len(stores) else 0
+    if short:
+        log.warning("ADF test skipped (NaN) for %d of %d stores with fewer than %d open days with sales",
+                    short, len(stores), min_obs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i in range(len(stores)):  # one test per store series (not per row)
             s = x[i][~np.isnan(x[i])]
             stat = pval = np.nan
             lags = 0
-            if len(s) > 3 * maxlag + 10 and np.std(s) > 0:
+            if len(s) >= min_obs and np.std(s) > 0:
                 try:
                     stat, pval, lags, *_ = adfuller(s, maxlag=maxlag, autolag=None, regression="c")
                 except (ValueError, np.linalg.LinAlgError):

@@ -10,10 +10,13 @@ passes :meth:`ForecastSpec.dbt_vars` to dbt, so both sides read one :class:`Fore
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 VALIDATION = "validation"
 MIN_TRAIN_DAYS = 56
@@ -73,9 +76,15 @@ def make_folds(history: pd.DataFrame, n_folds: int = ForecastSpec.n_folds, horiz
         if (cutoff - first).days + 1 < min_train_days:
             continue
         folds.append((end, cutoff))
+    n_days = (last - first).days + 1
     if not folds:
-        raise ValueError(f"history of {(last - first).days + 1} days too short for a {horizon_days}-day validation "
-                         f"fold with {min_train_days} training days")
+        raise ValueError(f"history of {n_days} days ({first:%Y-%m-%d}..{last:%Y-%m-%d}) is too short: at least "
+                         f"{min_train_days + horizon_days} days are needed ({min_train_days} training days before "
+                         f"a {horizon_days}-day validation fold)")
+    if len(folds) < n_folds:
+        log.warning("history of %d days: %d of %d folds (each fold needs %d training days before it; %d days give "
+                    "all %d)", n_days, len(folds), n_folds, min_train_days, min_train_days + n_folds * horizon_days,
+                    n_folds)
     n = len(folds)
     return [Fold(VALIDATION if i == n - 1 else f"backtest_{i + 1}", cutoff, end)
             for i, (end, cutoff) in enumerate(folds)]

@@ -19,6 +19,7 @@ from forecasting.models.tabular import TabularForecaster
 class HistGradientBoostingForecaster(TabularForecaster):
     name = "hist_gradient_boosting"
     forecasts_customers = False
+    drops_empty_columns = True
     default_params = {
         "max_iter": 400,
         "learning_rate": 0.1,

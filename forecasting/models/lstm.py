@@ -89,6 +89,7 @@ FAST_PARAMS: dict = {**DEFAULT_PARAMS, "lookback_days": 21, "units": [8, 8], "ba
 # forecasting.runner: fit the first fold from scratch, warm-start each later fold (and the final refit) from
 # the previous fold's model; each fold's model has only seen data before its own cut.
 WARM_START_FOLDS = True
+MIN_LOOKBACK_DAYS = 7  # a shorter history than lookback + horizon shrinks the lookback, down to one week
 MODEL_FILE = "lstm.keras"
 STATE_FILE = "lstm_state.joblib"
 
@@ -269,10 +270,25 @@ def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
     return history, start, end
 
 
+def _fitting_lookback(p: dict, hist: pd.DataFrame) -> dict:
+    """``p`` with a lookback that leaves a whole window in the history (a warning when it had to shrink)."""
+    dates = pd.to_datetime(hist["sale_date"])
+    n_days = (dates.max() - dates.min()).days + 1 if len(hist) else 0
+    lookback, horizon = int(p["lookback_days"]), int(p["horizon_days"])
+    if n_days >= lookback + horizon:
+        return p
+    if n_days - horizon < MIN_LOOKBACK_DAYS:
+        raise ValueError(f"lstm: history of {n_days} days is too short: at least {horizon + MIN_LOOKBACK_DAYS} days "
+                         f"are needed ({MIN_LOOKBACK_DAYS} lookback days before a {horizon}-day horizon)")
+    log.warning("lstm: history of %d days is shorter than lookback %d + horizon %d: lookback lowered to %d days",
+                n_days, lookback, horizon, n_days - horizon)
+    return {**p, "lookback_days": n_days - horizon}
+
+
 def fit(train_df: pd.DataFrame, params: dict | None = None, stats=None) -> LSTMModel:
-    p = {**DEFAULT_PARAMS, **(params or {})}
-    keras.utils.set_random_seed(int(p["seed"]))
     hist = _history_only(train_df)
+    p = _fitting_lookback({**DEFAULT_PARAMS, **(params or {})}, hist)
+    keras.utils.set_random_seed(int(p["seed"]))
     scaler = StoreScaler.from_history(hist)
     network = build_network(p)
     history, start, end = _train(network, hist, scaler, p, p["epochs"], float(p["learning_rate"]), with_validation=True)
@@ -281,7 +297,8 @@ def fit(train_df: pd.DataFrame, params: dict | None = None, stats=None) -> LSTMM
 
 def refit(fitted: LSTMModel, full_df: pd.DataFrame, params: dict | None = None) -> LSTMModel:
     """Warm start: continue training ``fitted`` on the full history for ``refit_epochs`` epochs."""
-    p = {**fitted.params, **(params or {})}
+    # the lookback stays the one the network was fitted with (lowered by _fitting_lookback on a short history)
+    p = {**fitted.params, **(params or {}), "lookback_days": fitted.params["lookback_days"]}
     keras.utils.set_random_seed(int(p["seed"]) + 1)
     hist = _history_only(full_df)
     scaler = StoreScaler.from_history(hist)

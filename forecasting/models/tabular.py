@@ -29,6 +29,10 @@ MAX_LOG_SALES = 20.0  # expm1(20) ~ 5e8: a guard against overflow, far above any
 
 
 class TabularForecaster(BaseForecaster):
+    # True for estimators that cannot fit a numeric column without any value (HGB's binning fails deep inside
+    # scikit-learn): such columns, e.g. last year's statistics on a short history, are dropped with a warning.
+    drops_empty_columns = False
+
     def build_pipeline(self, numeric: list[str], categorical: list[str], n_rows: int) -> Pipeline:
         raise NotImplementedError
 
@@ -47,6 +51,13 @@ class TabularForecaster(BaseForecaster):
         self.stats = stats
         self.numeric, self.categorical = design_columns(rows)
         x = tabular_design(rows, stats, self.numeric, self.categorical)
+        if self.drops_empty_columns:
+            empty = [c for c in self.numeric if x[c].isna().all()]
+            if empty:
+                log.warning("%s: no values in %d feature column(s) on %d training rows, left out: %s", self.name,
+                            len(empty), len(rows), ", ".join(empty))
+                self.numeric = [c for c in self.numeric if c not in empty]
+                x = x.drop(columns=empty)
         y = np.log1p(rows["sales"].to_numpy(float))[:, None]
         if self.forecasts_customers:
             y = np.column_stack([y, np.log1p(rows["customers"].fillna(0).to_numpy(float))])
