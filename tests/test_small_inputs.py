@@ -64,3 +64,17 @@ def test_one_store_short_history_runs_through_the_pipeline_with_warnings(tmp_pat
     assert set(per_model) >= {"baseline", "random_forest", "hist_gradient_boosting", "lstm"}
     assert all(n == 42 for n in per_model.values())
     assert splits == {"validation"} and n_clusters == 2
+
+
+def test_adf_skipped_on_short_series_with_a_warning(caplog):
+    import numpy as np
+
+    from analytics.diagnostics import series_diagnostics
+
+    rng = np.random.default_rng(0)
+    frame = pd.concat([history(n).assign(store_id=s) for s, n in ((1, 200), (2, 40))], ignore_index=True)
+    frame = frame.assign(is_open=True, sales=1000 * np.exp(0.1 * rng.standard_normal(len(frame))))
+    with caplog.at_level(logging.WARNING, logger="analytics.diagnostics"):
+        d = series_diagnostics(frame).set_index("store_id")
+    assert np.isfinite(d.loc[1, "adf_pvalue"]) and np.isnan(d.loc[2, "adf_pvalue"])
+    assert "ADF test skipped (NaN) for 1 of 2 stores with fewer than 53 open days with sales" in caplog.text
