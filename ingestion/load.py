@@ -25,7 +25,7 @@ from ingestion.raw_layout import (
     RAW_SCHEMA,
     create_table_sql,
 )
-from warehouse.publish import sql_string
+from ingestion.sql_text import sql_string
 
 INCOMING_SCHEMA = "raw_incoming"
 # The models cast features to float32: a larger magnitude would turn into infinity there.

@@ -31,7 +31,8 @@ import duckdb
 
 from forecasting.artifacts import remove_leftovers
 from settings import Settings
-from warehouse.publish import remove_stale_temp_files, sql_string
+from ingestion.sql_text import sql_string
+from warehouse.publish import remove_stale_temp_files
 
 log = logging.getLogger(__name__)
 

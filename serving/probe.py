@@ -23,7 +23,8 @@ import traceback
 from pathlib import Path
 
 from serving.reader import PublishedReader, PublishedWarehouseMissing, open_published
-from warehouse.publish import sql_identifier, table_fingerprint_sql
+from ingestion.sql_text import sql_identifier
+from warehouse.publish import table_fingerprint_sql
 
 
 def check_once(con) -> tuple[str, str, list[str]]:

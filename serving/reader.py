@@ -31,7 +31,8 @@ from pathlib import Path
 import duckdb
 
 from settings import PUBLISHED_FILE, Settings
-from warehouse.publish import PublishedVersion, sql_identifier, sql_string
+from ingestion.sql_text import sql_identifier, sql_string
+from warehouse.publish import PublishedVersion
 
 CONNECTION_MODES = ("cached", "per_request")
 

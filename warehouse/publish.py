@@ -33,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingestion.sql_text import sql_identifier, sql_string
 from settings import PUBLISH_STORAGE_VERSION, PUBLISHED_FILE, Settings
 
 log = logging.getLogger(__name__)
@@ -61,19 +62,6 @@ class PublishedVersion:
     @property
     def n_rows(self) -> int:
         return sum(self.tables.values())
-
-
-# ------------------------------------------------------------------------------------------ SQL text
-
-
-def sql_string(value: str | os.PathLike) -> str:
-    """A SQL string literal (``ATTACH`` takes no parameters)."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def sql_identifier(*parts: str) -> str:
-    """Quoted identifiers joined with dots: ``sql_identifier("ml", "x")`` is ``"ml"."x"``."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
 
 
 def new_version_id(now: datetime | None = None) -> str:
