@@ -104,11 +104,11 @@ def store_bars(df: pd.DataFrame, value: str, title: str, fmt: str, rule: float |
     """One horizontal bar per store (largest first), optionally with a reference line (the chain's figure)."""
     data = df.assign(store=df["store_id"].map(lambda s: f"store {s}"))
     bars = alt.Chart(data).mark_bar().encode(
-        y=alt.Y("store:N", sort=None, title=None), x=alt.X(f"{value}:Q", title=title, axis=alt.Axis(format=fmt)),
+        y=alt.Y("store:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False)), x=alt.X(f"{value}:Q", title=title, axis=alt.Axis(format=fmt)),
         color=alt.condition(f"datum.{value} < 0", alt.value("#e45756"), alt.value("#4c78a8")),
         tooltip=["store", alt.Tooltip(f"{value}:Q", format=fmt, title=title)])
     layers = [bars]
     if rule is not None:
         layers.append(alt.Chart(pd.DataFrame({"x": [rule]})).mark_rule(color="black", strokeDash=[4, 3]).encode(
             x="x:Q", tooltip=[alt.Tooltip("x:Q", format=fmt, title="chain")]))
-    return alt.layer(*layers).properties(height=max(120, 26 * len(data)))
+    return alt.layer(*layers).properties(height=max(160, 32 * len(data)))

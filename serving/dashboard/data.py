@@ -95,7 +95,7 @@ def load_chain(version_id: str, _con) -> dict:
         WITH champion AS (SELECT model, model_version FROM marts.dim_model_versions WHERE is_champion),
         fc AS (
             SELECT store_id, sum(sales_pred) AS forecast_sales, min(forecast_date) AS first_day,
-                   max(forecast_date) - min(forecast_date) + 1 AS n_days
+                   cast(max(forecast_date) - min(forecast_date) + 1 AS INTEGER) AS n_days
             FROM marts.fct_sales_forecast JOIN champion USING (model, model_version)
             GROUP BY store_id),
         recent AS (

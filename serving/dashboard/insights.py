@@ -49,7 +49,7 @@ def _label(frame: pd.DataFrame) -> pd.Series:
     parts = []
     for col, prefix in (("store_id", "store "), ("store_type", "type "), ("assortment", "assortment ")):
         if col in frame.columns:
-            parts.append(frame[col].map(lambda v, p=prefix: "" if pd.isna(v) else f"{p}{v}"))
+            parts.append(frame[col].map(lambda v, p=prefix: "" if pd.isna(v) or v == "all" else f"{p}{v}"))
     if not parts:
         return pd.Series("all stores", index=frame.index)
     joined = parts[0].astype(str)
@@ -78,14 +78,14 @@ def chart(table: str, frame: pd.DataFrame) -> alt.Chart | None:
             else "-y" if "top" in spec or spec["x"] == "store" else None)
     y_fmt = ",.0f" if df[spec["y"]].abs().median() >= 100 else ",.2f"
     enc = dict(x=alt.X(f"{spec['x']}:N", title=None, sort=sort, axis=alt.Axis(labelAngle=-40, labelLimit=160)),
-               y=alt.Y(f"{spec['y']}:Q", title=spec["title"], axis=alt.Axis(format=y_fmt)),
+               y=alt.Y(f"{spec['y']}:Q", title=None, axis=alt.Axis(format=y_fmt)),
                tooltip=[alt.Tooltip(f"{spec['x']}:N", title=spec["x"].replace("_", " ")),
                         alt.Tooltip(f"{spec['y']}:Q", format=y_fmt, title=spec["y"].replace("_", " "))])
     if spec.get("color") in df.columns:
         enc["color"] = alt.Color(f"{spec['color']}:N", title=spec["color"].replace("_", " "),
                                  legend=alt.Legend(orient="top"))
         enc["xOffset"] = f"{spec['color']}:N"
-    base = alt.Chart(df).mark_bar().encode(**enc)
+    base = alt.Chart(df, title=spec["title"]).mark_bar().encode(**enc)
     if spec.get("facet") in df.columns:
         return base.properties(height=200, width=alt.Step(14)).facet(
             row=alt.Row(f"{spec['facet']}:N", title=None)).resolve_scale(x="independent")
