@@ -34,7 +34,7 @@ serve: install
 	$(BIN)/uvicorn serving.api:app --port $${PORT:-8000}
 
 dashboard: install
-	$(BIN)/streamlit run serving/dashboard.py --server.port $${DASHBOARD_PORT:-8501} --server.headless true --browser.gatherUsageStats false
+	$(BIN)/streamlit run serving/dashboard/app.py --server.port $${DASHBOARD_PORT:-8501}  # more settings: .streamlit/config.toml
 
 publish: install
 	$(BIN)/python -m warehouse.publish --source-run manual

@@ -74,3 +74,38 @@ def test_bad_output_is_refused_and_leaves_tables_intact(tmp_path):
         write_model_outputs(con, **uncastable)
     assert table_counts(con) == before
     assert con.execute("SELECT DISTINCT sales_pred FROM ml.store_sales_forecast").fetchall() == [(100.0,)]
+
+
+def backtest_rows(model: str, version: str, n_stores: int = 2, n_days: int = 3, level: float = 100.0):
+    days = pd.date_range("2015-07-01", periods=n_days, freq="D")
+    return pd.DataFrame(
+        [(model, version, split, s, d, i + 1, True, 110.0, 11.0, level, level * 0.8, level * 1.2, None)
+         for split in ("backtest_1", "validation") for s in range(1, n_stores + 1) for i, d in enumerate(days)],
+        columns=["model", "model_version", "split", "store_id", "sale_date", "horizon_day", "is_open", "sales",
+                 "customers", "sales_pred", "sales_lower", "sales_upper", "customers_pred"])
+
+
+def test_backtest_forecast_is_written_and_replaced_per_version(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    counts = write_model_outputs(con, **model_outputs("baseline", "v1"), backtest=backtest_rows("baseline", "v1"))
+    assert counts["backtest_forecast"] == 12
+    write_model_outputs(con, **model_outputs("lstm", "v2"), backtest=backtest_rows("lstm", "v2"))
+    write_model_outputs(con, **model_outputs("baseline", "v1"), backtest=backtest_rows("baseline", "v1", level=90.0))
+    got = con.execute("SELECT model, count(*), max(sales_pred), bool_and(is_open) FROM ml.backtest_forecast "
+                      "GROUP BY model ORDER BY model").fetchall()
+    assert got == [("baseline", 12, 90.0, True), ("lstm", 12, 100.0, True)]
+    cols = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'ml' "
+                       "AND table_name = 'backtest_forecast' ORDER BY ordinal_position").fetchall()
+    assert cols[:6] == [("model", "VARCHAR"), ("model_version", "VARCHAR"), ("split", "VARCHAR"),
+                        ("store_id", "INTEGER"), ("sale_date", "DATE"), ("horizon_day", "INTEGER")]
+
+
+def test_backtest_forecast_contract_is_enforced(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    write_model_outputs(con, **model_outputs("baseline", "v1"), backtest=backtest_rows("baseline", "v1"))
+    repeated = backtest_rows("baseline", "v1")
+    with pytest.raises(WriteBackError, match="repeat the key"):
+        write_model_outputs(con, **model_outputs("baseline", "v1"), backtest=pd.concat([repeated, repeated.head(1)]))
+    with pytest.raises(WriteBackError, match="missing from the registry"):
+        write_model_outputs(con, **model_outputs("baseline", "v1"), backtest=backtest_rows("lstm", "v9"))
+    assert con.execute("SELECT count(*), max(sales_pred) FROM ml.backtest_forecast").fetchone() == (12, 100.0)

@@ -5,7 +5,8 @@ the model versions it carries in a single transaction: a rerun never duplicates 
 leaves the tables as they were.
 
 Also written in the same transaction:
-- ``ml.feature_importance`` (per model version; replaced like the other per-version tables),
+- ``ml.feature_importance`` and ``ml.backtest_forecast`` (each version's fold rows with actuals and interval;
+  per model version, replaced like the other per-version tables),
 - ``ml.series_diagnostics`` (one row per store: ADF test and autocorrelations of the current history;
   replaced as a whole when given).
 
@@ -73,6 +74,23 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "history_end": "DATE",
         "created_at": "TIMESTAMP NOT NULL",
     },
+    # every version's backtest fold rows: the forecasts it would have made, beside the actuals
+    "backtest_forecast": {
+        "model": "VARCHAR NOT NULL",
+        "model_version": "VARCHAR NOT NULL",
+        "split": "VARCHAR NOT NULL",
+        "store_id": "INTEGER NOT NULL",
+        "sale_date": "DATE NOT NULL",
+        "horizon_day": "INTEGER NOT NULL",
+        "is_open": "BOOLEAN",
+        "sales": "DOUBLE",
+        "customers": "DOUBLE",
+        "sales_pred": "DOUBLE NOT NULL",
+        "sales_lower": "DOUBLE NOT NULL",
+        "sales_upper": "DOUBLE NOT NULL",
+        "customers_pred": "DOUBLE",
+        "created_at": "TIMESTAMP NOT NULL",
+    },
     # customer-sales segments (analytics.segments), replaced as a whole by each run
     "customer_sales_clusters": {
         "store_id": "INTEGER NOT NULL",
@@ -88,7 +106,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "n_store_months": "BIGINT NOT NULL",
     },
 }
-PER_VERSION_TABLES = ("store_sales_forecast", "model_metrics", "feature_importance")
+PER_VERSION_TABLES = ("store_sales_forecast", "model_metrics", "feature_importance", "backtest_forecast")
 
 # Each table's key: a write must not carry two rows with the same key.
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -96,6 +114,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "model_metrics": ("model", "model_version", "split", "metric"),
     "model_registry": ("model", "model_version"),
     "feature_importance": ("model", "model_version", "feature", "method"),
+    "backtest_forecast": ("model", "model_version", "split", "store_id", "sale_date"),
     "series_diagnostics": ("store_id",),
     "customer_sales_clusters": ("store_id", "month"),
     "customer_sales_cluster_centers": ("cluster",),
@@ -143,6 +162,7 @@ def write_model_outputs(
     metrics: pd.DataFrame,
     registry: pd.DataFrame,
     feature_importance: pd.DataFrame | None = None,
+    backtest: pd.DataFrame | None = None,
     series_diagnostics: pd.DataFrame | None = None,
     created_at: datetime | None = None,
 ) -> dict[str, int]:
@@ -158,6 +178,8 @@ def write_model_outputs(
     }
     if feature_importance is not None:
         frames["feature_importance"] = _conform("feature_importance", feature_importance, created_at)
+    if backtest is not None:
+        frames["backtest_forecast"] = _conform("backtest_forecast", backtest, created_at)
     diagnostics = None
     if series_diagnostics is not None:
         diagnostics = _conform("series_diagnostics", series_diagnostics, created_at)

@@ -19,6 +19,7 @@ ML_TABLES = {
                      "version and fold (split backtest_1.., validation = the last horizon of history).",
     "model_registry": "Every trained model version: training window, parameters, artifact path.",
     "feature_importance": "Permutation importance (RMSPE increase) of each mart column on the validation fold.",
+    "backtest_forecast": "Every version's backtest fold rows (split, store, day): actuals, forecast and interval.",
     "series_diagnostics": "Per store: ADF stationarity test and autocorrelation (lags 1, 7, 14) of log sales.",
 }
 WRITTEN = (*MODEL_NAMES, BLEND)
@@ -39,9 +40,14 @@ def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, **trai
     diagnostics = series_diagnostics(hist).assign(history_end=hist["sale_date"].max().date())
     frames = {key: pd.concat([t[key] for t in trained.values()], ignore_index=True)
               for key in ("forecast", "metrics", "registry", "importance")}
+    # the fold rows carry no version: stamp each with its model's registry row
+    frames["backtest"] = pd.concat([t["backtest"].assign(model=t["registry"]["model"].iat[0],
+                                                         model_version=t["registry"]["model_version"].iat[0])
+                                    for t in trained.values()], ignore_index=True)
     with warehouse.connect() as con:
         counts = write_model_outputs(con, forecasts=frames["forecast"], metrics=frames["metrics"],
                                      registry=frames["registry"], feature_importance=frames["importance"],
+                                     backtest=frames["backtest"],
                                      series_diagnostics=diagnostics)
         # The per-version tables keep earlier versions' rows: the row count is the table's, not this run's.
         totals = {t: con.execute(f'SELECT count(*) FROM ml."{t}"').fetchall()[0][0] for t in counts}
