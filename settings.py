@@ -17,7 +17,7 @@ Library code never reads or writes the environment: it takes paths and connectio
 | ``GUARD_STORE_MAX_MULTIPLE`` | ``10`` | a daily Sales / Customers value above this multiple of its store's 90th percentile of open days (same file) fails the raw check |
 | ``GUARD_SALES_PER_CUSTOMER_MIN`` / ``_MAX`` | ``1`` / ``200`` | plausible Sales per customer on open days with sales and customers |
 | ``GUARD_MAX_COMPETITION_DISTANCE_M`` | ``100000`` | largest plausible ``CompetitionDistance`` (metres) |
-| ``GUARD_FORECAST_MAX_MULTIPLE`` | ``3`` | a store's forecast above this multiple of its highest daily sales ever is not published |
+| ``GUARD_FORECAST_MAX_MULTIPLE`` | ``3`` | a store's forecast above this multiple of its 95th percentile of open-day sales is not published |
 | ``LOG_LEVEL`` | ``INFO`` | the platform's log level; ``DEBUG`` also shows Dagster's DEBUG events |
 | ``SERVING_CONNECTION_MODE`` | ``cached`` | the API's reader: ``cached`` (one attached instance per published version) or ``per_request`` |
 | ``SERVING_DUCKDB_THREADS`` | ``1`` | DuckDB threads of each serving reader instance |

@@ -264,7 +264,8 @@ PLAN_PARAMETERS = {
 SALES, STORES, PLAN = (f"{RAW_SCHEMA}.{table}" for table in ("sales", "stores", "plan"))
 SUITES: dict[str, SuiteDefinition] = {
     SALES: SuiteDefinition(SALES, SALES_COLUMNS, build_sales_suite, SALES_PARAMETERS, SALES_DERIVED,
-                           reference_tables=(STORES,), key_columns=("Store", "Date")),
+                           # Sales and Customers too: every failure's sample rows then show the values
+                           reference_tables=(STORES,), key_columns=("Store", "Date", "Sales", "Customers")),
     STORES: SuiteDefinition(STORES, STORES_COLUMNS, build_stores_suite, guards.STORES_PARAMETERS,
                             key_columns=("Store",)),
     PLAN: SuiteDefinition(PLAN, PLAN_COLUMNS, build_plan_suite, PLAN_PARAMETERS, PLAN_DERIVED,
