@@ -14,6 +14,10 @@ Library code never reads or writes the environment: it takes paths and connectio
 | ``TRAINING_PROFILE`` | ``default`` | ``fast`` trains tiny models (smoke runs) |
 | ``KEEP_MODEL_VERSIONS`` | ``3`` | artifact folders kept per model |
 | ``RUN_LOCK_TIMEOUT_S`` | ``0`` | seconds a run waits for another run on the same ``DATA_DIR`` to finish; 0 = fail at once |
+| ``GUARD_STORE_MAX_MULTIPLE`` | ``10`` | a daily Sales / Customers value above this multiple of its store's 90th percentile of open days (same file) fails the raw check |
+| ``GUARD_SALES_PER_CUSTOMER_MIN`` / ``_MAX`` | ``1`` / ``200`` | plausible Sales per customer on open days with sales and customers |
+| ``GUARD_MAX_COMPETITION_DISTANCE_M`` | ``100000`` | largest plausible ``CompetitionDistance`` (metres) |
+| ``GUARD_FORECAST_MAX_MULTIPLE`` | ``3`` | a store's forecast above this multiple of its 95th percentile of open-day sales is not published |
 | ``LOG_LEVEL`` | ``INFO`` | the platform's log level; ``DEBUG`` also shows Dagster's DEBUG events |
 | ``SERVING_CONNECTION_MODE`` | ``cached`` | the API's reader: ``cached`` (one attached instance per published version) or ``per_request`` |
 | ``SERVING_DUCKDB_THREADS`` | ``1`` | DuckDB threads of each serving reader instance |
@@ -47,6 +51,11 @@ class Settings:
     keep_model_versions: int = 3
     run_lock_timeout_s: float = 0.0
     log_level: str = "INFO"
+    guard_store_max_multiple: float = 10.0
+    guard_sales_per_customer_min: float = 1.0
+    guard_sales_per_customer_max: float = 200.0
+    guard_max_competition_distance_m: float = 100_000.0
+    guard_forecast_max_multiple: float = 3.0
     serving_connection_mode: str = "cached"
     serving_duckdb_threads: int = 1
     serving_duckdb_memory_limit: str = "1GB"
@@ -65,6 +74,11 @@ class Settings:
             keep_model_versions=int(env.get("KEEP_MODEL_VERSIONS", "3")),
             run_lock_timeout_s=float(env.get("RUN_LOCK_TIMEOUT_S") or 0),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            guard_store_max_multiple=float(env.get("GUARD_STORE_MAX_MULTIPLE") or 10),
+            guard_sales_per_customer_min=float(env.get("GUARD_SALES_PER_CUSTOMER_MIN") or 1),
+            guard_sales_per_customer_max=float(env.get("GUARD_SALES_PER_CUSTOMER_MAX") or 200),
+            guard_max_competition_distance_m=float(env.get("GUARD_MAX_COMPETITION_DISTANCE_M") or 100_000),
+            guard_forecast_max_multiple=float(env.get("GUARD_FORECAST_MAX_MULTIPLE") or 3),
             serving_connection_mode=env.get("SERVING_CONNECTION_MODE", "cached"),
             serving_duckdb_threads=int(env.get("SERVING_DUCKDB_THREADS", "1")),
             serving_duckdb_memory_limit=env.get("SERVING_DUCKDB_MEMORY_LIMIT", "1GB"),

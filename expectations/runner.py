@@ -15,6 +15,7 @@ kept. Without ``data_docs_dir`` everything stays in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -59,6 +60,7 @@ def validate_table(
     *,
     data_docs_dir: Path | str | None = None,
     keep_results: int = DEFAULT_KEEP_RESULTS,
+    parameters: dict[str, Any] | None = None,
 ) -> ValidationOutcome:
     """Validate ``table`` (a key of :data:`expectations.suites.SUITES`) in the DuckDB warehouse.
 
@@ -67,6 +69,8 @@ def validate_table(
         to a file that the same process already holds open read-write).
     data_docs_dir: where to write the GX Data Docs site (``index.html``); None = no docs.
     keep_results: validation runs kept per suite in the docs' result store.
+    parameters: suite parameter functions replacing the suite's own of the same name (e.g. a run's thresholds,
+        :meth:`expectations.guards.GuardThresholds.parameter_functions`); other names are ignored.
 
     Returns a :class:`ValidationOutcome`; ``success`` is False iff a blocking (severity
     ``error``) expectation failed. Raises :class:`TableNotFoundError` if the table or one of its
@@ -77,6 +81,8 @@ def validate_table(
     spec = SUITES[table]
     t0 = time.perf_counter()
 
+    if parameters:
+        spec = dataclasses.replace(spec, parameters={k: parameters.get(k, f) for k, f in spec.parameters.items()})
     df, parameters, parameter_errors = _load(warehouse_path, spec)
 
     # Expectations whose suite parameter could not be computed are reported as failures
@@ -169,7 +175,10 @@ def _fetch(con: duckdb.DuckDBPyConnection, spec: SuiteDefinition) -> Loaded:
         for name, (expr, sources) in spec.derived_columns.items()
         if set(sources) <= present and name not in present
     ]
-    rel = con.sql(f"SELECT *{''.join(', ' + h for h in helpers)} FROM {ref}")
+    # Window helpers reorder rows: sort by the key so failures sample the same rows, in key order, run after run.
+    keys = [f'"{c}"' for c in spec.key_columns if c in present]
+    order = f" ORDER BY {', '.join(keys)}" if keys else ""
+    rel = con.sql(f"SELECT *{''.join(', ' + h for h in helpers)} FROM {ref}{order}")
     duck_types = {c: str(t) for c, t in zip(rel.columns, rel.types)}
     df = rel.df()
     df = _normalise_dtypes(df, duck_types)

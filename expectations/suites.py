@@ -29,6 +29,7 @@ from great_expectations.expectations.row_conditions import Column
 
 from ingestion.raw_layout import ASSORTMENTS, PROMO_INTERVALS, RAW_COLUMNS, RAW_SCHEMA, STATE_HOLIDAYS, STORE_TYPES
 
+from . import guards
 from .outcome import SEVERITY_ERROR, SEVERITY_WARN
 
 FLAG = [0, 1]
@@ -142,7 +143,7 @@ def _isodow(col: str) -> tuple[str, tuple[str, ...]]:
 # ------------------------------------------------------------------------------------ raw.sales
 
 SALES_COLUMNS = RAW_COLUMNS["sales"]
-SALES_DERIVED = {"_isodow_of_Date": _isodow("Date")}
+SALES_DERIVED = {"_isodow_of_Date": _isodow("Date"), **guards.SALES_DERIVED}
 
 
 def build_sales_suite() -> list[gxe.Expectation]:
@@ -171,6 +172,7 @@ def build_sales_suite() -> list[gxe.Expectation]:
              notes="A few open days with Sales=0 are a known Kaggle quirk; many would be suspicious."),
         warn(gxe.ExpectColumnPairValuesToBeEqual, column_A="DayOfWeek", column_B="_isodow_of_Date",
              notes="DayOfWeek must equal ISO day of week of Date (1=Mon..7=Sun)."),
+        *guards.sales_guards(),
     ]
 
 
@@ -186,7 +188,7 @@ def last_sales_date(con: duckdb.DuckDBPyConnection) -> datetime.datetime:
     return _as_datetime(_scalar(con, 'SELECT max("Date") FROM raw.sales'))
 
 
-SALES_PARAMETERS = {"known_stores": known_stores}
+SALES_PARAMETERS = {"known_stores": known_stores, **guards.SALES_PARAMETERS}
 
 
 # ----------------------------------------------------------------------------------- raw.stores
@@ -204,13 +206,12 @@ def build_stores_suite() -> list[gxe.Expectation]:
         error(gxe.ExpectColumnValuesToBeUnique, column="Store"),
         _in_set("StoreType", STORE_TYPES),
         _in_set("Assortment", ASSORTMENTS),
-        error(gxe.ExpectColumnValuesToBeBetween, column="CompetitionDistance", min_value=0),
+        guards.competition_distance_guard(),
         _in_set("CompetitionOpenSinceMonth", _rng(1, 12)),
         _in_set("Promo2", FLAG),
         _in_set("Promo2SinceWeek", _rng(1, 53)),
         _in_set("PromoInterval", PROMO_INTERVALS, notes="Nulls allowed (stores without Promo2)."),
-        warn(gxe.ExpectColumnValuesToBeBetween, column="CompetitionOpenSinceYear", min_value=1900, max_value=2100),
-        warn(gxe.ExpectColumnValuesToBeBetween, column="Promo2SinceYear", min_value=2000, max_value=2100),
+        *guards.store_year_guards(),
         warn(gxe.ExpectColumnValuesToBeNull, column="PromoInterval", row_condition=promo2_off,
              notes="Stores without Promo2 should have no PromoInterval."),
         *[warn(gxe.ExpectColumnValuesToNotBeNull, column=c, row_condition=promo2_on,
@@ -222,7 +223,7 @@ def build_stores_suite() -> list[gxe.Expectation]:
 # ------------------------------------------------------------------------------------- raw.plan
 
 PLAN_COLUMNS = RAW_COLUMNS["plan"]
-PLAN_DERIVED = {"_isodow_of_Date": _isodow("Date")}
+PLAN_DERIVED = {"_isodow_of_Date": _isodow("Date"), **guards.PLAN_DERIVED}
 
 
 def build_plan_suite() -> list[gxe.Expectation]:
@@ -238,7 +239,9 @@ def build_plan_suite() -> list[gxe.Expectation]:
         _in_set("StateHoliday", STATE_HOLIDAYS),
         _in_set("Store", param("known_stores"), notes="Every store must exist in raw.stores."),
         error(gxe.ExpectColumnValuesToBeBetween, column="Date", min_value=param("last_history_date"),
-              strict_min=True, notes="Plan dates must be strictly after the last raw.sales date."),
+              strict_min=True, **guards.plan_window_bound(),
+              notes="Plan dates after the last raw.sales date, up to horizon_days (42) after it."),
+        *guards.plan_guards(),
         warn(gxe.ExpectColumnValuesToNotBeNull, column="Open", notes="NULL Open is treated as open."),
         warn(gxe.ExpectColumnValuesToBeUnique, column="Id"),
         warn(gxe.ExpectColumnValuesToBeInSet, column="Store", value_set=param("history_stores"),
@@ -252,6 +255,7 @@ PLAN_PARAMETERS = {
     "known_stores": known_stores,
     "history_stores": history_stores,
     "last_history_date": last_sales_date,
+    **guards.PLAN_PARAMETERS,
 }
 
 
@@ -260,8 +264,10 @@ PLAN_PARAMETERS = {
 SALES, STORES, PLAN = (f"{RAW_SCHEMA}.{table}" for table in ("sales", "stores", "plan"))
 SUITES: dict[str, SuiteDefinition] = {
     SALES: SuiteDefinition(SALES, SALES_COLUMNS, build_sales_suite, SALES_PARAMETERS, SALES_DERIVED,
-                           reference_tables=(STORES,), key_columns=("Store", "Date")),
-    STORES: SuiteDefinition(STORES, STORES_COLUMNS, build_stores_suite, key_columns=("Store",)),
+                           # Sales and Customers too: every failure's sample rows then show the values
+                           reference_tables=(STORES,), key_columns=("Store", "Date", "Sales", "Customers")),
+    STORES: SuiteDefinition(STORES, STORES_COLUMNS, build_stores_suite, guards.STORES_PARAMETERS,
+                            key_columns=("Store",)),
     PLAN: SuiteDefinition(PLAN, PLAN_COLUMNS, build_plan_suite, PLAN_PARAMETERS, PLAN_DERIVED,
                           reference_tables=(STORES, SALES), key_columns=("Store", "Date")),
 }

@@ -114,7 +114,7 @@ def _check_header(table: str, path: Path) -> list[str]:
 def _select_sql(table: str, path: Path, header: list[str]) -> str:
     """SELECT giving the table's exact columns and types; absent optional columns become NULL."""
     columns = RAW_COLUMNS[table]
-    file_types = ", ".join(f"'{c}': '{columns[c]}'" for c in header)
+    file_types = ", ".join(f"'{c}': '{_file_type(columns[c])}'" for c in header)
     projection = ", ".join(c if c in header else f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items())
     # Explicit types and no sniffing of types: a value that does not fit fails loudly with its line.
     return (
@@ -136,6 +136,30 @@ def _check_finite(con: duckdb.DuckDBPyConnection, table: str, path: Path, max_sa
                                 f"(inf, nan or beyond {MAX_ABS_DOUBLE:g}), e.g. {samples}; leave unknown values blank.")
 
 
+def _file_type(sql_type: str) -> str:
+    # read_csv rounds 5263.7 into an INTEGER column silently: read whole-number columns as DOUBLE, check, then cast
+    return "DOUBLE" if sql_type == "INTEGER" else sql_type
+
+
+def _to_whole_numbers(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
+    """Give the incoming table's integer columns their layout type, refusing values with a fraction."""
+    name = f"{INCOMING_SCHEMA}.{table}"
+    keys = [k for k in ("Store", "Date") if k in RAW_COLUMNS[table]]
+    for column in (c for c, t in RAW_COLUMNS[table].items() if t == "INTEGER"):
+        selected = ", ".join(f'"{c}"' for c in [*keys, column])
+        rel = con.sql(f'SELECT {selected} FROM {name} WHERE "{column}" <> round("{column}") ORDER BY ALL')
+        bad = rel.limit(5).fetchall()
+        if bad:
+            n = con.execute(f"SELECT count(*) FROM ({rel.sql_query()})").fetchall()[0][0]
+            samples = "; ".join(", ".join(f"{c}={v}" for c, v in zip([*keys, column], row)) for row in bad)
+            raise RawInputError(f"{path.name}: column {column} must hold whole numbers; {n} row(s) do not, "
+                                f"e.g. {samples}")
+        try:
+            con.execute(f'ALTER TABLE {name} ALTER "{column}" TYPE INTEGER')
+        except duckdb.Error as exc:  # e.g. beyond INTEGER's range
+            raise RawInputError(f"{path.name}: column {column}: {exc}") from exc
+
+
 def load_incoming(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[RawLoad]:
     """Load every raw file into `raw_incoming.<table>`, replacing what a previous attempt left there."""
     files = find_raw_files(raw_dir)
@@ -152,6 +176,7 @@ def load_incoming(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[RawLoad
                         + _select_sql(table, path, headers[table]))
         except duckdb.Error as exc:
             raise RawInputError(_encoding_error(path) or f"{path.name}: could not be read: {exc}") from exc
+        _to_whole_numbers(con, table, path)
         _check_finite(con, table, path)
         n_rows = con.execute(f"SELECT count(*) FROM {INCOMING_SCHEMA}.{table}").fetchone()[0]
         if n_rows == 0 and table not in OPTIONAL_TABLES:

@@ -5,6 +5,7 @@ from pathlib import Path
 from dagster import Definitions, HookContext, define_asset_job, in_process_executor, materialize, success_hook
 
 from orchestration.assets.dbt import forecast_marts, warehouse_models
+from orchestration.assets.guards import GuardSettings, forecast_within_store_history
 from orchestration.assets.ml import ml_tables
 from orchestration.assets.models import blend, model_assets
 from orchestration.assets.publish import artifact_retention, published_warehouse_asset
@@ -24,7 +25,8 @@ def requires_run_guard(_: HookContext) -> None:
     to after its last."""
 
 
-BUILD_ASSETS = [raw_tables, warehouse_models, *model_assets, blend, ml_tables, customer_sales_segments, forecast_marts]
+BUILD_ASSETS = [raw_tables, warehouse_models, *model_assets, blend, ml_tables, customer_sales_segments, forecast_marts,
+                forecast_within_store_history]
 ALL_ASSETS = [assets_def.with_hooks({requires_run_guard}) for assets_def in
               [*BUILD_ASSETS, published_warehouse_asset(BUILD_ASSETS), artifact_retention]]
 
@@ -36,6 +38,7 @@ def build_resources(**overrides) -> dict:
         "training": TrainingSettings(),
         "dbt": dbt_resource(),
         "run_guard": run_guard,
+        "guards": GuardSettings(),
     }
     return {**resources, **overrides}
 

@@ -14,10 +14,12 @@ from dagster import (
 )
 
 from expectations import failure_report, validate_incoming
+from expectations.report import failure_lines
 from ingestion import synthetic
 from ingestion.load import discard_incoming, load_incoming, promote_incoming
 from orchestration.assets.metadata import DATA_ENGINEERING, ROW_COUNT
-from orchestration.resources import DuckDBWarehouse, PlatformPaths
+from orchestration.assets.guards import GuardSettings
+from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 
 GX_CHECK = "great_expectations"
 RAW_TABLE_DESCRIPTIONS = {
@@ -49,7 +51,8 @@ def ensure_default_data(paths: PlatformPaths) -> None:
         for t in RAW_TABLE_DESCRIPTIONS
     ],
 )
-def raw_tables(context: AssetExecutionContext, paths: PlatformPaths, warehouse: DuckDBWarehouse):
+def raw_tables(context: AssetExecutionContext, paths: PlatformPaths, warehouse: DuckDBWarehouse,
+               guards: GuardSettings, training: TrainingSettings):
     """Load the input files, validate them, and only then swap them into `raw` in one transaction."""
     if paths.uses_default_data:
         ensure_default_data(paths)
@@ -57,7 +60,8 @@ def raw_tables(context: AssetExecutionContext, paths: PlatformPaths, warehouse: 
     with warehouse.connect() as con:
         loads = {load.table: load for load in load_incoming(con, paths.input_dir)}
 
-    outcomes = validate_incoming(warehouse.path, data_docs_dir=paths.reports_dir / "data_docs")
+    outcomes = validate_incoming(warehouse.path, data_docs_dir=paths.reports_dir / "data_docs",
+                                 thresholds=guards.raw_thresholds(training.horizon_days))
     checks = [
         AssetCheckResult(
             asset_key=raw_key(table),
@@ -80,8 +84,10 @@ def raw_tables(context: AssetExecutionContext, paths: PlatformPaths, warehouse: 
             discard_incoming(con)
         for check in checks:
             yield check
+        # The description is what `make run` and `dagster asset materialize` print: file, column, rule, samples.
+        details = failure_lines(outcomes, {table: load.source_file for table, load in loads.items()})
         raise Failure(
-            description=f"Raw data failed validation for {', '.join(failed)}; raw tables left unchanged.",
+            description=f"Raw data failed validation for {', '.join(failed)}; raw tables left unchanged.\n{details}",
             metadata={"failed_expectations": MetadataValue.md(failure_report(outcomes))},
         )
 
