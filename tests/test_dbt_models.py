@@ -32,6 +32,7 @@ import pytest
 from ingestion.load import load_incoming, promote_incoming
 from ingestion.raw_layout import RAW_COLUMNS, create_table_sql
 from warehouse.dbt import dbt_executable
+from warehouse.writeback import ensure_ml_tables
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -171,8 +172,10 @@ def scalar(warehouse: Path, sql: str, params=None):
 
 
 def load_fake_ml(warehouse: Path) -> None:
-    """Fake write-back tables: stores 1-2, 2013-03-25 .. 2013-04-07 (history and horizon days)."""
+    """Fake write-back tables: stores 1-2, 2013-03-25 .. 2013-04-07 (history and horizon days); the validation
+    fold's rows 2013-03-11 .. 2013-03-24 in ml.backtest_forecast; every other ml table of the contract empty."""
     with duckdb.connect(str(warehouse)) as con:
+        ensure_ml_tables(con)
         con.execute(
             """
             CREATE SCHEMA IF NOT EXISTS ml;
@@ -201,6 +204,15 @@ def load_fake_ml(warehouse: Path) -> None:
             SELECT model, model_version, 'validation' AS split, 'rmspe' AS metric, 0.12 AS value,
                    TIMESTAMP '2024-02-01 11:00:00' AS created_at
             FROM ml.model_registry;
+            INSERT INTO ml.backtest_forecast BY NAME
+            SELECT r.model, r.model_version, 'validation' AS split, s.store_id::INTEGER AS store_id,
+                   d.sale_date::DATE AS sale_date, (d.sale_date::DATE - DATE '2013-03-11')::INTEGER AS horizon_day,
+                   true AS is_open, 500.0 AS sales, 50.0 AS customers, 520.0 AS sales_pred, 450.0 AS sales_lower,
+                   590.0 AS sales_upper, 52.0 AS customers_pred, TIMESTAMP '2024-02-01 11:00:00' AS created_at
+            FROM ml.model_registry r
+            CROSS JOIN (VALUES (1), (2)) s(store_id)
+            CROSS JOIN (SELECT unnest(generate_series(TIMESTAMP '2013-03-11', TIMESTAMP '2013-03-24',
+                                                      INTERVAL 1 DAY)) AS sale_date) d;
             """
         )
 
