@@ -15,11 +15,12 @@ from serving.queries import rows
 router = APIRouter(tags=["stores"])
 
 StoreId = Annotated[int, PathParam(ge=1, le=2_147_483_647)]
+BIGINT_MAX = 2**63 - 1  # OFFSET is a DuckDB BIGINT: a larger value is a 422, not a conversion error (500)
 
 
 @router.get("/stores", response_model=list[Store], summary="All stores (marts.dim_stores)")
 def stores(reader: Reader, limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
-           offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+           offset: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0) -> Response:
     with reader.session() as s:
         return fast_json(rows(s.con, "SELECT * FROM marts.dim_stores ORDER BY store_id LIMIT ? OFFSET ?",
                               [limit, offset]))
