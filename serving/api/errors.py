@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import duckdb
@@ -13,9 +14,29 @@ from serving.api.schemas import MAX_PREDICT_ROWS
 from serving.reader import PublishedWarehouseMissing
 
 
+MAX_ECHO_CHARS = 200  # a 422 echoes at most this much of the input it refuses
+
+
+def echo(value: Any) -> Any:
+    """``value`` as a 422 may repeat it: JSON-safe (bytes decoded, other objects as text) and small (anything whose
+    JSON is longer than :data:`MAX_ECHO_CHARS` becomes the start of that JSON, marked as cut)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode("utf-8", errors="replace")
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        value = str(value)
+        text = json.dumps(value)
+    if len(text) <= MAX_ECHO_CHARS:
+        return value
+    cut = value if isinstance(value, str) else text
+    return cut[:MAX_ECHO_CHARS] + f"... ({len(cut)} characters, cut)"
+
+
 def unprocessable(loc: list, msg: str, value: Any = None) -> HTTPException:
     """A 422 shaped like FastAPI's own validation errors."""
-    return HTTPException(status_code=422, detail=[{"type": "value_error", "loc": loc, "msg": msg, "input": value}])
+    return HTTPException(status_code=422,
+                         detail=[{"type": "value_error", "loc": loc, "msg": msg, "input": echo(value)}])
 
 
 async def _no_warehouse(request: Request, exc: PublishedWarehouseMissing) -> JSONResponse:
@@ -71,6 +92,8 @@ def clean_errors(exc: RequestValidationError) -> list[dict]:
     out = []
     for e in errors:
         e = {k: v for k, v in e.items() if k != "url"}
+        if "input" in e:  # bytes (a non-JSON body) are not JSON; a huge input is not echoed whole
+            e["input"] = echo(e["input"])
         if "ctx" in e:  # exception objects in ctx are not JSON
             e["ctx"] = {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v))
                         for k, v in e["ctx"].items()}
