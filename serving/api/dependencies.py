@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from serving.api.errors import unprocessable
 from serving.api.model_cache import ModelCache
+from serving.api.schemas import IsoDate
 from serving.queries import ModelVersions, model_versions
 from serving.reader import PublishedReader, Session
 
@@ -36,8 +37,8 @@ class DateRange:
 
 
 def date_range(
-    start: Annotated[dt.date | None, Query(description="First day (inclusive), YYYY-MM-DD")] = None,
-    end: Annotated[dt.date | None, Query(description="Last day (inclusive), YYYY-MM-DD")] = None,
+    start: Annotated[IsoDate | None, Query(description="First day (inclusive), YYYY-MM-DD")] = None,
+    end: Annotated[IsoDate | None, Query(description="Last day (inclusive), YYYY-MM-DD")] = None,
 ) -> DateRange:
     """Checked before the published copy is opened: a bad range is a 422 even when nothing is published."""
     if start is not None and end is not None and start > end:

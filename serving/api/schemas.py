@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Query
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator,
+                      model_validator)
 
 MAX_PREDICT_ROWS = 5000
 VERSION_PATTERN = r"^[A-Za-z0-9_.:+\-]{1,64}$"
@@ -21,14 +23,37 @@ MODEL_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 ModelParam = Annotated[str | None, Query(pattern=MODEL_PATTERN,
                                          description="A model name, e.g. random_forest. Default: the champion.")]
 VersionParam = Annotated[str | None, Query(pattern=VERSION_PATTERN)]
+PredictModelParam = Annotated[str | None, Query(
+    pattern=MODEL_PATTERN, description="The model to predict with; only random_forest serves live predictions.")]
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """Naive timestamps from the warehouse are UTC: say so (ISO 8601 with ``+00:00``)."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+UtcDateTime = Annotated[dt.datetime, AfterValidator(_utc)]
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date_only(value: Any) -> Any:
+    """Query dates are YYYY-MM-DD text only: pydantic would read ``0`` as 1970-01-01 (Unix seconds)."""
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    if not isinstance(value, (str, dt.date)) or isinstance(value, dt.datetime):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_only)]
 
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     published_version: str
-    published_at: dt.datetime
+    published_at: UtcDateTime
     source_run: str | None
-    published_path: str
     connection_mode: str
 
 
@@ -93,7 +118,7 @@ class MonthlyForecast(BaseModel):
 class ModelVersion(BaseModel):
     model: str
     model_version: str
-    trained_at: dt.datetime
+    trained_at: UtcDateTime
     train_start: dt.date
     train_end: dt.date
     n_train_rows: int

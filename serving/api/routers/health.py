@@ -1,4 +1,4 @@
-"""``GET /health``: which published version is served; ``GET /``: where the docs are."""
+"""``GET /health``: which published version is served (never a server path); ``GET /``: where the docs are."""
 
 from __future__ import annotations
 
@@ -20,4 +20,4 @@ def root(request: Request) -> dict:
 def health(reader: Reader) -> dict:
     with reader.session() as s:
         return {"published_version": s.version_id, "published_at": s.published_at, "source_run": s.source_run,
-                "published_path": str(reader.path), "connection_mode": reader.mode}
+                "connection_mode": reader.mode}
