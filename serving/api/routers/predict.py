@@ -6,12 +6,14 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException
 
 from serving.api.dependencies import Models, Reader, store_ids, versions
+from serving.api.errors import unprocessable
 from serving.api.model_artifact import SERVED_MODEL
 from serving.api.model_cache import artifact_dir
-from serving.api.schemas import PredictBody, Predictions, VersionParam
+from serving.api.schemas import PredictBody, PredictModelParam, Predictions, VersionParam
 from serving.features import build_feature_rows
 
 router = APIRouter(tags=["predict"])
+PREDICT_MODELS = (SERVED_MODEL,)  # the models POST /predict can run (others only have stored forecasts)
 
 
 @router.post("/predict", response_model=Predictions, summary="Live random forest predictions",
@@ -19,10 +21,15 @@ router = APIRouter(tags=["predict"])
                          "feature mart's: calendar from the date, store attributes from marts.dim_stores, "
                          "holiday/closure distances over the requested rows and the plan/history around "
                          "them. Uses the latest random forest in ml.model_registry unless `model_version` "
-                         "is given.",
+                         "is given. `model` may name only a model with a live predict path (random_forest); "
+                         "any other is a 422.",
              responses={404: {"description": "Unknown store or model version"},
                         503: {"description": "No published warehouse or no model artifact"}})
-def predict(reader: Reader, models: Models, payload: PredictBody, model_version: VersionParam = None) -> dict:
+def predict(reader: Reader, models: Models, payload: PredictBody, model: PredictModelParam = None,
+            model_version: VersionParam = None) -> dict:
+    if model is not None and model not in PREDICT_MODELS:
+        raise unprocessable(["query", "model"], f"Model {model!r} has no live predict path; models that can serve "
+                                                f"predictions: {list(PREDICT_MODELS)}.", model)
     rows = payload if isinstance(payload, list) else [payload]
     request = pd.DataFrame({
         "store_id": [r.store for r in rows],
