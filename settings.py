@@ -22,6 +22,7 @@ Library code never reads or writes the environment: it takes paths and connectio
 | ``SERVING_CONNECTION_MODE`` | ``cached`` | the API's reader: ``cached`` (one attached instance per published version) or ``per_request`` |
 | ``SERVING_DUCKDB_THREADS`` | ``1`` | DuckDB threads of each serving reader instance |
 | ``SERVING_DUCKDB_MEMORY_LIMIT`` | ``1GB`` | DuckDB memory limit of each serving reader instance |
+| ``API_MAX_BODY_BYTES`` | ``1048576`` | the API answers 413 to a request body larger than this (1 MiB) |
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Settings:
     serving_connection_mode: str = "cached"
     serving_duckdb_threads: int = 1
     serving_duckdb_memory_limit: str = "1GB"
+    api_max_body_bytes: int = 1_048_576
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +84,7 @@ class Settings:
             serving_connection_mode=env.get("SERVING_CONNECTION_MODE", "cached"),
             serving_duckdb_threads=int(env.get("SERVING_DUCKDB_THREADS", "1")),
             serving_duckdb_memory_limit=env.get("SERVING_DUCKDB_MEMORY_LIMIT", "1GB"),
+            api_max_body_bytes=int(env.get("API_MAX_BODY_BYTES") or 1_048_576),
         )
 
     @property

@@ -15,6 +15,7 @@ from fastapi.openapi.docs import get_redoc_html
 from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
 
+from serving.api.body_limit import BodySizeLimit
 from serving.api.errors import install_error_handlers
 from serving.api.model_cache import ModelCache
 from serving.api.routers import forecasts, health, models, predict, stores
@@ -58,6 +59,7 @@ def create_app(published: str | os.PathLike | None = None, *, mode: str | None =
     app.state.reader = reader
     app.state.model_cache = ModelCache()
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=reader.settings.api_max_body_bytes)
     _add_redoc(app)
     for module in (health, stores, forecasts, models, predict):
         app.include_router(module.router)
