@@ -95,8 +95,13 @@ def test_health(client, copy):
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok" and body["published_version"] == version.version_id
-    assert body["source_run"] == version.source_run and body["published_path"] == str(copy)
-    assert dt.datetime.fromisoformat(body["published_at"]) == version.published_at
+    assert body["source_run"] == version.source_run
+    assert "published_path" not in body and str(copy) not in r.text and str(copy.parent) not in r.text
+    published_at = dt.datetime.fromisoformat(body["published_at"])
+    assert published_at.utcoffset() == dt.timedelta(0), "a timestamp says it is UTC"
+    expected = version.published_at
+    expected = expected.replace(tzinfo=dt.UTC) if expected.tzinfo is None else expected
+    assert published_at == expected
 
 
 def test_stores(client, pipeline_warehouse):
@@ -174,6 +179,8 @@ def test_models(client, copy):
     for m in body["models"]:
         assert (m["is_latest"], m["is_champion"], m["has_forecasts"]) == tuple(
             flags.loc[m["model_version"], ["is_latest", "is_champion", "has_forecasts"]].tolist())
+    for m in body["models"]:
+        assert dt.datetime.fromisoformat(m["trained_at"]).utcoffset() == dt.timedelta(0), m["trained_at"]
     rf = next(m for m in body["models"] if m["model"] == "random_forest")
     assert {"rmspe", "rmse", "mae", "mape"} <= set(rf["metrics"]["validation"])
     assert {"validation", "backtest_1"} <= set(rf["metrics"])
@@ -192,6 +199,12 @@ def test_models(client, copy):
     ("/stores/1/forecast/monthly?start=2015-09-01&end=2015-08-01", ["query", "start"]),
     ("/stores?limit=0", ["query", "limit"]),
     ("/stores?offset=-1", ["query", "offset"]),
+    ("/stores?offset=9223372036854775808", ["query", "offset"]),
+    ("/stores?limit=9223372036854775808", ["query", "limit"]),
+    ("/stores?offset=99999999999999999999999999", ["query", "offset"]),
+    ("/stores/1/forecast?start=0", ["query", "start"]),
+    ("/stores/1/forecast?end=20150801", ["query", "end"]),
+    ("/stores/1/forecast/monthly?start=1438387200", ["query", "start"]),
     ("/models?latest_only=perhaps", ["query", "latest_only"]),
 ])
 def test_bad_requests_are_422_with_the_field_named(client, url, where):
@@ -420,3 +433,56 @@ def test_no_500_on_odd_input(client):
                  {"store": 1, "date": 20150803}, {"store": 1.7, "date": "2015-08-03"}]:
         r = client.post("/predict", json=body)
         assert r.status_code in (200, 404, 422), (body, r.status_code, r.text)
+
+
+def test_stores_offset_at_bigint_max_is_an_empty_page(client):
+    r = client.get("/stores", params={"offset": 2**63 - 1})
+    assert r.status_code == 200 and r.json() == []
+
+
+def test_a_non_json_body_is_a_json_422_not_500(client):
+    for content, ctype in [(b"store=1&date=2015-08-03", "text/plain"), (b"\xff\xfe\x00", "application/octet-stream"),
+                           (b"store=1", "application/x-www-form-urlencoded"), (b"", "text/plain")]:
+        r = client.post("/predict", content=content, headers={"content-type": ctype})
+        assert r.status_code in (415, 422), (ctype, r.status_code, r.text)
+        assert r.headers["content-type"] == "application/json" and r.json()["detail"], r.text
+
+
+def test_a_422_never_echoes_a_huge_input_whole(client):
+    huge = "x" * 100_000
+    r = client.post("/predict", content=huge.encode(), headers={"content-type": "text/plain"})
+    assert r.status_code == 422 and len(r.content) < 2_000, len(r.content)
+    r = client.post("/predict", json={"store": huge, "date": "2015-08-03"})
+    assert r.status_code == 422 and len(r.content) < 2_000, len(r.content)
+    assert any(d["loc"] == ["body", "store"] for d in r.json()["detail"])
+
+
+def test_bodies_over_the_cap_are_413_before_parsing(copy, tmp_path):
+    from settings import Settings
+
+    settings = Settings(data_dir=tmp_path, api_max_body_bytes=1_000)
+    with TestClient(create_app(copy, settings=settings), raise_server_exceptions=False) as c:
+        small = [{"store": 1, "date": "2015-08-03"}]
+        assert c.post("/predict", json=small).status_code == 200
+        big = [{"store": 1, "date": "2015-08-03"}] * 100  # ~3.3 kB, declared in Content-Length
+        r = c.post("/predict", json=big)
+        assert r.status_code == 413 and "API_MAX_BODY_BYTES" in r.json()["detail"], r.text
+        # streamed (chunked, no Content-Length): counted as it arrives
+        r = c.post("/predict", content=iter([b"[" + b'{"store": 1, "date": "2015-08-03"},' * 50, b"{}]"]),
+                   headers={"content-type": "application/json"})
+        assert r.status_code == 413, r.text
+        # not-JSON and huge is 413 too, before anything tries to read it
+        r = c.post("/predict", content=b"x" * 5_000, headers={"content-type": "text/plain"})
+        assert r.status_code == 413
+    assert Settings.from_env({"API_MAX_BODY_BYTES": "2048"}).api_max_body_bytes == 2048
+    assert Settings.from_env({}).api_max_body_bytes == 1_048_576
+
+
+def test_predict_with_a_model_that_cannot_predict_is_422(client):
+    for name in ["lstm", "baseline", "xgboost"]:
+        r = client.post("/predict", params={"model": name}, json={"store": 1, "date": "2015-08-03"})
+        assert r.status_code == 422, (name, r.text)
+        detail = r.json()["detail"]
+        assert any(d["loc"] == ["query", "model"] and "random_forest" in d["msg"] for d in detail), detail
+    r = client.post("/predict", params={"model": "random_forest"}, json={"store": 1, "date": "2015-08-03"})
+    assert r.status_code == 200 and r.json()["model"] == "random_forest"
