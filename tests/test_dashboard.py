@@ -10,8 +10,6 @@ chromium, chromedriver, selenium or streamlit is missing. The AppTest tests run 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,38 +19,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 STORE = 3
 APP = REPO / "serving" / "dashboard" / "app.py"
 TABS = ["Forecast vs actual", "Monthly", "Model accuracy", "Insights"]
 
 pytest.importorskip("streamlit")
-try:
-    from selenium import webdriver
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError:  # pragma: no cover
-    webdriver = None
-
+from browser import By, WebDriverWait, artifacts_dir, chromium, free_port, needs_browser  # noqa: E402
 from serving.reader import read_publication  # noqa: E402
-
-needs_browser = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER and webdriver),
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver) and selenium")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def artifacts_dir() -> Path:
-    default = Path(os.environ.get("DATA_DIR", REPO / "data")) / "test-artifacts"
-    path = Path(os.environ.get("TEST_ARTIFACTS_DIR", default))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -93,19 +66,8 @@ def dashboard(pipeline_warehouse, tmp_path_factory):
 
 @pytest.fixture
 def browser():
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1100", "--no-first-run", "--disable-extensions"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def chart_drawn(driver) -> bool:

@@ -12,9 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import shutil
-import socket
 import threading
 import time
 from functools import partial
@@ -24,37 +21,13 @@ from urllib.parse import urlparse
 
 import pytest
 
+from browser import By, WebDriverWait, artifacts_dir, chromium, free_port, needs_browser
 from expectations.offline_docs import localise_html
 from expectations.suites import SUITES
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-try:
-    from selenium import webdriver
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError:  # pragma: no cover
-    webdriver = None
-
-needs_browser = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER and webdriver),
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver) and selenium")
 
 LOCAL_SCHEMES = ("file", "data", "blob", "about", "chrome")  # chrome: the new profile's own start page
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def artifacts_dir() -> Path:
-    default = Path(os.environ.get("DATA_DIR", REPO / "data")) / "test-artifacts"
-    path = Path(os.environ.get("TEST_ARTIFACTS_DIR", default))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def data_docs(pipeline_warehouse) -> Path:
@@ -101,25 +74,13 @@ def test_localise_html_rewrites_cdn_tags_and_reports_unknown_ones():
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
     profile = tmp_path_factory.mktemp("chromium-profile")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-extensions", "--no-first-run", "--window-size=1400,1100", f"--user-data-dir={profile}",
-                # no network: every request goes to a proxy nobody listens on, except loopback (Chromium never
-                # sends loopback through a proxy)
-                "--proxy-server=127.0.0.1:9"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    # no network: every request goes to a proxy nobody listens on, except loopback (Chromium never sends loopback
+    # through a proxy)
+    with chromium(("--disable-background-networking", "--disable-component-update", "--disable-sync",
+                   f"--user-data-dir={profile}", "--proxy-server=127.0.0.1:9"),
+                  {"goog:loggingPrefs": {"performance": "ALL"}}) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def network_log(driver) -> tuple[dict[str, str], set[str]]:
