@@ -71,6 +71,7 @@ class TrainingResult:
     meta: dict
     forecaster: Any = field(default=None, repr=False)
     validation_forecaster: Any = field(default=None, repr=False)
+    validation_fold: Fold | None = None  # the fold validation_forecaster was fitted for
 
     @property
     def validation(self) -> pd.DataFrame:
@@ -230,7 +231,7 @@ def train(forecaster: BaseForecaster, frame: pd.DataFrame, store_stats: pd.DataF
     }
     result = package(forecaster.name, forecaster.params, forecast, calibration, train_start=hist["sale_date"].min(),
                      train_end=hist["sale_date"].max(), n_train_rows=len(hist), meta=meta, spec=spec)
-    result.forecaster, result.validation_forecaster = final, backtest.last_fitted
+    result.forecaster, result.validation_forecaster, result.validation_fold = final, backtest.last_fitted, folds[-1]
     m = calibration.metrics.loc[calibration.metrics["split"] == VALIDATION].set_index("metric")["value"]
     log.info("%s: validation rmspe=%.4f %s=%.3f, mean rmspe over folds %.4f (%.0fs)", forecaster.name, m["rmspe"],
              spec.coverage_metric, m[spec.coverage_metric], mean_rmspe(calibration.metrics), time.perf_counter() - t_all)

@@ -52,6 +52,10 @@ class PlatformPaths(ConfigurableResource):
         return self.settings.published_dir
 
     @property
+    def published_path(self) -> Path:
+        return self.settings.published_path
+
+    @property
     def reports_dir(self) -> Path:
         return self.settings.reports_dir
 

@@ -30,8 +30,8 @@ from pathlib import Path
 import duckdb
 
 from forecasting.artifacts import remove_leftovers
-from settings import Settings
 from ingestion.sql_text import sql_string
+from settings import Settings
 from warehouse.publish import remove_stale_temp_files
 
 log = logging.getLogger(__name__)

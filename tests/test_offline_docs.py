@@ -25,7 +25,6 @@ from browser import By, WebDriverWait, artifacts_dir, chromium, free_port, needs
 from expectations.offline_docs import localise_html
 from expectations.suites import SUITES
 
-REPO = Path(__file__).resolve().parents[1]
 
 LOCAL_SCHEMES = ("file", "data", "blob", "about", "chrome")  # chrome: the new profile's own start page
 

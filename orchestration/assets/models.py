@@ -13,7 +13,7 @@ from analytics.charts import forecast_vs_actual_markdown, importance_chart_markd
 from forecasting.artifacts import save_result
 from forecasting.blend import BLEND, fit_blend
 from forecasting.features import history_rows, load_feature_frame, load_store_stats_table
-from forecasting.folds import VALIDATION, fold_frames, make_folds
+from forecasting.folds import VALIDATION, fold_frames
 from forecasting.importance import (
     IMPORTANCE_COLUMNS,
     METHOD,
@@ -84,8 +84,7 @@ def _model_asset(name: str):
             frame, store_stats = load_feature_frame(con), load_store_stats_table(con)
         result = train(create(name, profile=training.profile), frame, store_stats, training.spec)
         save_result(result, paths.models_dir)
-        hist = history_rows(frame)
-        context_rows, target_rows = fold_frames(hist, make_folds(hist, training.n_folds, training.horizon_days)[-1])
+        context_rows, target_rows = fold_frames(history_rows(frame), result.validation_fold)
         permuted = permuted_predictions(result.validation_forecaster, context_rows, target_rows)
         importance = importance_from_permuted(permuted).assign(model=name, model_version=result.model_version,
                                                                 method=METHOD)

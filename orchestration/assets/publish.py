@@ -7,7 +7,7 @@ from forecasting.artifacts import prune_artifacts
 from orchestration.assets.metadata import DATA_ENGINEERING, ROW_COUNT
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 from orchestration.run_guard import served_versions
-from settings import PUBLISHED_FILE, Settings
+from settings import Settings
 from warehouse.publish import publish_warehouse
 
 PUBLISHED_KEY = AssetKey(["published", "warehouse"])
@@ -54,7 +54,7 @@ def published_warehouse_asset(upstream: list[AssetsDefinition]) -> AssetsDefinit
                    "after a successful publish.")
 def artifact_retention(context: AssetExecutionContext, paths: PlatformPaths,
                        training: TrainingSettings) -> MaterializeResult:
-    served = served_versions(paths.published_dir / PUBLISHED_FILE)
+    served = served_versions(paths.published_path)
     if served is None:  # cannot tell what readers use: delete nothing
         context.log.warning("the published copy could not be read: no model artifacts pruned this time")
         return MaterializeResult(metadata={"removed": 0, "kept_per_model": training.keep_versions})
