@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # INFO: a progress line per step; DEBUG: also Dagster's own events
 export LOG_LEVEL ?= INFO
 
-.PHONY: install run dev test clean serve dashboard publish bench
+.PHONY: install run dev test clean serve dashboard publish bench bi bi-install
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,20 @@ dashboard: install
 
 publish: install
 	$(BIN)/python -m warehouse.publish --source-run manual
+
+# Apache Superset on the published copy, in its own virtualenv (its pins never touch the platform's) (README: Superset)
+BI_VENV := .venv-bi
+$(BI_VENV)/.installed: bi/requirements.txt bi/constraints.txt
+	test -x $(BI_VENV)/bin/python || $(PYTHON) -m venv $(BI_VENV)
+	$(BI_VENV)/bin/python -m pip install --quiet -r bi/requirements.txt -c bi/constraints.txt
+	touch $@
+
+bi-install: $(BI_VENV)/.installed
+
+# Runs the pipeline first when there is no published copy yet; Superset on $$BI_PORT (default 8088).
+bi: bi-install
+	test -f "$${PUBLISHED_WAREHOUSE:-$(DATA_DIR)/published/warehouse.duckdb}" || $(MAKE) run
+	$(BI_VENV)/bin/python bi/start.py
 
 bench: install
 	$(BIN)/python bench/load_api.py
