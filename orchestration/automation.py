@@ -153,7 +153,7 @@ def daily_forecast_schedule(context: ScheduleEvaluationContext):
     return RunRequest(tags={"trigger": "daily_schedule"})
 
 
-def _alert_settings(data_dir: str | None) -> Settings:
+def alert_settings(data_dir: str | None) -> Settings:
     """The alert settings of the environment, with the run's own DATA_DIR (its `paths` resource) when known."""
     return dataclasses.replace(_ENV, data_dir=Path(data_dir)) if data_dir else _ENV
 
@@ -167,7 +167,7 @@ def alert_on_step_failure(context: HookContext) -> None:
     send_alert("step_failure", f"{context.job_name}: step {context.step_key} failed: {first_line}",
                {"severity": "ERROR", "run_id": context.run_id, "job": context.job_name, "step": context.step_key,
                 "error": message[:4000]},
-               _alert_settings(context.resources.paths.data_dir))
+               alert_settings(context.resources.paths.data_dir))
 
 
 @run_failure_sensor(default_status=DefaultSensorStatus.RUNNING,
@@ -184,4 +184,4 @@ def alert_on_run_failure(context: RunFailureSensorContext) -> None:
     data_dir = (run.run_config or {}).get("resources", {}).get("paths", {}).get("config", {}).get("data_dir")
     send_alert("run_failure", f"{run.job_name}: run {run.run_id} failed: {error.splitlines()[0][:300]}",
                {"severity": "ERROR", "run_id": run.run_id, "job": run.job_name, "error": error[:4000]},
-               _alert_settings(data_dir))
+               alert_settings(data_dir))

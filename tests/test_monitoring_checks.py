@@ -3,6 +3,7 @@ data that is fine and fails on data built to fail it; outcomes land in ml.monito
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import duckdb
@@ -223,3 +224,41 @@ def test_checks_read_the_real_marts(pipeline_warehouse, tmp_path):
         con.close()
     assert stale.passed and stale.value == 0
     assert drift.passed and drift.details["note"] == "no new data since the training window"  # one run so far
+
+
+def test_dagster_asset_checks_report_record_and_alert(tmp_path):
+    """The checks as Dagster asset checks on marts/fct_forecast_vs_actual (the mart itself stands in: its tables
+    are the hand-made ones above)."""
+    from dagster import AssetCheckSeverity, asset, materialize
+
+    from orchestration.assets.monitoring import FORECAST_VS_ACTUAL_KEY, MonitoringSettings, monitoring_checks
+    from orchestration.resources import DuckDBWarehouse, PlatformPaths
+
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        _build(con)
+        con.execute("UPDATE marts.fct_forecast_vs_actual SET in_interval = false WHERE is_open")
+
+    @asset(key=FORECAST_VS_ACTUAL_KEY)
+    def built_by_dbt():
+        pass
+
+    data_dir = tmp_path / "data"
+    result = materialize([built_by_dbt, monitoring_checks], raise_on_error=False, resources={
+        "warehouse": DuckDBWarehouse(path=str(path)), "paths": PlatformPaths(data_dir=str(data_dir)),
+        "monitoring": MonitoringSettings(coverage_severity="ERROR")})
+    assert result.success  # not blocking
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == set(checks.CHECK_NAMES)
+    failed = evaluations["interval_coverage"]
+    assert not failed.passed and failed.severity == AssetCheckSeverity.ERROR
+    assert failed.metadata["value"].value == 0.0 and failed.metadata["details"].value["band"] == [0.7, 0.9]
+    assert all(e.passed for name, e in evaluations.items() if name != "interval_coverage")
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute('SELECT count(*), count(*) FILTER (WHERE NOT passed), any_value(run_id) '
+                           'FROM ml.monitoring_checks').fetchone() == (5, 1, result.run_id)
+    [alert] = [json.loads(line) for line in (data_dir / "alerts.jsonl").read_text().splitlines()]
+    assert (alert["check"], alert["severity"], alert["asset"]) == ("interval_coverage", "ERROR",
+                                                                 "marts/fct_forecast_vs_actual")
+    assert {f.name for f in dataclasses.fields(MonitoringThresholds)} == set(
+        MonitoringSettings.model_fields)
