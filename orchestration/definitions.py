@@ -11,7 +11,8 @@ from orchestration.assets.models import blend, model_assets
 from orchestration.assets.publish import artifact_retention, published_warehouse_asset
 from orchestration.assets.raw import raw_tables
 from orchestration.assets.segments import customer_sales_segments
-from orchestration.automation import alert_on_run_failure, alert_on_step_failure, daily_forecast_schedule, raw_files_sensor
+from orchestration.automation import (alert_on_run_failure, alert_on_step_failure, daily_forecast_schedule,
+                                      raw_files_sensor)
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings, run_guard
 from settings import configure_logging
 from warehouse.dbt import dbt_resource

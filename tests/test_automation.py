@@ -17,7 +17,6 @@ from dagster import (
     DefaultScheduleStatus,
     DefaultSensorStatus,
     MetadataValue,
-    RunsFilter,
     build_run_status_sensor_context,
     build_schedule_context,
     build_sensor_context,

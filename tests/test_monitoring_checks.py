@@ -97,7 +97,8 @@ def test_every_check_passes_on_healthy_data(con):
     assert 0.5 < by_name["realised_vs_backtest_accuracy"].value < 1.25
     assert by_name["realised_vs_backtest_accuracy"].details["n_days"] == 12  # the last 14 days, less 2 closed Sundays
     assert 0.7 <= by_name["interval_coverage"].value <= 0.9
-    assert by_name["interval_coverage"].details["window"] == ["2015-06-15", "2015-07-11"]  # 28 days to 07-12, a closed Sunday
+    # the 28 days to 07-12 (a closed Sunday: the last open day is 07-11)
+    assert by_name["interval_coverage"].details["window"] == ["2015-06-15", "2015-07-11"]
     drift = by_name["data_drift_psi"]
     assert drift.details["reference_version"] == "v1" and drift.details["reference_window"][1] == OLD_TRAIN_END
     assert len(drift.details["psi"]) == 8 and drift.value < 0.2  # 2 store types x 4 measures
