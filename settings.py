@@ -23,6 +23,12 @@ Library code never reads or writes the environment: it takes paths and connectio
 | ``SERVING_DUCKDB_THREADS`` | ``1`` | DuckDB threads of each serving reader instance |
 | ``SERVING_DUCKDB_MEMORY_LIMIT`` | ``1GB`` | DuckDB memory limit of each serving reader instance |
 | ``API_MAX_BODY_BYTES`` | ``1048576`` | the API answers 413 to a request body larger than this (1 MiB) |
+| ``RAW_SENSOR_INTERVAL_S`` | ``60`` | seconds between two looks of the input-folder sensor (under ``make dev``) |
+| ``FORECAST_SCHEDULE_CRON`` | ``0 6 * * *`` | the daily fallback run of ``forecast_pipeline`` (cron) |
+| ``FORECAST_SCHEDULE_TIMEZONE`` | ``UTC`` | the schedule's time zone (IANA name) |
+| ``ALERT_WEBHOOK_URLS`` | empty | comma-separated webhook URLs every alert is POSTed to (Slack / Teams ``{"text": ...}``) |
+| ``ALERT_TIMEOUT_S`` / ``ALERT_RETRIES`` | ``5`` / ``2`` | per-request timeout and retries of a webhook POST |
+| ``MONITOR_<THRESHOLD>`` | see ``monitoring/checks.py`` | the drift and degradation checks' thresholds and severities, e.g. ``MONITOR_PSI_WARN=0.25``, ``MONITOR_COVERAGE_SEVERITY=ERROR`` |
 """
 
 from __future__ import annotations
@@ -61,6 +67,14 @@ class Settings:
     serving_duckdb_threads: int = 1
     serving_duckdb_memory_limit: str = "1GB"
     api_max_body_bytes: int = 1_048_576
+    raw_sensor_interval_s: int = 60
+    forecast_schedule_cron: str = "0 6 * * *"
+    forecast_schedule_timezone: str = "UTC"
+    alert_webhook_urls: tuple[str, ...] = ()
+    alert_timeout_s: float = 5.0
+    alert_retries: int = 2
+    # (name, value) of the MONITOR_* variables, lower-case without the prefix; monitoring.checks parses them
+    monitor_overrides: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +99,14 @@ class Settings:
             serving_duckdb_threads=int(env.get("SERVING_DUCKDB_THREADS", "1")),
             serving_duckdb_memory_limit=env.get("SERVING_DUCKDB_MEMORY_LIMIT", "1GB"),
             api_max_body_bytes=int(env.get("API_MAX_BODY_BYTES") or 1_048_576),
+            raw_sensor_interval_s=int(env.get("RAW_SENSOR_INTERVAL_S") or 60),
+            forecast_schedule_cron=env.get("FORECAST_SCHEDULE_CRON") or "0 6 * * *",
+            forecast_schedule_timezone=env.get("FORECAST_SCHEDULE_TIMEZONE") or "UTC",
+            alert_webhook_urls=tuple(u.strip() for u in env.get("ALERT_WEBHOOK_URLS", "").split(",") if u.strip()),
+            alert_timeout_s=float(env.get("ALERT_TIMEOUT_S") or 5),
+            alert_retries=int(env.get("ALERT_RETRIES") or 2),
+            monitor_overrides=tuple(sorted((k[len("MONITOR_"):].lower(), v.strip()) for k, v in env.items()
+                                           if k.startswith("MONITOR_") and v.strip())),
         )
 
     @property
@@ -119,8 +141,13 @@ class Settings:
     def run_lock_path(self) -> Path:
         return self.data_dir / ".run.lock"
 
+    @property
+    def alerts_path(self) -> Path:
+        return self.data_dir / "alerts.jsonl"
 
-PLATFORM_LOGGERS = ("ingestion", "warehouse", "forecasting", "analytics", "orchestration", "serving", "expectations")
+
+PLATFORM_LOGGERS = ("ingestion", "warehouse", "forecasting", "analytics", "orchestration", "serving", "expectations",
+                    "monitoring")
 
 
 def configure_logging(level: str | None = None) -> None:

@@ -11,6 +11,8 @@ from orchestration.assets.models import blend, model_assets
 from orchestration.assets.publish import artifact_retention, published_warehouse_asset
 from orchestration.assets.raw import raw_tables
 from orchestration.assets.segments import customer_sales_segments
+from orchestration.automation import (alert_on_run_failure, alert_on_step_failure, daily_forecast_schedule,
+                                      raw_files_sensor)
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings, run_guard
 from settings import configure_logging
 from warehouse.dbt import dbt_resource
@@ -27,7 +29,7 @@ def requires_run_guard(_: HookContext) -> None:
 
 BUILD_ASSETS = [raw_tables, warehouse_models, *model_assets, blend, ml_tables, customer_sales_segments, forecast_marts,
                 forecast_within_store_history]
-ALL_ASSETS = [assets_def.with_hooks({requires_run_guard}) for assets_def in
+ALL_ASSETS = [assets_def.with_hooks({requires_run_guard, alert_on_step_failure}) for assets_def in
               [*BUILD_ASSETS, published_warehouse_asset(BUILD_ASSETS), artifact_retention]]
 
 
@@ -47,6 +49,8 @@ defs = Definitions(
     assets=ALL_ASSETS,
     jobs=[define_asset_job("forecast_pipeline", selection="*",
                            description="Everything: raw loads, dbt, checks, models, write-back, BI marts, publish.")],
+    sensors=[raw_files_sensor, alert_on_run_failure],
+    schedules=[daily_forecast_schedule],
     resources=build_resources(),
     # DuckDB takes one writer process at a time: run the steps one after another in one process.
     executor=in_process_executor,
