@@ -72,7 +72,8 @@ def test_every_origin_in_fct_forecast_vs_actual(refreshed):
     assert past["actual_sales"].notna().all()
     scored = past["is_open"] & (past["actual_sales"] > 0)
     expected = (past["actual_sales"] - past["sales_pred"]).abs() / past["actual_sales"]
-    assert np.allclose(past.loc[scored, "abs_pct_error"], expected[scored]) and past.loc[~scored, "abs_pct_error"].isna().all()
+    assert np.allclose(past.loc[scored, "abs_pct_error"], expected[scored])
+    assert past.loc[~scored, "abs_pct_error"].isna().all()
 
 
 def test_served_forecast_is_the_latest_origin_everywhere(refreshed):
@@ -98,7 +99,8 @@ def test_served_forecast_is_the_latest_origin_everywhere(refreshed):
 def test_realised_rmspe_bias_and_coverage_match_a_direct_computation(refreshed):
     build, version = refreshed["build"], refreshed["version"]
     rows = refreshed["after"].query("model_version == @version")
-    actuals = query(build, "SELECT store_id, sale_date AS forecast_date, sales, is_open FROM staging.stg_rossmann__sales")
+    actuals = query(build, "SELECT store_id, sale_date AS forecast_date, sales, is_open "
+                           "FROM staging.stg_rossmann__sales")
     rows = rows.merge(actuals, on=["store_id", "forecast_date"])  # the realised days only
     assert len(rows) == len(refreshed["served"])
     rows["week_start"] = rows["forecast_date"] - pd.to_timedelta(rows["forecast_date"].dt.dayofweek, unit="D")
@@ -125,7 +127,8 @@ def test_realised_rmspe_bias_and_coverage_match_a_direct_computation(refreshed):
 def test_store_rolling_28_days_match_a_direct_computation(refreshed):
     build, version, model = refreshed["build"], refreshed["version"], refreshed["model"]
     rows = refreshed["after"].query("model_version == @version")
-    actuals = query(build, "SELECT store_id, sale_date AS forecast_date, sales, is_open FROM staging.stg_rossmann__sales")
+    actuals = query(build, "SELECT store_id, sale_date AS forecast_date, sales, is_open "
+                           "FROM staging.stg_rossmann__sales")
     rows = rows.merge(actuals, on=["store_id", "forecast_date"])
     report = query(build, "SELECT * FROM marts.rpt_store_forecast_monitoring WHERE is_last_realised_day")
     assert set(report["model"]) == {model} and len(report) == rows["store_id"].nunique()

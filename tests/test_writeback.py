@@ -36,7 +36,8 @@ def test_contract_columns_and_types(tmp_path):
                        "WHERE table_schema='ml' AND table_name='store_sales_forecast' "
                        "ORDER BY ordinal_position").fetchall()
     assert cols == [("store_id", "INTEGER"), ("forecast_date", "DATE"), ("model", "VARCHAR"),
-                    ("model_version", "VARCHAR"), ("origin_date", "DATE"), ("sales_pred", "DOUBLE"), ("sales_lower", "DOUBLE"),
+                    ("model_version", "VARCHAR"), ("origin_date", "DATE"), ("sales_pred", "DOUBLE"),
+                    ("sales_lower", "DOUBLE"),
                     ("sales_upper", "DOUBLE"), ("customers_pred", "DOUBLE"), ("created_at", "TIMESTAMP")]
     assert con.execute("SELECT json_extract(params, '$.n_estimators') FROM ml.model_registry").fetchone()[0] == "10"
 

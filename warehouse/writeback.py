@@ -206,16 +206,17 @@ def backtest_rows(fold_rows: pd.DataFrame) -> pd.DataFrame:
     ``model`` and ``model_version``) in ``ml.backtest_forecast``'s names, horizon days counted from 1."""
     missing = [c for c in [*FOLD_ROW_NAMES, "horizon_day"] if c not in fold_rows.columns]
     if missing:
-        raise WriteBackError(f"ml.backtest_forecast: the fold rows lack {missing} (they have {list(fold_rows.columns)})")
+        raise WriteBackError(f"ml.backtest_forecast: the fold rows lack {missing} "
+                             f"(they have {list(fold_rows.columns)})")
     return fold_rows.rename(columns=FOLD_ROW_NAMES).assign(horizon_day=fold_rows["horizon_day"] + 1)
 
 
 def _check_origins(frame: pd.DataFrame) -> None:
     before = pd.to_datetime(frame["forecast_date"]) < pd.to_datetime(frame["origin_date"])
     if before.any():
-        raise WriteBackError(
-            f"ml.store_sales_forecast: {int(before.sum())} rows forecast a day before their origin_date, e.g. "
-            f"{frame.loc[before, ['model_version', 'origin_date', 'store_id', 'forecast_date']].head(3).to_dict('records')}")
+        samples = frame.loc[before, ["model_version", "origin_date", "store_id", "forecast_date"]].head(3)
+        raise WriteBackError(f"ml.store_sales_forecast: {int(before.sum())} rows forecast a day before their "
+                             f"origin_date, e.g. {samples.to_dict('records')}")
 
 
 def _no_frame(table: str) -> pd.DataFrame:
@@ -260,9 +261,9 @@ def write_model_outputs(
     for table in [t for t in PER_VERSION_TABLES if t in frames and t != "store_sales_forecast"]:
         unknown = frames[table].merge(versions, how="left", indicator=True)["_merge"] == "left_only"
         if unknown.any():
-            raise WriteBackError(
-                f"ml.{table}: rows for model versions missing from the registry frame: "
-                f"{frames[table].loc[unknown, ['model', 'model_version']].drop_duplicates().head(5).to_dict('records')}")
+            samples = frames[table].loc[unknown, ["model", "model_version"]].drop_duplicates().head(5)
+            raise WriteBackError(f"ml.{table}: rows for model versions missing from the registry frame: "
+                                 f"{samples.to_dict('records')}")
     origins = frames["store_sales_forecast"][["model", "model_version", "origin_date"]].drop_duplicates()
 
     ensure_ml_tables(con)
