@@ -32,8 +32,8 @@ from forecasting.protocol import BaseForecaster
 
 log = logging.getLogger(__name__)
 
-FORECAST_COLUMNS = ["store_id", "forecast_date", "model", "model_version", "sales_pred", "sales_lower",
-                    "sales_upper", "customers_pred"]
+FORECAST_COLUMNS = ["store_id", "forecast_date", "model", "model_version", "origin_date", "sales_pred",
+                    "sales_lower", "sales_upper", "customers_pred"]
 METRIC_COLUMNS = ["model", "model_version", "split", "metric", "value"]
 REGISTRY_COLUMNS = ["model", "model_version", "trained_at", "train_start", "train_end", "n_train_rows", "params",
                     "artifact_path"]
@@ -151,7 +151,8 @@ def refit(forecaster: BaseForecaster, backtest: Backtest, hist: pd.DataFrame,
 
 def forecast_plan(final: BaseForecaster, hist: pd.DataFrame, plan: pd.DataFrame,
                   factors: pd.DataFrame) -> pd.DataFrame:
-    """The plan's forecast with intervals: store_id, forecast_date, sales_pred/lower/upper, customers_pred."""
+    """The plan's forecast with intervals: store_id, forecast_date, origin_date, sales_pred/lower/upper,
+    customers_pred."""
     if plan.empty:
         log.warning("%s: no plan rows, the forecast is empty", final.name)
     pred = final.predict(hist, plan)
@@ -162,13 +163,15 @@ def forecast_plan(final: BaseForecaster, hist: pd.DataFrame, plan: pd.DataFrame,
 
 def interval_forecast(store_id, forecast_date, sales_pred, customers_pred, plan_start: pd.Timestamp,
                       factors: pd.DataFrame) -> pd.DataFrame:
-    """Forecast rows with the interval factors of their horizon week applied (lower <= forecast <= upper)."""
+    """Forecast rows with the interval factors of their horizon week applied (lower <= forecast <= upper);
+    ``origin_date`` = ``plan_start``, the first day the forecast covers (the day after its history)."""
     dates = pd.to_datetime(pd.Series(np.asarray(forecast_date))).dt.normalize()
     sales = np.asarray(sales_pred, dtype=float)
     lo, hi = apply_factors(sales, (dates - plan_start).dt.days.to_numpy(), factors)
     return pd.DataFrame({
         "store_id": np.asarray(store_id).astype("int32"),
         "forecast_date": dates.to_numpy(),
+        "origin_date": plan_start.normalize(),
         "sales_pred": sales,
         "sales_lower": np.minimum(lo, sales),
         "sales_upper": np.maximum(hi, sales),

@@ -190,7 +190,7 @@ def test_store_page_tabs_on_the_published_warehouse(pipeline_warehouse, monkeypa
     # the plan's last month is partial (the horizon ends mid-month in the fixture) and is labelled so
     partial = _query(pipeline_warehouse, """
         SELECT strftime(month_start, '%b %Y'), n_days, dayofmonth(last_day(month_start))
-        FROM marts.fct_sales_forecast_monthly WHERE store_id = ? AND model = ? AND is_latest_version
+        FROM marts.fct_sales_forecast_monthly WHERE store_id = ? AND model = ? AND is_latest_version AND is_served
           AND n_days < dayofmonth(last_day(month_start))""", [STORE, champion])
     assert partial, "the fixture's horizon should end inside a month"
     assert all(f"{m} ({n} of {d} days)" in captions for m, n, d in partial), captions
@@ -214,8 +214,8 @@ def test_store_page_chart_overlays_past_forecasts_on_actuals(pipeline_warehouse,
     assert max(r["date"] for r in past) < min(r["date"] for r in future)
     n_past = _query(pipeline_warehouse, """
         SELECT count(*) FROM marts.fct_backtest_forecast WHERE store_id = ? AND model = 'random_forest'
-          AND is_latest_version AND sale_date > (SELECT max(sale_date) FROM marts.fct_store_daily_features
-                                                 WHERE store_id = ? AND is_history) - 140""", [STORE, STORE])[0][0]
+          AND is_latest_version AND forecast_date > (SELECT max(sale_date) FROM marts.fct_store_daily_features
+                                                     WHERE store_id = ? AND is_history) - 140""", [STORE, STORE])[0][0]
     assert len(past) == n_past > 0
 
 

@@ -181,7 +181,7 @@ def load_fake_ml(warehouse: Path) -> None:
             CREATE SCHEMA IF NOT EXISTS ml;
             CREATE OR REPLACE TABLE ml.store_sales_forecast AS
             SELECT s.store_id::INTEGER AS store_id, d.forecast_date::DATE AS forecast_date,
-                   v.model, v.model_version,
+                   v.model, v.model_version, DATE '2013-03-25' AS origin_date,
                    (500.0 + s.store_id * 10 + v.offset_)::DOUBLE AS sales_pred,
                    (400.0 + s.store_id * 10)::DOUBLE AS sales_lower,
                    (600.0 + s.store_id * 10 + v.offset_)::DOUBLE AS sales_upper,
@@ -206,8 +206,10 @@ def load_fake_ml(warehouse: Path) -> None:
             FROM ml.model_registry;
             INSERT INTO ml.backtest_forecast BY NAME
             SELECT r.model, r.model_version, 'validation' AS split, s.store_id::INTEGER AS store_id,
-                   d.sale_date::DATE AS sale_date, (d.sale_date::DATE - DATE '2013-03-11')::INTEGER AS horizon_day,
-                   true AS is_open, 500.0 AS sales, 50.0 AS customers, 520.0 AS sales_pred, 450.0 AS sales_lower,
+                   d.sale_date::DATE AS forecast_date,
+                   (d.sale_date::DATE - DATE '2013-03-11')::INTEGER + 1 AS horizon_day,
+                   true AS is_open, 500.0 AS actual_sales, 50.0 AS actual_customers, 520.0 AS sales_pred,
+                   450.0 AS sales_lower,
                    590.0 AS sales_upper, 52.0 AS customers_pred, TIMESTAMP '2024-02-01 11:00:00' AS created_at
             FROM ml.model_registry r
             CROSS JOIN (VALUES (1), (2)) s(store_id)
@@ -555,8 +557,15 @@ def test_forecast_marts(base):
     r = fc[(fc["store_id"] == 2) & (fc["forecast_date"] == "2013-04-07")].iloc[0]
     assert r["is_open"] == False and r["store_type"] == "a"  # noqa: E712
 
-    monthly = query(wh, "select * from marts.fct_sales_forecast_monthly")
+    every = query(wh, "select * from marts.fct_sales_forecast_monthly")
+    monthly = every[every["is_served"]].reset_index(drop=True)
     assert len(monthly) == 2 * 2 * 3  # stores x months x versions
+    # the backtest folds (validation, 2013-03-11..24: forecast 520 against 500 a day) beside them
+    folds = every[every["forecast_source"] == "backtest"]
+    assert len(folds) == 2 * 3 and (folds["split"] == "validation").all() and not folds["is_served"].any()
+    assert (folds["n_days_with_actuals"] == 14).all()
+    assert np.allclose(folds["sales_accuracy_pct"], 100 * (1 - 20 / 500))
+    assert len(every) == len(monthly) + len(folds)  # one origin per version
     daily_sum = fc.groupby(["store_id", "model_version"])["sales_pred"].sum()
     monthly_sum = monthly.groupby(["store_id", "model_version"])["sales_pred"].sum()
     pd.testing.assert_series_equal(daily_sum, monthly_sum, check_names=False)

@@ -252,7 +252,8 @@ def fake_model_outputs(warehouse: Path) -> None:
         for model, version, trained, factor, rmspe in [
                 ("baseline", "v1", "2024-01-01", 1.2, 0.30), ("baseline", "v2", "2024-02-01", 1.1, 0.20),
                 ("random_forest", "rf1", "2024-01-15", 0.9, 0.15)]:
-            forecasts = days.assign(model=model, model_version=version, sales_pred=days["s"] * factor,
+            forecasts = days.assign(model=model, model_version=version, origin_date=days["forecast_date"].min(),
+                                    sales_pred=days["s"] * factor,
                                     sales_lower=days["s"] * factor * 0.8, sales_upper=days["s"] * factor * 1.2,
                                     customers_pred=days["c"] * factor)
             metrics = pd.DataFrame({"model": model, "model_version": version, "split": "validation",

@@ -99,7 +99,7 @@ def test_champion_importance_and_diagnostics(platform):
     assert query(data_dir, "SELECT count(*) FROM ml.champion_forecast") == query(data_dir, "SELECT count(*) FROM raw.plan")
     cols = query(data_dir, "SELECT column_name FROM information_schema.columns WHERE table_schema = 'ml' "
                            "AND table_name = 'champion_forecast' ORDER BY ordinal_position")
-    assert [c[0] for c in cols] == ["store_id", "forecast_date", "model", "model_version", "sales_pred",
+    assert [c[0] for c in cols] == ["store_id", "forecast_date", "model", "model_version", "origin_date", "sales_pred",
                                     "sales_lower", "sales_upper", "customers_pred", "created_at"]
     imp = query(data_dir, "SELECT model, count(*), count(DISTINCT feature), min(method), max(method) "
                           "FROM ml.feature_importance GROUP BY model ORDER BY model")

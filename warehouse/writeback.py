@@ -1,17 +1,21 @@
 """The write-back contract: forecast, metric and registry tables in schema `ml`.
 
-Users and BI tools read these tables, so their columns are fixed here. A write replaces the rows of
-the model versions it carries in a single transaction: a rerun never duplicates rows, and a failure
-leaves the tables as they were.
+Users and BI tools read these tables, so their columns are fixed here. A write runs in a single transaction
+(a rerun never duplicates rows, a failure leaves the tables as they were) and replaces:
 
-Also written in the same transaction:
-- ``ml.feature_importance`` and ``ml.backtest_forecast`` (each version's fold rows with actuals and interval;
-  per model version, replaced like the other per-version tables),
-- ``ml.series_diagnostics`` (one row per store: ADF test and autocorrelations of the current history;
-  replaced as a whole when given).
+- in ``ml.store_sales_forecast``: the rows of each (model, model_version, origin_date) it carries. Every
+  forecast keeps its origin (the first day it covers): a refresh adds a new origin, under the same version when
+  the model was not refit, and never overwrites an earlier one, so every past forecast can be scored later.
+- in ``ml.model_registry``, ``ml.model_metrics``, ``ml.feature_importance`` and ``ml.backtest_forecast``
+  (each version's fold rows with actuals and interval): the rows of the versions in the registry frame.
+- ``ml.series_diagnostics`` (one row per store: ADF test and autocorrelations of the current history) as a
+  whole, when given.
 
-The champion and each model's latest version are dbt's (``marts.dim_model_versions``, read by the view
-``ml.champion_forecast`` that dbt builds), not the write-back's.
+A forecast-only refresh of a registered version passes just ``forecasts`` (registry and metrics left out).
+
+The champion, each model's latest version and its latest origin are dbt's (``marts.dim_model_versions``, read
+by the view ``ml.champion_forecast`` that dbt builds), not the write-back's; ``ml.champion_pins`` (at most one
+row: the version pinned as champion) is read there too.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "forecast_date": "DATE NOT NULL",
         "model": "VARCHAR NOT NULL",
         "model_version": "VARCHAR NOT NULL",
+        "origin_date": "DATE NOT NULL",  # the first day the forecast covers (the day after its history)
         "sales_pred": "DOUBLE NOT NULL",
         "sales_lower": "DOUBLE NOT NULL",
         "sales_upper": "DOUBLE NOT NULL",
@@ -80,16 +85,24 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "model_version": "VARCHAR NOT NULL",
         "split": "VARCHAR NOT NULL",
         "store_id": "INTEGER NOT NULL",
-        "sale_date": "DATE NOT NULL",
-        "horizon_day": "INTEGER NOT NULL",
-        "is_open": "BOOLEAN",
-        "sales": "DOUBLE",
-        "customers": "DOUBLE",
+        "forecast_date": "DATE NOT NULL",
+        "horizon_day": "INTEGER NOT NULL",  # 1 = the fold's first day
         "sales_pred": "DOUBLE NOT NULL",
         "sales_lower": "DOUBLE NOT NULL",
         "sales_upper": "DOUBLE NOT NULL",
+        "actual_sales": "DOUBLE",
+        "is_open": "BOOLEAN",
         "customers_pred": "DOUBLE",
+        "actual_customers": "DOUBLE",
         "created_at": "TIMESTAMP NOT NULL",
+    },
+    # the version pinned as champion by hand: at most one row (the current pin), empty = no pin
+    "champion_pins": {
+        "model": "VARCHAR NOT NULL",
+        "model_version": "VARCHAR NOT NULL",
+        "pinned_at": "TIMESTAMP NOT NULL",
+        "pinned_by": "VARCHAR NOT NULL",
+        "reason": "VARCHAR",
     },
     # customer-sales segments (analytics.segments), replaced as a whole by each run
     "customer_sales_clusters": {
@@ -110,15 +123,20 @@ PER_VERSION_TABLES = ("store_sales_forecast", "model_metrics", "feature_importan
 
 # Each table's key: a write must not carry two rows with the same key.
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "store_sales_forecast": ("model_version", "store_id", "forecast_date"),
+    "store_sales_forecast": ("model_version", "origin_date", "store_id", "forecast_date"),
     "model_metrics": ("model", "model_version", "split", "metric"),
     "model_registry": ("model", "model_version"),
     "feature_importance": ("model", "model_version", "feature", "method"),
-    "backtest_forecast": ("model", "model_version", "split", "store_id", "sale_date"),
+    "backtest_forecast": ("model", "model_version", "split", "store_id", "forecast_date"),
     "series_diagnostics": ("store_id",),
     "customer_sales_clusters": ("store_id", "month"),
     "customer_sales_cluster_centers": ("cluster",),
+    "champion_pins": ("model", "model_version"),
 }
+
+# The runner's fold rows (forecasting.runner.FOLD_COLUMNS: horizon_day 0-based there, as the interval factors use
+# it) -> ml.backtest_forecast's names; the warehouse counts horizon days from 1 = the fold's first day.
+FOLD_ROW_NAMES = {"sale_date": "forecast_date", "sales": "actual_sales", "customers": "actual_customers"}
 
 
 class WriteBackError(ValueError):
@@ -126,10 +144,38 @@ class WriteBackError(ValueError):
 
 
 def ensure_ml_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the contract's tables; upgrade those an earlier release created (see :func:`_upgrade_tables`)."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {ML_SCHEMA}")
+    _upgrade_tables(con)
     for table, columns in TABLE_COLUMNS.items():
         cols = ", ".join(f"{name} {ddl}" for name, ddl in columns.items())
         con.execute(f"CREATE TABLE IF NOT EXISTS {ML_SCHEMA}.{table} ({cols})")
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ?", [ML_SCHEMA, table]).fetchall()}
+
+
+def _upgrade_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring tables written before forecasts kept their origin up to the contract, so an upgraded DATA_DIR keeps
+    working: ``store_sales_forecast`` gains ``origin_date`` (each old version forecast once, from its first day),
+    ``backtest_forecast`` takes the contract's names and counts horizon days from 1 (it counted from 0)."""
+    forecast_columns = _table_columns(con, "store_sales_forecast")
+    if forecast_columns and "origin_date" not in forecast_columns:
+        con.execute(f"ALTER TABLE {ML_SCHEMA}.store_sales_forecast ADD COLUMN origin_date DATE")
+        con.execute(f"""
+            UPDATE {ML_SCHEMA}.store_sales_forecast AS t SET origin_date = first.origin_date
+            FROM (SELECT model_version, min(forecast_date) AS origin_date
+                  FROM {ML_SCHEMA}.store_sales_forecast GROUP BY model_version) AS first
+            WHERE t.model_version = first.model_version""")
+        con.execute(f"ALTER TABLE {ML_SCHEMA}.store_sales_forecast ALTER COLUMN origin_date SET NOT NULL")
+    backtest_columns = _table_columns(con, "backtest_forecast")
+    if "sale_date" in backtest_columns:
+        for old, new in FOLD_ROW_NAMES.items():
+            con.execute(f"ALTER TABLE {ML_SCHEMA}.backtest_forecast RENAME COLUMN {old} TO {new}")
+        con.execute(f"UPDATE {ML_SCHEMA}.backtest_forecast SET horizon_day = horizon_day + 1")
 
 
 def _conform(table: str, frame: pd.DataFrame, created_at: datetime) -> pd.DataFrame:
@@ -140,7 +186,7 @@ def _conform(table: str, frame: pd.DataFrame, created_at: datetime) -> pd.DataFr
         frame["created_at"] = pd.Timestamp(created_at).tz_localize(None)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise WriteBackError(f"ml.{table}: output lacks columns {missing}")
+        raise WriteBackError(f"ml.{table}: output lacks columns {missing} (it has {list(frame.columns)})")
     frame = frame[columns]
     required = [c for c, ddl in TABLE_COLUMNS[table].items() if "NOT NULL" in ddl]
     null_counts = frame[required].isna().sum()
@@ -155,53 +201,101 @@ def _conform(table: str, frame: pd.DataFrame, created_at: datetime) -> pd.DataFr
     return frame
 
 
+def backtest_rows(fold_rows: pd.DataFrame) -> pd.DataFrame:
+    """The runner's fold rows (``sale_date``, ``sales``, ``customers``, 0-based ``horizon_day``, plus the interval,
+    ``model`` and ``model_version``) in ``ml.backtest_forecast``'s names, horizon days counted from 1."""
+    missing = [c for c in [*FOLD_ROW_NAMES, "horizon_day"] if c not in fold_rows.columns]
+    if missing:
+        raise WriteBackError(f"ml.backtest_forecast: the fold rows lack {missing} "
+                             f"(they have {list(fold_rows.columns)})")
+    return fold_rows.rename(columns=FOLD_ROW_NAMES).assign(horizon_day=fold_rows["horizon_day"] + 1)
+
+
+def _check_origins(frame: pd.DataFrame) -> None:
+    before = pd.to_datetime(frame["forecast_date"]) < pd.to_datetime(frame["origin_date"])
+    if before.any():
+        samples = frame.loc[before, ["model_version", "origin_date", "store_id", "forecast_date"]].head(3)
+        raise WriteBackError(f"ml.store_sales_forecast: {int(before.sum())} rows forecast a day before their "
+                             f"origin_date, e.g. {samples.to_dict('records')}")
+
+
+def _no_frame(table: str) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in TABLE_COLUMNS[table]})
+
+
 def write_model_outputs(
     con: duckdb.DuckDBPyConnection,
     *,
     forecasts: pd.DataFrame,
-    metrics: pd.DataFrame,
-    registry: pd.DataFrame,
+    metrics: pd.DataFrame | None = None,
+    registry: pd.DataFrame | None = None,
     feature_importance: pd.DataFrame | None = None,
     backtest: pd.DataFrame | None = None,
     series_diagnostics: pd.DataFrame | None = None,
     created_at: datetime | None = None,
 ) -> dict[str, int]:
-    """Replace the rows of every (model, model_version) in `registry` in the per-version tables, atomically.
+    """Write model outputs atomically: the forecast rows replace those of the (model, model_version, origin_date)
+    they carry, every other per-version table the rows of the versions in ``registry``.
 
-    ``series_diagnostics``, when given, replaces that table's rows.
+    A training passes everything; a forecast-only refresh of registered versions passes ``forecasts`` alone (their
+    versions must be in ``registry`` or already in ``ml.model_registry``). ``backtest``: the runner's fold rows
+    (see :func:`backtest_rows`). ``series_diagnostics``, when given, replaces that table's rows.
     """
     created_at = created_at or datetime.now(timezone.utc)
     frames = {
         "store_sales_forecast": _conform("store_sales_forecast", forecasts, created_at),
-        "model_metrics": _conform("model_metrics", metrics, created_at),
-        "model_registry": _conform("model_registry", registry, created_at),
+        "model_registry": _conform("model_registry", _no_frame("model_registry") if registry is None else registry,
+                                   created_at),
     }
+    _check_origins(frames["store_sales_forecast"])
+    if metrics is not None:
+        frames["model_metrics"] = _conform("model_metrics", metrics, created_at)
     if feature_importance is not None:
         frames["feature_importance"] = _conform("feature_importance", feature_importance, created_at)
     if backtest is not None:
-        frames["backtest_forecast"] = _conform("backtest_forecast", backtest, created_at)
+        frames["backtest_forecast"] = _conform("backtest_forecast", backtest_rows(backtest), created_at)
     diagnostics = None
     if series_diagnostics is not None:
         diagnostics = _conform("series_diagnostics", series_diagnostics, created_at)
-    versions = frames["model_registry"][["model", "model_version"]]
-    for table in [t for t in PER_VERSION_TABLES if t in frames]:
+    versions = frames["model_registry"][["model", "model_version"]].astype(str)
+    for table in [t for t in PER_VERSION_TABLES if t in frames and t != "store_sales_forecast"]:
         unknown = frames[table].merge(versions, how="left", indicator=True)["_merge"] == "left_only"
         if unknown.any():
-            raise WriteBackError(f"ml.{table}: rows for model versions missing from the registry")
+            samples = frames[table].loc[unknown, ["model", "model_version"]].drop_duplicates().head(5)
+            raise WriteBackError(f"ml.{table}: rows for model versions missing from the registry frame: "
+                                 f"{samples.to_dict('records')}")
+    origins = frames["store_sales_forecast"][["model", "model_version", "origin_date"]].drop_duplicates()
 
     ensure_ml_tables(con)
     con.execute("BEGIN TRANSACTION")
     try:
         con.register("written_versions", versions)
+        con.register("written_origins", origins)
+        # a forecast-only write may name versions registered by an earlier run
+        unregistered = con.execute(f"""
+            SELECT DISTINCT o.model, o.model_version FROM written_origins AS o
+            WHERE NOT EXISTS (SELECT 1 FROM written_versions AS v
+                              WHERE v.model = o.model AND v.model_version = o.model_version)
+              AND NOT EXISTS (SELECT 1 FROM {ML_SCHEMA}.model_registry AS r
+                              WHERE r.model = o.model AND r.model_version = o.model_version)
+            ORDER BY ALL LIMIT 5""").fetchall()
+        if unregistered:
+            raise WriteBackError(f"ml.store_sales_forecast: rows for model versions neither in the registry frame "
+                                 f"nor in ml.model_registry: {unregistered}")
         for table, frame in frames.items():
-            con.execute(
-                f"DELETE FROM {ML_SCHEMA}.{table} AS t USING written_versions AS v "
-                "WHERE t.model = v.model AND t.model_version = v.model_version"
-            )
+            if table == "store_sales_forecast":
+                con.execute(
+                    f"DELETE FROM {ML_SCHEMA}.{table} AS t USING written_origins AS o WHERE t.model = o.model "
+                    "AND t.model_version = o.model_version AND t.origin_date = o.origin_date")
+            else:
+                con.execute(
+                    f"DELETE FROM {ML_SCHEMA}.{table} AS t USING written_versions AS v "
+                    "WHERE t.model = v.model AND t.model_version = v.model_version")
             con.register("incoming_rows", frame)
             con.execute(f"INSERT INTO {ML_SCHEMA}.{table} BY NAME SELECT * FROM incoming_rows")
             con.unregister("incoming_rows")
         con.unregister("written_versions")
+        con.unregister("written_origins")
         if diagnostics is not None:
             _replace(con, "series_diagnostics", diagnostics)
             frames["series_diagnostics"] = diagnostics

@@ -42,12 +42,12 @@ def load_store(version_id: str, store_id: int, history_days: int, _con) -> dict:
         ORDER BY model, forecast_date""", [store_id])
     # the latest versions' past forecasts (every backtest fold) over the days shown
     backtest = frame(_con, """
-        SELECT sale_date AS date, model, split, sales_pred, sales_lower, sales_upper, actual_sales
+        SELECT forecast_date AS date, model, split, sales_pred, sales_lower, sales_upper, actual_sales
         FROM marts.fct_backtest_forecast
         WHERE store_id = ? AND is_latest_version
-          AND sale_date > (SELECT max(sale_date) FROM marts.fct_store_daily_features
-                           WHERE store_id = ? AND is_history) - ?
-        ORDER BY model, sale_date""", [store_id, store_id, history_days])
+          AND forecast_date > (SELECT max(sale_date) FROM marts.fct_store_daily_features
+                               WHERE store_id = ? AND is_history) - ?
+        ORDER BY model, forecast_date""", [store_id, store_id, history_days])
     accuracy = frame(_con, """
         SELECT model, store_rmspe, chain_rmspe, worst_rank, interval_coverage, fold_start, fold_end
         FROM marts.rpt_store_accuracy
@@ -57,7 +57,7 @@ def load_store(version_id: str, store_id: int, history_days: int, _con) -> dict:
                n_days < dayofmonth(last_day(month_start)) AS is_partial,
                dayofmonth(last_day(month_start)) AS days_in_month
         FROM marts.fct_sales_forecast_monthly
-        WHERE store_id = ? AND is_latest_version
+        WHERE store_id = ? AND is_latest_version AND is_served
         ORDER BY model, month_start""", [store_id])
     actual = frame(_con, """
         SELECT sale_date AS date, sales, customers, is_open, is_promo

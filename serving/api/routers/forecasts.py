@@ -56,7 +56,7 @@ def forecast_monthly(reader: Reader, store_id: StoreId, dates: Dates, model: Mod
             SELECT month_start, n_days, n_open_days, sales_pred, sales_lower, sales_upper, customers_pred,
                    actual_sales AS sales_actual, n_days_with_actuals AS n_actual_days
             FROM marts.fct_sales_forecast_monthly
-            WHERE store_id = $store AND model = $model AND model_version = $version
+            WHERE store_id = $store AND model = $model AND model_version = $version AND is_served
               AND ($start IS NULL OR month_start >= date_trunc('month', CAST($start AS DATE)))
               AND ($end IS NULL OR month_start <= $end)
             ORDER BY month_start""",

@@ -1,5 +1,5 @@
--- ml.champion_forecast: the forecast rows of the champion (marts.dim_model_versions.is_champion),
--- with the columns of ml.store_sales_forecast. A view in schema `ml` beside the write-back tables,
+-- ml.champion_forecast: the served forecast of the champion (marts.dim_model_versions.is_champion):
+-- its rows of the version's latest origin, with the columns of ml.store_sales_forecast. A view in schema `ml` beside the write-back tables,
 -- where SQL users and BI tools have always found it; the published copy materialises it.
 
 {{ config(materialized='view', schema='ml') }}
@@ -16,7 +16,8 @@ champion as (
 
     select
         model,
-        model_version
+        model_version,
+        latest_origin_date
 
     from {{ ref('dim_model_versions') }}
     where is_champion
@@ -30,6 +31,7 @@ final as (
         forecasts.forecast_date,
         forecasts.model,
         forecasts.model_version,
+        forecasts.origin_date,
         forecasts.sales_pred,
         forecasts.sales_lower,
         forecasts.sales_upper,
@@ -40,6 +42,7 @@ final as (
     inner join champion
         on forecasts.model = champion.model
         and forecasts.model_version = champion.model_version
+        and forecasts.origin_date = champion.latest_origin_date
 
 )
 

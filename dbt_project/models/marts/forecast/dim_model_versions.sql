@@ -4,9 +4,12 @@
 --
 -- latest:   per model, the most recently trained version (trained_at, then model_version) among
 --           the versions that have forecasts.
--- champion: among the latest versions, the lowest mean RMSPE over the validation fold and the
---           backtest folds (split = 'validation' or 'backtest_<n>'); ties go to the model name.
---           A latest version without any RMSPE ranks after every scored one.
+-- latest origin: per version, the latest origin_date of its forecasts; "the served forecast" is
+--           the latest origin of a version, everywhere (marts, API, dashboard).
+-- champion: the version pinned in ml.champion_pins when it is registered and has forecasts;
+--           otherwise, among the latest versions, the lowest mean RMSPE over the validation fold
+--           and the backtest folds (split = 'validation' or 'backtest_<n>'); ties go to the model
+--           name. A latest version without any RMSPE ranks after every scored one.
 
 with
 
@@ -28,14 +31,47 @@ forecasts as (
 
 ),
 
+pins as (
+
+    select * from {{ source('ml', 'champion_pins') }}
+
+),
+
+-- at most one row by contract; should there be more, the latest pin counts
+current_pin as (
+
+    select
+        model,
+        model_version
+
+    from pins
+    qualify row_number() over (order by pinned_at desc, model_version desc) = 1
+
+),
+
+forecast_origins as (
+
+    select
+        model,
+        model_version,
+        origin_date,
+        count(*) as n_rows
+
+    from forecasts
+    group by all
+
+),
+
 forecast_versions as (
 
     select
         model,
         model_version,
-        count(*) as n_forecast_rows
+        max(origin_date) as latest_origin_date,
+        count(*) as n_origins,
+        arg_max(n_rows, origin_date) as n_forecast_rows
 
-    from forecasts
+    from forecast_origins
     group by all
 
 ),
@@ -82,6 +118,8 @@ versions as (
         registry.train_end,
         forecast_versions.model_version is not null as has_forecasts,
         coalesce(forecast_versions.n_forecast_rows, 0) as n_forecast_rows,
+        forecast_versions.latest_origin_date,
+        coalesce(forecast_versions.n_origins, 0) as n_origins,
         scores.validation_rmspe,
         scores.mean_rmspe,
         coalesce(scores.n_scored_folds, 0) as n_scored_folds,
@@ -132,6 +170,21 @@ ranked as (
 
 ),
 
+pinned as (
+
+    select
+        ranked.*,
+        current_pin.model_version is not null as is_pinned,
+        -- a pin counts when it names a registered version with forecasts
+        bool_or(current_pin.model_version is not null and ranked.has_forecasts) over () as has_valid_pin
+
+    from ranked
+    left join current_pin
+        on ranked.model = current_pin.model
+        and ranked.model_version = current_pin.model_version
+
+),
+
 final as (
 
     select
@@ -142,6 +195,8 @@ final as (
         train_end,
         has_forecasts,
         n_forecast_rows,
+        latest_origin_date,
+        cast(n_origins as integer) as n_origins,
         validation_rmspe,
         mean_rmspe,
         n_scored_folds,
@@ -149,10 +204,18 @@ final as (
         cast(rank as integer) as rank,
         is_latest,
         is_latest_trained,
-        coalesce(rank = 1, false) as is_champion,
+        case
+            when has_valid_pin then is_pinned and has_forecasts
+            else coalesce(rank = 1, false)
+        end as is_champion,
+        is_pinned,
+        case
+            when has_valid_pin and is_pinned and has_forecasts then 'pinned'
+            when not has_valid_pin and rank = 1 then 'lowest mean_rmspe'
+        end as champion_reason,
         'mean_rmspe' as champion_metric
 
-    from ranked
+    from pinned
 
 )
 

@@ -23,7 +23,9 @@ final as (
         backtest.model_version,
         backtest.split,
         backtest.store_id,
-        backtest.sale_date,
+        backtest.forecast_date,
+        -- the fold's first day (horizon_day 1), the backtest counterpart of a forecast's origin_date
+        cast(backtest.forecast_date - (backtest.horizon_day - 1) as date) as origin_date,
         cast(backtest.horizon_day as integer) as horizon_day,
         backtest.is_open,
         coalesce(model_versions.is_latest, false) as is_latest_version,
@@ -35,17 +37,17 @@ final as (
         cast(backtest.sales_lower as double) as sales_lower,
         cast(backtest.sales_upper as double) as sales_upper,
         cast(backtest.customers_pred as double) as customers_pred,
-        cast(backtest.sales as double) as actual_sales,
-        cast(backtest.customers as double) as actual_customers,
+        cast(backtest.actual_sales as double) as actual_sales,
+        cast(backtest.actual_customers as double) as actual_customers,
 
         ---------- error
-        backtest.sales_pred - backtest.sales as sales_error,
+        backtest.sales_pred - backtest.actual_sales as sales_error,
         -- the Kaggle RMSPE term: open days with positive actual sales only
         case
-            when coalesce(backtest.is_open, true) and backtest.sales > 0
-                then abs(backtest.sales_pred - backtest.sales) / backtest.sales
+            when coalesce(backtest.is_open, true) and backtest.actual_sales > 0
+                then abs(backtest.sales_pred - backtest.actual_sales) / backtest.actual_sales
         end as sales_abs_pct_error,
-        backtest.sales between backtest.sales_lower and backtest.sales_upper as is_in_interval
+        backtest.actual_sales between backtest.sales_lower and backtest.sales_upper as is_in_interval
 
     from backtest
     left join model_versions
@@ -55,4 +57,4 @@ final as (
 )
 
 select * from final
-order by model, model_version, split, store_id, sale_date
+order by model, model_version, split, store_id, forecast_date

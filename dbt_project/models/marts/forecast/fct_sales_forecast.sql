@@ -1,6 +1,8 @@
--- Forecasts written back by the models (ml.store_sales_forecast), one row per model version,
--- store and forecast day, joined with the store's attributes, that day's calendar from the
--- plan (or from history for back-test days) and, where history has the day, the actuals.
+-- The served forecasts written back by the models (ml.store_sales_forecast at each version's latest
+-- origin, dim_model_versions.latest_origin_date), one row per model version, store and forecast
+-- day, joined with the store's attributes, that day's calendar from the plan (or from history for
+-- back-test days) and, where history has the day, the actuals. Every origin, scored against the
+-- actuals: fct_forecast_vs_actual.
 
 with
 
@@ -35,9 +37,9 @@ joined as (
         forecasts.forecast_date,
         forecasts.model,
         forecasts.model_version,
-        -- the one definition of a model's latest version (a version missing from the registry,
-        -- which the write-back refuses, is never latest)
-        coalesce(model_versions.is_latest, false) as is_latest_version,
+        forecasts.origin_date,
+        -- the one definition of a model's latest version
+        model_versions.is_latest as is_latest_version,
         model_versions.trained_at,
         forecasts.created_at,
 
@@ -65,9 +67,12 @@ joined as (
         case when store_days.is_history then store_days.customers end as actual_customers
 
     from forecasts
-    left join model_versions
+    -- the served forecast: the version's latest origin (a version missing from the registry, which
+    -- the write-back refuses, has none)
+    inner join model_versions
         on forecasts.model = model_versions.model
         and forecasts.model_version = model_versions.model_version
+        and forecasts.origin_date = model_versions.latest_origin_date
     left join stores
         on forecasts.store_id = stores.store_id
     left join store_days
