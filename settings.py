@@ -18,6 +18,10 @@ Library code never reads or writes the environment: it takes paths and connectio
 | ``GUARD_SALES_PER_CUSTOMER_MIN`` / ``_MAX`` | ``1`` / ``200`` | plausible Sales per customer on open days with sales and customers |
 | ``GUARD_MAX_COMPETITION_DISTANCE_M`` | ``100000`` | largest plausible ``CompetitionDistance`` (metres) |
 | ``GUARD_FORECAST_MAX_MULTIPLE`` | ``3`` | a store's forecast above this multiple of its 95th percentile of open-day sales is not published |
+| ``RETRAIN_REALISED_RATIO`` | ``1.25`` | refit every model when the champion's realised RMSPE over the last days of actuals exceeds its backtest RMSPE by this ratio |
+| ``RETRAIN_REALISED_WINDOW_DAYS`` | ``14`` | the days of actuals that realised RMSPE is measured on |
+| ``RETRAIN_MAX_AGE_DAYS`` | ``7`` | refit a model whose latest version was trained longer ago than this |
+| ``FORCE_REFIT`` | ``0`` | ``1``: every model refits on this run whatever the policy says |
 | ``LOG_LEVEL`` | ``INFO`` | the platform's log level; ``DEBUG`` also shows Dagster's DEBUG events |
 | ``SERVING_CONNECTION_MODE`` | ``cached`` | the API's reader: ``cached`` (one attached instance per published version) or ``per_request`` |
 | ``SERVING_DUCKDB_THREADS`` | ``1`` | DuckDB threads of each serving reader instance |
@@ -61,6 +65,10 @@ class Settings:
     serving_duckdb_threads: int = 1
     serving_duckdb_memory_limit: str = "1GB"
     api_max_body_bytes: int = 1_048_576
+    retrain_realised_ratio: float = 1.25
+    retrain_realised_window_days: int = 14
+    retrain_max_age_days: float = 7.0
+    force_refit: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +93,10 @@ class Settings:
             serving_duckdb_threads=int(env.get("SERVING_DUCKDB_THREADS", "1")),
             serving_duckdb_memory_limit=env.get("SERVING_DUCKDB_MEMORY_LIMIT", "1GB"),
             api_max_body_bytes=int(env.get("API_MAX_BODY_BYTES") or 1_048_576),
+            retrain_realised_ratio=float(env.get("RETRAIN_REALISED_RATIO") or 1.25),
+            retrain_realised_window_days=int(env.get("RETRAIN_REALISED_WINDOW_DAYS") or 14),
+            retrain_max_age_days=float(env.get("RETRAIN_MAX_AGE_DAYS") or 7),
+            force_refit=env.get("FORCE_REFIT", "").strip().lower() in ("1", "true", "yes"),
         )
 
     @property

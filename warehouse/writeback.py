@@ -105,6 +105,36 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "sales": "DOUBLE NOT NULL",
         "n_store_months": "BIGINT NOT NULL",
     },
+    # the retraining policy's decision per model and run (forecasting/retraining.py), appended
+    "training_decisions": {
+        "run_id": "VARCHAR NOT NULL",
+        "model": "VARCHAR NOT NULL",
+        "model_version": "VARCHAR NOT NULL",
+        "decision": "VARCHAR NOT NULL",
+        "reason": "VARCHAR NOT NULL",
+        "compared": "JSON",
+        "created_at": "TIMESTAMP NOT NULL",
+    },
+    # the pinned champion: at most one row (warehouse/champion.py)
+    "champion_pins": {
+        "model": "VARCHAR NOT NULL",
+        "model_version": "VARCHAR NOT NULL",
+        "pinned_at": "TIMESTAMP NOT NULL",
+        "pinned_by": "VARCHAR NOT NULL",
+        "reason": "VARCHAR",
+    },
+    # every change of the served champion, appended (warehouse/champion.py)
+    "champion_history": {
+        "changed_at": "TIMESTAMP NOT NULL",
+        "event": "VARCHAR NOT NULL",
+        "model": "VARCHAR",
+        "model_version": "VARCHAR",
+        "from_model": "VARCHAR",
+        "from_model_version": "VARCHAR",
+        "reason": "VARCHAR",
+        "changed_by": "VARCHAR NOT NULL",
+        "run_id": "VARCHAR",
+    },
 }
 PER_VERSION_TABLES = ("store_sales_forecast", "model_metrics", "feature_importance", "backtest_forecast")
 
@@ -118,6 +148,9 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "series_diagnostics": ("store_id",),
     "customer_sales_clusters": ("store_id", "month"),
     "customer_sales_cluster_centers": ("cluster",),
+    "training_decisions": ("run_id", "model", "model_version"),
+    "champion_pins": ("model", "model_version"),
+    "champion_history": ("changed_at", "event"),
 }
 
 
@@ -164,11 +197,14 @@ def write_model_outputs(
     feature_importance: pd.DataFrame | None = None,
     backtest: pd.DataFrame | None = None,
     series_diagnostics: pd.DataFrame | None = None,
+    decisions: pd.DataFrame | None = None,
     created_at: datetime | None = None,
 ) -> dict[str, int]:
     """Replace the rows of every (model, model_version) in `registry` in the per-version tables, atomically.
 
-    ``series_diagnostics``, when given, replaces that table's rows.
+    ``forecasts`` may also carry versions registered by an earlier run (a forecast-only refresh: ``registry`` and
+    ``metrics`` then hold only the versions that refit, possibly none).  ``series_diagnostics``, when given,
+    replaces that table's rows; ``decisions`` (the retraining policy's) are appended to ``ml.training_decisions``.
     """
     created_at = created_at or datetime.now(timezone.utc)
     frames = {
@@ -184,15 +220,19 @@ def write_model_outputs(
     if series_diagnostics is not None:
         diagnostics = _conform("series_diagnostics", series_diagnostics, created_at)
     versions = frames["model_registry"][["model", "model_version"]]
+    ensure_ml_tables(con)
+    # A forecast-only refresh writes forecasts of versions registered by an earlier run.
+    registered = pd.concat([versions, con.execute(f"SELECT model, model_version FROM {ML_SCHEMA}.model_registry").df()])
     for table in [t for t in PER_VERSION_TABLES if t in frames]:
-        unknown = frames[table].merge(versions, how="left", indicator=True)["_merge"] == "left_only"
+        known = registered if table == "store_sales_forecast" else versions
+        unknown = frames[table].merge(known.drop_duplicates(), how="left", indicator=True)["_merge"] == "left_only"
         if unknown.any():
             raise WriteBackError(f"ml.{table}: rows for model versions missing from the registry")
 
-    ensure_ml_tables(con)
     con.execute("BEGIN TRANSACTION")
     try:
-        con.register("written_versions", versions)
+        forecast_versions = frames["store_sales_forecast"][["model", "model_version"]].drop_duplicates()
+        con.register("written_versions", pd.concat([versions, forecast_versions]).drop_duplicates())
         for table, frame in frames.items():
             con.execute(
                 f"DELETE FROM {ML_SCHEMA}.{table} AS t USING written_versions AS v "
@@ -205,6 +245,8 @@ def write_model_outputs(
         if diagnostics is not None:
             _replace(con, "series_diagnostics", diagnostics)
             frames["series_diagnostics"] = diagnostics
+        if decisions is not None:
+            frames["training_decisions"] = append_rows(con, "training_decisions", decisions, created_at)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -217,6 +259,20 @@ def _replace(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) ->
     con.register("incoming_rows", frame)
     con.execute(f"INSERT INTO {ML_SCHEMA}.{table} BY NAME SELECT * FROM incoming_rows")
     con.unregister("incoming_rows")
+
+
+def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
+                created_at: datetime | None = None) -> pd.DataFrame:
+    """Append rows to an ``ml`` table after the contract's checks, inside the caller's transaction (a row with a key
+    already present replaces it, so a retried write does not duplicate).  Returns the rows written."""
+    conformed = _conform(table, frame, created_at or datetime.now(timezone.utc))
+    ensure_ml_tables(con)
+    con.register("incoming_rows", conformed)
+    keys = " AND ".join(f"t.{k} IS NOT DISTINCT FROM i.{k}" for k in TABLE_KEYS[table])
+    con.execute(f"DELETE FROM {ML_SCHEMA}.{table} AS t USING incoming_rows AS i WHERE {keys}")
+    con.execute(f"INSERT INTO {ML_SCHEMA}.{table} BY NAME SELECT * FROM incoming_rows")
+    con.unregister("incoming_rows")
+    return conformed
 
 
 def replace_tables(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame],

@@ -150,7 +150,8 @@ final as (
         is_latest,
         is_latest_trained,
         coalesce(rank = 1, false) as is_champion,
-        'mean_rmspe' as champion_metric
+        'mean_rmspe' as champion_metric,
+        'lowest mean_rmspe' as champion_reason
 
     from ranked
 
