@@ -34,6 +34,10 @@ class ForecastSpec:
         if self.n_folds < 1 or self.horizon_days < 1 or not 0 < self.interval < 1:
             raise ValueError(f"invalid forecast layout {self}: n_folds >= 1, horizon_days >= 1, 0 < interval < 1")
 
+    def layout(self) -> dict:
+        """What a trained version's forecasts depend on besides its parameters (see forecasting.retraining)."""
+        return {"horizon_days": self.horizon_days, "interval": self.interval}
+
     @property
     def coverage_metric(self) -> str:
         """The metric name of the interval's empirical coverage, e.g. ``coverage_80``."""

@@ -29,9 +29,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from monitoring.alerts import send_alert
 from settings import Settings
+from warehouse.writeback import TABLE_COLUMNS, append_rows
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +43,6 @@ DAILY_FEATURES = "marts.fct_store_daily_features"
 SEVERITIES = ("WARN", "ERROR")
 PSI_FLOOR = 1e-4  # a bin empty in one period counts as this share, so the PSI stays finite
 MAX_LISTED = 20  # stores or cells named in a check's details
-
-# The table's columns; ml.monitoring_checks is appended to by every run of the checks.
-MONITORING_CHECKS_TABLE = "ml.monitoring_checks"
-MONITORING_CHECKS_COLUMNS = {
-    "check": "VARCHAR NOT NULL",
-    "severity": "VARCHAR NOT NULL",
-    "passed": "BOOLEAN NOT NULL",
-    "value": "DOUBLE",
-    "threshold": "DOUBLE",
-    "details": "JSON",
-    "checked_at": "TIMESTAMP NOT NULL",
-    "run_id": "VARCHAR NOT NULL",
-}
-
 
 class MonitoringInputError(RuntimeError):
     """A mart the checks read is missing, or a threshold setting is invalid."""
@@ -378,17 +366,16 @@ def run_checks(con, thresholds: MonitoringThresholds) -> list[CheckOutcome]:
 
 
 def record_outcomes(con, outcomes: Iterable[CheckOutcome], run_id: str, checked_at: datetime | None = None) -> int:
-    """Append the outcomes to ``ml.monitoring_checks`` (created if missing) in one transaction; returns the rows."""
+    """Append the outcomes to ``ml.monitoring_checks`` (the write-back contract's table) in one transaction; returns
+    the rows."""
     checked_at = checked_at or datetime.now(timezone.utc).replace(tzinfo=None)
-    rows = [(o.check, o.severity, o.passed, o.value, o.threshold, json.dumps(o.details, default=str), checked_at,
-             run_id) for o in outcomes]
-    columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in MONITORING_CHECKS_COLUMNS.items())
+    rows = pd.DataFrame([{"check_name": o.check, "severity": o.severity, "passed": o.passed, "value": o.value,
+                          "threshold": o.threshold, "details": json.dumps(o.details, default=str),
+                          "checked_at": checked_at, "run_id": run_id} for o in outcomes],
+                        columns=list(TABLE_COLUMNS["monitoring_checks"]))
     con.execute("BEGIN")
     try:
-        con.execute("CREATE SCHEMA IF NOT EXISTS ml")
-        con.execute(f"CREATE TABLE IF NOT EXISTS {MONITORING_CHECKS_TABLE} ({columns})")
-        if rows:
-            con.executemany(f"INSERT INTO {MONITORING_CHECKS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        append_rows(con, "monitoring_checks", rows)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

@@ -2,18 +2,28 @@
 
 from pathlib import Path
 
-from dagster import Definitions, HookContext, define_asset_job, in_process_executor, materialize, success_hook
+from dagster import (
+    AssetSelection,
+    Definitions,
+    HookContext,
+    define_asset_job,
+    in_process_executor,
+    materialize,
+    success_hook,
+)
 
+from orchestration.assets.champion import PINS_KEY, champion_history, champion_pins
 from orchestration.assets.dbt import forecast_marts, warehouse_models
 from orchestration.assets.guards import GuardSettings, forecast_within_store_history
 from orchestration.assets.ml import ml_tables
+from orchestration.assets.monitoring import MonitoringSettings, monitoring_checks
 from orchestration.assets.models import blend, model_assets
 from orchestration.assets.publish import artifact_retention, published_warehouse_asset
 from orchestration.assets.raw import raw_tables
 from orchestration.assets.segments import customer_sales_segments
 from orchestration.automation import (alert_on_run_failure, alert_on_step_failure, daily_forecast_schedule,
                                       raw_files_sensor)
-from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings, run_guard
+from orchestration.resources import DuckDBWarehouse, PlatformPaths, Retraining, TrainingSettings, run_guard
 from settings import configure_logging
 from warehouse.dbt import dbt_resource
 
@@ -28,7 +38,7 @@ def requires_run_guard(_: HookContext) -> None:
 
 
 BUILD_ASSETS = [raw_tables, warehouse_models, *model_assets, blend, ml_tables, customer_sales_segments, forecast_marts,
-                forecast_within_store_history]
+                forecast_within_store_history, champion_pins, champion_history, monitoring_checks]
 ALL_ASSETS = [assets_def.with_hooks({requires_run_guard, alert_on_step_failure}) for assets_def in
               [*BUILD_ASSETS, published_warehouse_asset(BUILD_ASSETS), artifact_retention]]
 
@@ -38,9 +48,11 @@ def build_resources(**overrides) -> dict:
         "paths": PlatformPaths(),
         "warehouse": DuckDBWarehouse(),
         "training": TrainingSettings(),
+        "retraining": Retraining(),
         "dbt": dbt_resource(),
         "run_guard": run_guard,
         "guards": GuardSettings(),
+        "monitoring": MonitoringSettings(),
     }
     return {**resources, **overrides}
 
@@ -48,7 +60,12 @@ def build_resources(**overrides) -> dict:
 defs = Definitions(
     assets=ALL_ASSETS,
     jobs=[define_asset_job("forecast_pipeline", selection="*",
-                           description="Everything: raw loads, dbt, checks, models, write-back, BI marts, publish.")],
+                           description="Everything: raw loads, dbt, checks, models (refit or forecast-only), "
+                                       "write-back, BI marts, publish."),
+          # Launchpad config: ops: {ml__champion_pins: {config: {action: pin, model: ..., model_version: ...}}}
+          define_asset_job("set_champion", selection=AssetSelection.assets(PINS_KEY).downstream(),
+                           description="Pin (or unpin) the served champion, rebuild the forecast marts that follow "
+                                       "it and publish (also `python -m orchestration.champion`).")],
     sensors=[raw_files_sensor, alert_on_run_failure],
     schedules=[daily_forecast_schedule],
     resources=build_resources(),

@@ -16,6 +16,7 @@ import duckdb
 from dagster import ConfigurableResource, Field, InitResourceContext, resource
 
 from forecasting.folds import ForecastSpec
+from forecasting.retraining import RetrainingPolicy
 from orchestration.run_guard import guarded_run
 from settings import Settings
 
@@ -97,6 +98,21 @@ class TrainingSettings(ConfigurableResource):
     @property
     def spec(self) -> ForecastSpec:
         return ForecastSpec(n_folds=self.n_folds, horizon_days=self.horizon_days, interval=self.interval)
+
+
+class Retraining(ConfigurableResource):
+    """When a model refits and when its latest version only forecasts the new origin (forecasting/retraining.py).
+    `force_refit` (FORCE_REFIT, or the launchpad) refits every model on this run."""
+
+    realised_ratio: float = _ENV.retrain_realised_ratio
+    realised_window_days: int = _ENV.retrain_realised_window_days
+    max_age_days: float = _ENV.retrain_max_age_days
+    force_refit: bool = _ENV.force_refit
+
+    @property
+    def policy(self) -> RetrainingPolicy:
+        return RetrainingPolicy(realised_ratio=self.realised_ratio, max_age_days=self.max_age_days,
+                                realised_window_days=self.realised_window_days, force_refit=self.force_refit)
 
 
 @resource(

@@ -26,6 +26,8 @@ def _step_line(step: str, seconds: float, metadata: dict, n_assets: int) -> str:
                  if k in ("rows", "rows_written", "dagster/row_count", "forecast_rows")), None)
     metric = next((f"{k}={v.value:.4f}" for k, v in metadata.items()
                    if k in ("validation_rmspe", "mean_backtest_rmspe") and isinstance(v.value, float)), "")
+    if "decision" in metadata:  # a model step: refit or forecast-only
+        metric = f"{metadata['decision'].value:<13} {metric}"
     rows_text = f"{rows:>10,} rows" if isinstance(rows, int) else " " * 15
     assets = f"{n_assets} assets (first: {rows_text.strip()})" if n_assets > 1 else rows_text
     return f"  {step:<34} {seconds:>7.1f}s  {assets}  {metric}".rstrip()

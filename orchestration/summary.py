@@ -22,6 +22,11 @@ SELECT rank, model, model_version, round(validation_rmspe, 4) AS validation_rmsp
 FROM marts.dim_model_versions
 WHERE is_latest
 ORDER BY rank""",
+    "This run's retraining decisions (refit or forecast-only, and why)": """
+SELECT model, decision, reason
+FROM ml.training_decisions
+WHERE run_id = (SELECT run_id FROM ml.training_decisions ORDER BY created_at DESC LIMIT 1)
+ORDER BY model""",
     "Monthly forecast totals, all stores": """
 SELECT month_start, model, round(sum(sales_pred)) AS sales_pred
 FROM marts.fct_sales_forecast_monthly

@@ -199,8 +199,8 @@ def test_outcomes_are_appended_to_ml_monitoring_checks_and_failures_alert(con, t
     outcomes = checks.run_checks(con, DEFAULTS)
     assert checks.record_outcomes(con, outcomes, "run-1") == 5
     checks.record_outcomes(con, outcomes[:1], "run-2")
-    rows = con.execute('SELECT "check", severity, passed, value, threshold, details, checked_at, run_id '
-                       'FROM ml.monitoring_checks ORDER BY run_id, "check"').fetchall()
+    rows = con.execute('SELECT check_name, severity, passed, value, threshold, details, checked_at, run_id '
+                       'FROM ml.monitoring_checks ORDER BY run_id, check_name').fetchall()
     assert [(r[0], r[7]) for r in rows].count(("interval_coverage", "run-1")) == 1 and len(rows) == 6
     coverage = next(r for r in rows if r[0] == "interval_coverage")
     assert (coverage[1], coverage[2], coverage[3], coverage[4]) == ("WARN", False, 0.0, 0.7)

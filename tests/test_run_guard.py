@@ -23,7 +23,7 @@ from forecasting.artifacts import remove_leftovers
 from forecasting.protocol import MODEL_NAMES
 from orchestration.assets.models import model_key
 from orchestration.definitions import materialize_pipeline
-from orchestration.resources import TrainingSettings, run_guard
+from orchestration.resources import Retraining, TrainingSettings, run_guard
 from orchestration.run import failure_message
 from orchestration.run_guard import RunLockBusy, registered_versions, run_lock, served_versions
 from settings import REPO_ROOT
@@ -59,6 +59,7 @@ import os, signal, sys
 import pandas as pd
 from dagster import DagsterInstance
 from orchestration.definitions import materialize_pipeline
+from orchestration.resources import Retraining
 
 data_dir, raw_dir, home = sys.argv[1:4]
 writes = []
@@ -73,7 +74,7 @@ def to_parquet_then_die(frame, path, *args, **kwargs):
 
 pd.DataFrame.to_parquet = to_parquet_then_die
 materialize_pipeline(data_dir, raw_dir, selection=["models/baseline", "models/random_forest"],
-                     instance=DagsterInstance.local_temp(home))
+                     instance=DagsterInstance.local_temp(home), retraining=Retraining(force_refit=True))
 sys.exit(3)  # not reached
 """
 
@@ -187,7 +188,8 @@ def test_a_killed_training_leaves_nothing_behind_after_the_next_run(pipeline_war
 
     # The models and everything after them (raw and dbt do not touch artifacts; skipping them saves half the time).
     rerun = materialize_pipeline(data_copy, pipeline_warehouse.raw_dir, instance=instance,
-                                 selection=AssetSelection.assets(*map(model_key, MODEL_NAMES)).downstream())
+                                 selection=AssetSelection.assets(*map(model_key, MODEL_NAMES)).downstream(),
+                                 retraining=Retraining(force_refit=True))
 
     assert rerun.success, failure_message(rerun.all_events)
     assert instance.get_run_by_id(dead_run.run_id).status == DagsterRunStatus.FAILURE

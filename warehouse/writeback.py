@@ -96,7 +96,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "actual_customers": "DOUBLE",
         "created_at": "TIMESTAMP NOT NULL",
     },
-    # the version pinned as champion by hand: at most one row (the current pin), empty = no pin
+    # the version pinned as champion by hand (warehouse/champion.py): at most one row, empty = no pin
     "champion_pins": {
         "model": "VARCHAR NOT NULL",
         "model_version": "VARCHAR NOT NULL",
@@ -118,6 +118,39 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "sales": "DOUBLE NOT NULL",
         "n_store_months": "BIGINT NOT NULL",
     },
+    # the retraining policy's decision per model and run (forecasting/retraining.py), appended
+    "training_decisions": {
+        "run_id": "VARCHAR NOT NULL",
+        "model": "VARCHAR NOT NULL",
+        "model_version": "VARCHAR NOT NULL",
+        "decision": "VARCHAR NOT NULL",
+        "reason": "VARCHAR NOT NULL",
+        "compared": "JSON",
+        "created_at": "TIMESTAMP NOT NULL",
+    },
+    # each drift and degradation check's outcome per run (monitoring/checks.py), appended
+    "monitoring_checks": {
+        "check_name": "VARCHAR NOT NULL",
+        "severity": "VARCHAR NOT NULL",
+        "passed": "BOOLEAN NOT NULL",
+        "value": "DOUBLE",
+        "threshold": "DOUBLE",
+        "details": "JSON",
+        "checked_at": "TIMESTAMP NOT NULL",
+        "run_id": "VARCHAR NOT NULL",
+    },
+    # every change of the served champion, appended (warehouse/champion.py)
+    "champion_history": {
+        "changed_at": "TIMESTAMP NOT NULL",
+        "event": "VARCHAR NOT NULL",
+        "model": "VARCHAR",
+        "model_version": "VARCHAR",
+        "from_model": "VARCHAR",
+        "from_model_version": "VARCHAR",
+        "reason": "VARCHAR",
+        "changed_by": "VARCHAR NOT NULL",
+        "run_id": "VARCHAR",
+    },
 }
 PER_VERSION_TABLES = ("store_sales_forecast", "model_metrics", "feature_importance", "backtest_forecast")
 
@@ -131,7 +164,10 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "series_diagnostics": ("store_id",),
     "customer_sales_clusters": ("store_id", "month"),
     "customer_sales_cluster_centers": ("cluster",),
+    "training_decisions": ("run_id", "model", "model_version"),
     "champion_pins": ("model", "model_version"),
+    "champion_history": ("changed_at", "event"),
+    "monitoring_checks": ("run_id", "check_name", "checked_at"),
 }
 
 # The runner's fold rows (forecasting.runner.FOLD_COLUMNS: horizon_day 0-based there, as the interval factors use
@@ -232,6 +268,7 @@ def write_model_outputs(
     feature_importance: pd.DataFrame | None = None,
     backtest: pd.DataFrame | None = None,
     series_diagnostics: pd.DataFrame | None = None,
+    decisions: pd.DataFrame | None = None,
     created_at: datetime | None = None,
 ) -> dict[str, int]:
     """Write model outputs atomically: the forecast rows replace those of the (model, model_version, origin_date)
@@ -239,7 +276,8 @@ def write_model_outputs(
 
     A training passes everything; a forecast-only refresh of registered versions passes ``forecasts`` alone (their
     versions must be in ``registry`` or already in ``ml.model_registry``). ``backtest``: the runner's fold rows
-    (see :func:`backtest_rows`). ``series_diagnostics``, when given, replaces that table's rows.
+    (see :func:`backtest_rows`). ``series_diagnostics``, when given, replaces that table's rows. ``decisions`` (the
+    retraining policy's) are appended to ``ml.training_decisions``.
     """
     created_at = created_at or datetime.now(timezone.utc)
     frames = {
@@ -266,7 +304,6 @@ def write_model_outputs(
                                  f"{samples.to_dict('records')}")
     origins = frames["store_sales_forecast"][["model", "model_version", "origin_date"]].drop_duplicates()
 
-    ensure_ml_tables(con)
     con.execute("BEGIN TRANSACTION")
     try:
         con.register("written_versions", versions)
@@ -299,6 +336,8 @@ def write_model_outputs(
         if diagnostics is not None:
             _replace(con, "series_diagnostics", diagnostics)
             frames["series_diagnostics"] = diagnostics
+        if decisions is not None:
+            frames["training_decisions"] = append_rows(con, "training_decisions", decisions, created_at)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -311,6 +350,20 @@ def _replace(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) ->
     con.register("incoming_rows", frame)
     con.execute(f"INSERT INTO {ML_SCHEMA}.{table} BY NAME SELECT * FROM incoming_rows")
     con.unregister("incoming_rows")
+
+
+def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
+                created_at: datetime | None = None) -> pd.DataFrame:
+    """Append rows to an ``ml`` table after the contract's checks, inside the caller's transaction (a row with a key
+    already present replaces it, so a retried write does not duplicate).  Returns the rows written."""
+    conformed = _conform(table, frame, created_at or datetime.now(timezone.utc))
+    ensure_ml_tables(con)
+    con.register("incoming_rows", conformed)
+    keys = " AND ".join(f"t.{k} IS NOT DISTINCT FROM i.{k}" for k in TABLE_KEYS[table])
+    con.execute(f"DELETE FROM {ML_SCHEMA}.{table} AS t USING incoming_rows AS i WHERE {keys}")
+    con.execute(f"INSERT INTO {ML_SCHEMA}.{table} BY NAME SELECT * FROM incoming_rows")
+    con.unregister("incoming_rows")
+    return conformed
 
 
 def replace_tables(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame],

@@ -11,7 +11,10 @@ from forecasting.protocol import MODEL_NAMES
 from orchestration.assets.metadata import DATA_SCIENCE, ROW_COUNT
 from orchestration.assets.models import model_key
 from orchestration.resources import DuckDBWarehouse
-from warehouse.writeback import write_model_outputs
+from warehouse.writeback import TABLE_COLUMNS, write_model_outputs
+
+ML_TABLE_OF = {"metrics": "model_metrics", "registry": "model_registry", "importance": "feature_importance",
+               "backtest": "backtest_forecast"}
 
 ML_TABLES = {
     "store_sales_forecast": "Daily sales forecasts with prediction intervals per store, model and version.",
@@ -21,8 +24,17 @@ ML_TABLES = {
     "feature_importance": "Permutation importance (RMSPE increase) of each mart column on the validation fold.",
     "backtest_forecast": "Every version's backtest fold rows (split, store, day): actuals, forecast and interval.",
     "series_diagnostics": "Per store: ADF stationarity test and autocorrelation (lags 1, 7, 14) of log sales.",
+    "training_decisions": "Per run and model: refit or forecast-only, why, and the values the retraining policy "
+                          "compared (forecasting/retraining.py).",
 }
 WRITTEN = (*MODEL_NAMES, BLEND)
+
+
+def _concat(parts: list[pd.DataFrame], like: str) -> pd.DataFrame:
+    """Rows of the models that refit (none on a forecast-only refresh: an empty frame with the table's columns)."""
+    if parts:
+        return pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(columns=list(TABLE_COLUMNS[ML_TABLE_OF[like]]))
 
 
 @multi_asset(
@@ -38,22 +50,25 @@ def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, **trai
     with warehouse.connect(read_only=True) as con:
         hist = history_rows(load_feature_frame(con))
     diagnostics = series_diagnostics(hist).assign(history_end=hist["sale_date"].max().date())
-    frames = {key: pd.concat([t[key] for t in trained.values()], ignore_index=True)
-              for key in ("forecast", "metrics", "registry", "importance")}
+    refit = [t for t in trained.values() if t["refit"]]
+    frames = {key: _concat([t[key] for t in refit], like=key) for key in ("metrics", "registry", "importance")}
+    frames["forecast"] = pd.concat([f for t in trained.values() for f in (t["forecast"], t["pinned_forecast"])
+                                    if f is not None], ignore_index=True)
     # the fold rows carry no version: stamp each with its model's registry row
-    frames["backtest"] = pd.concat([t["backtest"].assign(model=t["registry"]["model"].iat[0],
-                                                         model_version=t["registry"]["model_version"].iat[0])
-                                    for t in trained.values()], ignore_index=True)
+    frames["backtest"] = _concat([t["backtest"].assign(model=t["registry"]["model"].iat[0],
+                                                       model_version=t["registry"]["model_version"].iat[0])
+                                  for t in refit], like="backtest")
+    decisions = pd.concat([t["decision"] for t in trained.values()], ignore_index=True)
     with warehouse.connect() as con:
         counts = write_model_outputs(con, forecasts=frames["forecast"], metrics=frames["metrics"],
                                      registry=frames["registry"], feature_importance=frames["importance"],
                                      backtest=frames["backtest"],
-                                     series_diagnostics=diagnostics)
+                                     series_diagnostics=diagnostics, decisions=decisions)
         # The per-version tables keep earlier versions' rows: the row count is the table's, not this run's.
         totals = {t: con.execute(f'SELECT count(*) FROM ml."{t}"').fetchall()[0][0] for t in counts}
     scores = (frames["metrics"].loc[frames["metrics"]["metric"] == "rmspe"].groupby("model")["value"].mean()
               .sort_values().rename("mean_rmspe").to_frame())
-    versions = frames["registry"][["model", "model_version"]].to_dict("records")
+    versions = decisions[["model", "model_version", "decision"]].to_dict("records")
     extra = {
         "model_metrics": {"mean_rmspe_by_model": MetadataValue.md(scores.round(4).to_markdown())},
         "series_diagnostics": {"stationary_share": float(diagnostics["is_stationary"].mean()),

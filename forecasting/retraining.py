@@ -1,0 +1,209 @@
+"""The retraining policy: does a model refit on this run's data, or does its latest version forecast the new origin?
+
+A new day of sales rarely needs a full retrain.  A model refits when (first match wins, so the reason is the
+strongest one):
+
+    asked          the run asked for it (``RetrainingPolicy.force_refit``)
+    no version     nothing trained yet, or its artifact folder is gone
+    settings       the training profile's parameters or the forecast layout (horizon, interval level) changed
+    store set      the stores to forecast are not the stores the version was trained on
+    degraded       the champion's realised RMSPE over the last ``realised_window_days`` days of actuals exceeds
+                   its backtest RMSPE (mean over the folds) by more than ``realised_ratio`` -- then every model
+                   refits, since the data moved for all of them
+    age            the version was trained more than ``max_age_days`` days ago
+
+otherwise it is ``forecast_only``: the latest version forecasts the new origin with the interval factors it was
+calibrated with (:mod:`forecasting.refresh`).  :func:`decide` is a plain function of the facts;
+:func:`version_states` and :func:`champion_realised` read those facts from the warehouse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+REFIT = "refit"
+# ForecastSpec.layout()'s keys: what a version's forecasts depend on beyond its parameters (the fold count may
+# shrink on short histories, so it is not compared).
+LAYOUT_KEYS = ("horizon_days", "interval")
+FORECAST_ONLY = "forecast_only"
+
+
+@dataclass(frozen=True)
+class RetrainingPolicy:
+    realised_ratio: float = 1.25
+    max_age_days: float = 7.0
+    realised_window_days: int = 14
+    force_refit: bool = False
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """What the warehouse and the artifact folder say about a model's latest version."""
+
+    model: str
+    model_version: str
+    trained_at: datetime
+    stores: frozenset[int]
+    artifact_dir: Path | None  # None: the folder is gone
+    params: dict = field(default_factory=dict)
+    layout: dict = field(default_factory=dict)  # LAYOUT_KEYS as the version was trained
+
+
+@dataclass(frozen=True)
+class ChampionRealised:
+    """The champion's realised accuracy on the last days of actuals against its backtest accuracy."""
+
+    model: str
+    model_version: str
+    realised_rmspe: float | None
+    backtest_rmspe: float | None
+    n_days: int
+    first_date: object = None
+    last_date: object = None
+
+    def ratio(self) -> float | None:
+        if self.realised_rmspe is None or not self.backtest_rmspe:
+            return None
+        return self.realised_rmspe / self.backtest_rmspe
+
+
+@dataclass(frozen=True)
+class Decision:
+    model: str
+    decision: str  # REFIT or FORECAST_ONLY
+    reason: str
+    values: dict
+    version: VersionState | None = None  # the version that forecasts when FORECAST_ONLY
+
+    @property
+    def refit(self) -> bool:
+        return self.decision == REFIT
+
+
+def decide(model: str, latest: VersionState | None, *, stores: frozenset[int], params: dict, layout: dict,
+           champion: ChampionRealised | None, policy: RetrainingPolicy, now: datetime | None = None) -> Decision:
+    """Refit or forecast-only for ``model``, with the reason and the values compared."""
+    now = now or datetime.now(timezone.utc)
+
+    def refit(reason: str, **values) -> Decision:
+        return Decision(model, REFIT, reason, values)
+
+    if policy.force_refit:
+        return refit("asked: force_refit is set")
+    if latest is None:
+        return refit("no trained version yet")
+    base = {"latest_version": latest.model_version}
+    if latest.artifact_dir is None:
+        return refit(f"the artifact folder of {latest.model_version} is gone", **base)
+    changed = sorted(k for k in set(params) | set(latest.params) if params.get(k) != latest.params.get(k))
+    if changed:
+        return refit(f"model parameters changed: {', '.join(changed)}", **base,
+                     changed={k: [latest.params.get(k), params.get(k)] for k in changed})
+    moved = sorted(k for k in layout if latest.layout.get(k) != layout[k])
+    if moved:
+        return refit(f"forecast layout changed: {', '.join(moved)}", **base,
+                     changed={k: [latest.layout.get(k), layout[k]] for k in moved})
+    if stores != latest.stores:
+        added, gone = sorted(stores - latest.stores), sorted(latest.stores - stores)
+        return refit(f"store set changed: {len(added)} new, {len(gone)} gone", **base, stores_added=added[:20],
+                     stores_gone=gone[:20])
+    ratio = champion.ratio() if champion is not None else None
+    realised = {} if champion is None else {
+        "champion": f"{champion.model} {champion.model_version}", "realised_rmspe": champion.realised_rmspe,
+        "backtest_rmspe": champion.backtest_rmspe, "realised_days": champion.n_days,
+        "ratio": ratio, "max_ratio": policy.realised_ratio}
+    if ratio is not None and ratio > policy.realised_ratio:
+        return refit(f"champion degraded: realised RMSPE {champion.realised_rmspe:.4f} over {champion.n_days} days "
+                     f"is {ratio:.2f}x its backtest {champion.backtest_rmspe:.4f} (limit {policy.realised_ratio}x)",
+                     **base, **realised)
+    age_days = (now - _utc(latest.trained_at)).total_seconds() / 86400
+    aged = {"age_days": round(age_days, 3), "max_age_days": policy.max_age_days}
+    if age_days > policy.max_age_days:
+        return refit(f"version {latest.model_version} is {age_days:.1f} days old (limit {policy.max_age_days})",
+                     **base, **aged, **realised)
+    why = (f"realised/backtest RMSPE {ratio:.2f}x within {policy.realised_ratio}x" if ratio is not None
+           else "no realised forecasts to score yet")
+    return Decision(model, FORECAST_ONLY, f"{latest.model_version} is {age_days:.1f} days old; {why}",
+                    {**base, **aged, **realised}, version=latest)
+
+
+def _utc(moment) -> datetime:
+    moment = pd.Timestamp(moment).to_pydatetime()
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
+                            "table_name = ? AND table_catalog = current_database()", [schema, table]).fetchone()[0])
+
+
+def version_states(con: duckdb.DuckDBPyConnection, models_dir: str | Path) -> dict[str, VersionState]:
+    """Each model's latest version with forecasts (``marts.dim_model_versions.is_latest``), the stores it forecast
+    at its latest origin, and what its artifact folder says.  Empty before the first run."""
+    if not _table_exists(con, "marts", "dim_model_versions"):
+        return {}
+    rows = con.execute("""
+        SELECT v.model, v.model_version, v.trained_at, list(DISTINCT f.store_id) AS stores
+        FROM marts.dim_model_versions AS v
+        JOIN ml.store_sales_forecast AS f USING (model, model_version)
+        WHERE v.is_latest
+        GROUP BY ALL
+    """).fetchall()
+    states = {}
+    for model, version, trained_at, stores in rows:
+        folder = Path(models_dir) / model / version
+        meta = _read_meta(folder)
+        states[model] = VersionState(
+            model=model, model_version=version, trained_at=trained_at, stores=frozenset(int(s) for s in stores),
+            artifact_dir=folder if meta is not None else None,
+            params=(meta or {}).get("params", {}),
+            layout={k: (meta or {}).get(k) for k in LAYOUT_KEYS})
+    return states
+
+
+def _read_meta(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def champion_realised(con: duckdb.DuckDBPyConnection, history_end, window_days: int) -> ChampionRealised | None:
+    """The champion's RMSPE over open days with sales in the ``window_days`` days up to ``history_end``, each
+    store-day scored by the latest origin that forecast it (``marts.fct_forecast_vs_actual``); None before the
+    first run.  The same definition as ``marts.rpt_forecast_monitoring``'s RMSPE."""
+    if not (_table_exists(con, "marts", "dim_model_versions") and _table_exists(con, "marts", "fct_forecast_vs_actual")):
+        return None
+    row = con.execute("""
+        WITH champion AS (
+            SELECT model, model_version, mean_rmspe FROM marts.dim_model_versions WHERE is_champion
+        ),
+        scored AS (
+            SELECT f.forecast_date, f.abs_pct_error
+            FROM marts.fct_forecast_vs_actual AS f
+            JOIN champion USING (model, model_version)
+            WHERE f.forecast_date > CAST(? AS DATE) - ? AND f.forecast_date <= CAST(? AS DATE)
+              AND f.origin_date <= f.forecast_date
+            QUALIFY row_number() OVER (PARTITION BY f.store_id, f.forecast_date ORDER BY f.origin_date DESC) = 1
+        )
+        SELECT c.model, c.model_version, c.mean_rmspe,
+               sqrt(avg(s.abs_pct_error ^ 2)) FILTER (WHERE s.abs_pct_error IS NOT NULL),
+               count(DISTINCT s.forecast_date) FILTER (WHERE s.abs_pct_error IS NOT NULL),
+               min(s.forecast_date), max(s.forecast_date)
+        FROM champion AS c LEFT JOIN scored AS s ON true
+        GROUP BY ALL
+    """, [history_end, window_days, history_end]).fetchone()
+    if row is None:
+        return None
+    model, version, backtest, realised, n_days, first, last = row
+    return ChampionRealised(model, version, None if realised is None else float(realised),
+                            None if backtest is None else float(backtest), int(n_days or 0), first, last)
