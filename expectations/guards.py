@@ -143,7 +143,8 @@ def plan_guards() -> list[gxe.Expectation]:
     return [
         _error(gxe.ExpectColumnValuesToBeBetween, column="_first_day_of_store", min_value=_p("first_plan_date"),
                max_value=_p("first_plan_date"),
-               notes="Each store's plan starts the day after the last raw.sales date."),
+               notes="Each store's plan starts the day after the last raw.sales date (plan days on or before it "
+                     "were dropped as already history)."),
         _error(gxe.ExpectColumnValuesToBeInSet, column="_days_since_previous", value_set=[1],
                notes="A store's plan has no gaps (the helper column holds the days since its previous plan day)."),
     ]
