@@ -99,7 +99,7 @@ def sales_guards() -> list[gxe.Expectation]:
     return [
         *[_error(gxe.ExpectColumnValuesToBeBetween, column=f"_{col}_vs_store", max_value=_p("guard_store_max_multiple"),
                  notes=f"{col} at most GUARD_STORE_MAX_MULTIPLE x its store's {STORE_QUANTILE:.0%} percentile of "
-                       f"open days in the same file (the helper column holds the multiple).")
+                       f"open days in raw.sales, all sales files merged (the helper column holds the multiple).")
           for col in ("Sales", "Customers")],
         _error(gxe.ExpectColumnValuesToBeBetween, column="_Sales_per_Customer",
                min_value=_p("guard_sales_per_customer_min"), max_value=_p("guard_sales_per_customer_max"),
