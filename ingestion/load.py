@@ -428,28 +428,33 @@ def load_incoming(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[RawLoad
     con.execute(f"CREATE TABLE {PENDING_LOADS} ("
                 + ", ".join(f"{c} {t}" for c, t in FILE_LOAD_COLUMNS.items() if c not in ("loaded_at", "run_id"))
                 + ")")
-    loads = [_load_sales(con, raw_dir)]
-    for table in ("stores", "plan"):
-        path = files[table]
-        n_file, checksum = _load_whole(con, table, path)
-        first, last = _date_range(con, table, f"{INCOMING_SCHEMA}.{table}")
-        dropped = 0
-        if table == "plan":  # the origin is the day after the history: plan days already history go
-            last_history = f'(SELECT max("Date") FROM {INCOMING_SCHEMA}.sales)'
-            dropped = _scalar(con, f'SELECT count(*) FROM {INCOMING_SCHEMA}.plan WHERE "Date" <= {last_history}')
-            con.execute(f'DELETE FROM {INCOMING_SCHEMA}.plan WHERE "Date" <= {last_history}')
-        load = _table_load(con, table, path, [], plan_days_dropped=dropped,
-                           source_files=(path,) if path else ())
-        if path is not None:
-            file_load = FileLoad(path.name, table, checksum, n_file, first, last, load.rows_new,
-                                 load.rows_corrected, load.n_rows - load.rows_new - load.rows_corrected)
-            if _already_loaded(con, table, path.name, checksum):
-                load = dataclasses.replace(load, files_skipped=(path.name,))
-            else:
-                _record(con, file_load)
-                load = dataclasses.replace(load, files_loaded=(file_load,))
-        loads.append(load)
-    return loads
+    try:
+        return [_load_sales(con, raw_dir), *(_load_table(con, table, files[table]) for table in ("stores", "plan"))]
+    except Exception:
+        discard_incoming(con)  # a bad file leaves nothing behind
+        raise
+
+
+def _load_table(con: duckdb.DuckDBPyConnection, table: str, path: Path | None) -> RawLoad:
+    """store.csv or test.csv, whole, into its incoming table; the plan without the days already history."""
+    n_file, checksum = _load_whole(con, table, path)
+    first, last = _date_range(con, table, f"{INCOMING_SCHEMA}.{table}")
+    dropped = 0
+    if table == "plan":  # the origin is the day after the history: plan days already history go
+        last_history = f'(SELECT max("Date") FROM {INCOMING_SCHEMA}.sales)'
+        dropped = _scalar(con, f'SELECT count(*) FROM {INCOMING_SCHEMA}.plan WHERE "Date" <= {last_history}')
+        con.execute(f'DELETE FROM {INCOMING_SCHEMA}.plan WHERE "Date" <= {last_history}')
+    load = _table_load(con, table, path, [], plan_days_dropped=dropped,
+                       source_files=(path,) if path else ())
+    if path is not None:
+        file_load = FileLoad(path.name, table, checksum, n_file, first, last, load.rows_new,
+                             load.rows_corrected, load.n_rows - load.rows_new - load.rows_corrected)
+        if _already_loaded(con, table, path.name, checksum):
+            load = dataclasses.replace(load, files_skipped=(path.name,))
+        else:
+            _record(con, file_load)
+            load = dataclasses.replace(load, files_loaded=(file_load,))
+    return load
 
 
 def incoming_row_files(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[dict]) -> list[str | None]:
