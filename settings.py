@@ -14,7 +14,7 @@ Library code never reads or writes the environment: it takes paths and connectio
 | ``TRAINING_PROFILE`` | ``default`` | ``fast`` trains tiny models (smoke runs) |
 | ``KEEP_MODEL_VERSIONS`` | ``3`` | artifact folders kept per model |
 | ``RUN_LOCK_TIMEOUT_S`` | ``0`` | seconds a run waits for another run on the same ``DATA_DIR`` to finish; 0 = fail at once |
-| ``GUARD_STORE_MAX_MULTIPLE`` | ``10`` | a daily Sales / Customers value above this multiple of its store's 90th percentile of open days (same file) fails the raw check |
+| ``GUARD_STORE_MAX_MULTIPLE`` | ``10`` | a daily Sales / Customers value above this multiple of its store's 90th percentile of open days (all sales files merged) fails the raw check |
 | ``GUARD_SALES_PER_CUSTOMER_MIN`` / ``_MAX`` | ``1`` / ``200`` | plausible Sales per customer on open days with sales and customers |
 | ``GUARD_MAX_COMPETITION_DISTANCE_M`` | ``100000`` | largest plausible ``CompetitionDistance`` (metres) |
 | ``GUARD_FORECAST_MAX_MULTIPLE`` | ``3`` | a store's forecast above this multiple of its 95th percentile of open-day sales is not published |

@@ -99,7 +99,7 @@ def sales_guards() -> list[gxe.Expectation]:
     return [
         *[_error(gxe.ExpectColumnValuesToBeBetween, column=f"_{col}_vs_store", max_value=_p("guard_store_max_multiple"),
                  notes=f"{col} at most GUARD_STORE_MAX_MULTIPLE x its store's {STORE_QUANTILE:.0%} percentile of "
-                       f"open days in the same file (the helper column holds the multiple).")
+                       f"open days in raw.sales, all sales files merged (the helper column holds the multiple).")
           for col in ("Sales", "Customers")],
         _error(gxe.ExpectColumnValuesToBeBetween, column="_Sales_per_Customer",
                min_value=_p("guard_sales_per_customer_min"), max_value=_p("guard_sales_per_customer_max"),
@@ -143,7 +143,8 @@ def plan_guards() -> list[gxe.Expectation]:
     return [
         _error(gxe.ExpectColumnValuesToBeBetween, column="_first_day_of_store", min_value=_p("first_plan_date"),
                max_value=_p("first_plan_date"),
-               notes="Each store's plan starts the day after the last raw.sales date."),
+               notes="Each store's plan starts the day after the last raw.sales date (plan days on or before it "
+                     "were dropped as already history)."),
         _error(gxe.ExpectColumnValuesToBeInSet, column="_days_since_previous", value_set=[1],
                notes="A store's plan has no gaps (the helper column holds the days since its previous plan day)."),
     ]

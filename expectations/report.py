@@ -3,7 +3,7 @@ words and up to five sample rows, so a failed run says what is wrong without ope
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +40,25 @@ def _samples(failure: dict[str, Any]) -> str:
     return f"observed {failure.get('observed_value')}" if failure.get("observed_value") is not None else "-"
 
 
-def failure_lines(outcomes: Mapping[str, ValidationOutcome], source_files: Mapping[str, Path | None]) -> str:
-    """Plain text, one block per failed blocking expectation; ``source_files``: raw table -> the file it came from."""
+RowFiles = Callable[[str, Sequence[dict[str, Any]]], Sequence[str | None]]
+
+
+def failure_lines(outcomes: Mapping[str, ValidationOutcome], source_files: Mapping[str, Path | None],
+                  row_files: RowFiles | None = None) -> str:
+    """Plain text, one block per failed blocking expectation; ``source_files``: raw table -> the file it came from;
+    ``row_files``: (raw table, sample rows) -> the file each row came from (a table merged from several files, e.g.
+    :func:`ingestion.load.incoming_row_files`); where it knows, those files are named instead."""
     lines: list[str] = []
     for table, outcome in outcomes.items():
         source = source_files.get(table)
         for failure in outcome.blocking_failures:
             count = failure.get("unexpected_count")
+            samples = (failure.get("sample_unexpected_rows") or [])[:MAX_SAMPLES]
+            files = list(row_files(table, samples)) if row_files and samples else []
+            named = (", ".join(dict.fromkeys(f or "rows loaded by an earlier run" for f in files)) if any(files)
+                     else source.name if source else "(no file)")
             lines += [
-                f"- {source.name if source else '(no file)'} (raw.{table}), column {_columns(outcome.table, failure)}"
+                f"- {named} (raw.{table}), column {_columns(outcome.table, failure)}"
                 + (f": {count:,} of {failure.get('element_count') or 0:,} rows" if count is not None else ""),
                 f"    rule: {_rule(failure)}",
                 f"    samples: {_samples(failure)}",

@@ -51,6 +51,9 @@ RAW_FILES: dict[str, tuple[str, ...]] = {
     "stores": ("store.csv", "store.csv.gz"),
     "plan": ("test.csv", "test.csv.gz"),
 }
+# Beside the sales file: files of new or corrected days in its layout, merged on SALES_KEY in name order.
+SALES_DELTA_GLOBS = ("train_*.csv", "train_*.csv.gz")
+SALES_KEY = ("Store", "Date")
 OPTIONAL_TABLES = {"plan"}
 OPTIONAL_COLUMNS = {"plan": {"Id"}}
 # Blanks in exports show up as empty fields or as the literal NULL / NA.

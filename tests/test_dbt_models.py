@@ -375,11 +375,17 @@ def test_supplied_plan_replaces_assumed_calendar(with_plan):
     counts = query(
         wh, "select row_source, count(*) as n from marts.fct_store_daily_features group by 1"
     ).set_index("row_source")["n"]
-    assert set(counts.index) == {"history", "plan"}
+    assert set(counts.index) == {"history", "plan", "assumed_calendar"}
     assert counts["plan"] == len(plan)
     assert counts["history"] == len(with_plan["history"])
-    assert scalar(wh, "select count(*) from intermediate.int_plan_store_days "
-                      "where plan_source = 'assumed_calendar'") == 0
+    # the 14-day plan of stores 1 and 2 ends early: the rest of the horizon is assumed, for its stores only
+    assumed = query(wh, "select store_id, count(*) as n, min(sale_date) as first, max(sale_date) as last "
+                        "from intermediate.int_plan_store_days where plan_source = 'assumed_calendar' "
+                        "group by 1 order by 1")
+    assert assumed["store_id"].tolist() == [1, 2]
+    assert (assumed["n"] == HORIZON_DAYS - 14).all()
+    assert (pd.to_datetime(assumed["first"]) == pd.Timestamp("2013-04-15")).all()
+    assert (pd.to_datetime(assumed["last"]) == HISTORY_END + pd.Timedelta(days=HORIZON_DAYS)).all()
     easter_monday = feature_row(wh, 1, "2013-04-01")
     assert easter_monday["state_holiday"] == "a" and easter_monday["is_state_holiday"]
     assert not easter_monday["is_open"]

@@ -1,4 +1,12 @@
-"""Raw loads: the Rossmann-layout files into schema `raw`, validated before they replace anything."""
+"""Raw loads: the Rossmann-layout files into schema `raw`, validated before they replace anything.
+
+Sales files arrive over time (`train.csv`, then `train_*.csv[.gz]` of new or corrected days): only the files that
+meta.file_loads does not list with the same checksum are read and merged (ingestion/load.py); the metadata says
+which files were loaded or skipped, how many rows are new or corrected, and how many plan days were dropped because
+they are already history."""
+
+import dataclasses
+import datetime
 
 from dagster import (
     AssetCheckResult,
@@ -16,7 +24,7 @@ from dagster import (
 from expectations import failure_report, validate_incoming
 from expectations.report import failure_lines
 from ingestion import synthetic
-from ingestion.load import discard_incoming, load_incoming, promote_incoming
+from ingestion.load import RawLoad, discard_incoming, incoming_row_files, load_incoming, promote_incoming
 from orchestration.assets.metadata import DATA_ENGINEERING, ROW_COUNT
 from orchestration.assets.guards import GuardSettings
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
@@ -59,6 +67,8 @@ def raw_tables(context: AssetExecutionContext, paths: PlatformPaths, warehouse: 
     context.log.info(f"Loading raw files from {paths.input_dir}")
     with warehouse.connect() as con:
         loads = {load.table: load for load in load_incoming(con, paths.input_dir)}
+    for load in loads.values():
+        context.log.info(load_summary(load))
 
     outcomes = validate_incoming(warehouse.path, data_docs_dir=paths.reports_dir / "data_docs",
                                  thresholds=guards.raw_thresholds(training.horizon_days))
@@ -81,25 +91,52 @@ def raw_tables(context: AssetExecutionContext, paths: PlatformPaths, warehouse: 
     failed = [table for table, outcome in outcomes.items() if not outcome.success]
     if failed:
         with warehouse.connect() as con:
+            # The description is what `make run` and `dagster asset materialize` print: file, column, rule, samples
+            # (the file each sample row came from, for sales merged from several files).
+            details = failure_lines(outcomes, {table: load.source_file for table, load in loads.items()},
+                                    row_files=lambda table, rows: incoming_row_files(con, table, rows))
             discard_incoming(con)
         for check in checks:
             yield check
-        # The description is what `make run` and `dagster asset materialize` print: file, column, rule, samples.
-        details = failure_lines(outcomes, {table: load.source_file for table, load in loads.items()})
         raise Failure(
             description=f"Raw data failed validation for {', '.join(failed)}; raw tables left unchanged.\n{details}",
             metadata={"failed_expectations": MetadataValue.md(failure_report(outcomes))},
         )
 
     with warehouse.connect() as con:
-        promote_incoming(con)
+        promote_incoming(con, run_id=context.run_id)
     for table, load in loads.items():
-        yield MaterializeResult(
-            asset_key=raw_key(table),
-            metadata={
-                ROW_COUNT: load.n_rows,
-                "source_file": str(load.source_file) if load.source_file else "(none: no plan file)",
-                "table": f"raw.{table}",
-            },
-        )
+        yield MaterializeResult(asset_key=raw_key(table), metadata=load_metadata(load))
     yield from checks
+
+
+def load_summary(load: RawLoad) -> str:
+    """One log line per raw table: files read and skipped, rows new / corrected, plan days dropped."""
+    loaded = ", ".join(f.file_name for f in load.files_loaded) or "none"
+    line = (f"raw.{load.table}: {load.n_rows:,} rows; files loaded: {loaded}; skipped as already loaded: "
+            f"{len(load.files_skipped)}; rows new {load.rows_new:,}, corrected {load.rows_corrected:,}")
+    if load.rebuild_reason:
+        line += f"; rebuilt from every file ({load.rebuild_reason})"
+    if load.table == "plan":
+        line += f"; plan days dropped as already history: {load.plan_days_dropped:,}"
+    return line
+
+
+def load_metadata(load: RawLoad) -> dict:
+    metadata = {
+        ROW_COUNT: load.n_rows,
+        "source_file": ", ".join(str(p) for p in load.source_files) or "(none: no plan file)",
+        "table": f"raw.{load.table}",
+        "files_loaded": MetadataValue.json([
+            {k: v.isoformat() if isinstance(v, datetime.date) else v for k, v in dataclasses.asdict(f).items()}
+            for f in load.files_loaded]),
+        "files_skipped": MetadataValue.json(list(load.files_skipped)),
+        "rows_new": load.rows_new,
+        "rows_corrected": load.rows_corrected,
+        "rows_removed": load.rows_removed,
+    }
+    if load.table == "sales":
+        metadata["rebuilt"] = load.rebuild_reason or "no: only new files merged"
+    if load.table == "plan":
+        metadata["plan_days_dropped"] = load.plan_days_dropped
+    return metadata

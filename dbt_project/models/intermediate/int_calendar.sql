@@ -1,6 +1,6 @@
 -- Date spine: one row per calendar day from the first history date to the end of the
--- forecast horizon (the last plan date, or the assumed horizon after the last history
--- date when raw.plan is empty), with the calendar attributes the marts use.
+-- forecast horizon (the assumed horizon after the last history date, or the last plan date
+-- when it is later), with the calendar attributes the marts use.
 
 with
 
@@ -26,8 +26,9 @@ bounds as (
 
     select
         least(first_history_date, first_plan_date) as first_date,
-        coalesce(
-            last_plan_date,
+        -- a plan that ends early is filled with assumed days up to the horizon
+        greatest(
+            coalesce(last_plan_date, last_history_date),
             last_history_date + {{ var('assumed_horizon_days') }}
         ) as last_date
     from history_bounds

@@ -1,8 +1,11 @@
 -- The plan for the forecast horizon, one row per store and planned day.
 --
--- * raw.plan has rows  -> those rows (plan_source = 'plan'); a missing Open is treated as open.
--- * raw.plan is empty  -> an assumed calendar (plan_source = 'assumed_calendar') for the
---   {{ var('assumed_horizon_days') }} days after the last history date, for every store with history:
+-- The horizon is the {{ var('assumed_horizon_days') }} days after the last history date (the loader drops plan days
+-- that are already history; the Great Expectations suite makes the rest start the day after it, without gaps).
+-- * raw.plan's rows (plan_source = 'plan'); a missing Open is treated as open.
+-- * every horizon day the plan lacks gets the assumed calendar (plan_source = 'assumed_calendar'): the days after
+--   a plan that ends early, for the plan's stores; the whole horizon for every store with history when raw.plan
+--   is empty:
 --     - open on the weekdays the store was open on in the majority of its observations in its
 --       last {{ var('assumed_open_lookback_weeks') }} history weeks (ties and unseen weekdays -> closed),
 --     - promo repeats the store's last {{ var('assumed_promo_pattern_days') }} history days
@@ -96,6 +99,18 @@ promo_pattern as (
 
 ),
 
+planned_stores as (
+
+    -- with a plan, its stores; without one, every store with history
+    select
+        store_id,
+        store_last_history_date
+    from store_last_history
+    where not (select has_plan from plan_exists)
+        or store_id in (select plan.store_id from plan)
+
+),
+
 horizon as (
 
     select
@@ -112,7 +127,7 @@ horizon as (
 assumed_calendar as (
 
     select
-        store_last_history.store_id,
+        planned_stores.store_id,
         horizon.sale_date,
         horizon.day_of_week,
         cast(null as integer) as plan_id,
@@ -123,19 +138,25 @@ assumed_calendar as (
         false as is_school_holiday,
         'assumed_calendar' as plan_source
 
-    from store_last_history
+    from planned_stores
     cross join horizon
     left join open_weekdays
-        on store_last_history.store_id = open_weekdays.store_id
+        on planned_stores.store_id = open_weekdays.store_id
         and horizon.day_of_week = open_weekdays.day_of_week
     left join promo_pattern
-        on store_last_history.store_id = promo_pattern.store_id
+        on planned_stores.store_id = promo_pattern.store_id
         and promo_pattern.reference_date = horizon.sale_date
         - {{ var('assumed_promo_pattern_days') }} * cast(ceil(
-            (horizon.sale_date - store_last_history.store_last_history_date)
+            (horizon.sale_date - planned_stores.store_last_history_date)
             / {{ var('assumed_promo_pattern_days') }}.0
         ) as integer)
-    where not (select has_plan from plan_exists)
+    -- only the days the plan lacks
+    where not exists (
+        select 1
+        from plan
+        where plan.store_id = planned_stores.store_id
+            and plan.sale_date = horizon.sale_date
+    )
 
 ),
 
