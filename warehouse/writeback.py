@@ -304,6 +304,7 @@ def write_model_outputs(
                                  f"{samples.to_dict('records')}")
     origins = frames["store_sales_forecast"][["model", "model_version", "origin_date"]].drop_duplicates()
 
+    ensure_ml_tables(con)
     con.execute("BEGIN TRANSACTION")
     try:
         con.register("written_versions", versions)
