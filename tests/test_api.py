@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.api import MAX_PREDICT_ROWS, create_app
+from serving.api import create_app
+from serving.api.model_artifact import LIVE_MODELS
 from serving.reader import read_publication
 from warehouse.dbt import run_dbt
 from warehouse.publish import publish_warehouse
@@ -275,14 +276,51 @@ def test_the_champion_is_dbts(versions_client, older_versions):
 # ------------------------------------------------------------------------------------------ predict
 
 
-def test_predict_one_row(client, copy):
+def test_predict_one_row_serves_the_champion_with_its_interval(client, copy):
     r = client.post("/predict", json={"store": 1, "date": "2015-08-03", "promo": True})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["model"] == "random_forest" and body["model_version"] == latest(copy, "random_forest")
+    champion_model, champion_version = champion(copy)
+    assert body["champion"] == champion_model
+    if champion_model in LIVE_MODELS:
+        assert (body["model"], body["model_version"]) == (champion_model, champion_version)
+        assert body["is_champion"] and body["note"] is None
+    else:  # the blend or the LSTM: the best model with a live predict path, and a note saying so
+        assert body["model"] in LIVE_MODELS and not body["is_champion"] and champion_model in body["note"]
+    assert "80%" in body["interval"]
     [p] = body["predictions"]
     assert p["store"] == 1 and p["date"] == "2015-08-03" and p["open"] is True
-    assert p["sales_pred"] > 0 and p["customers_pred"] > 0
+    assert 0 < p["sales_lower"] < p["sales_pred"] < p["sales_upper"] and p["customers_pred"] > 0
+    assert p["warning"] is None
+
+
+@pytest.mark.parametrize("model", LIVE_MODELS)
+def test_predict_with_each_live_model_matches_its_stored_forecast_and_interval(client, copy, model):
+    r = client.post("/predict", params={"model": model}, json=[{"store": 2, "date": "2015-08-03"},
+                                                               {"store": 2, "date": "2015-09-09"}])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == model
+    stored = published(copy, "SELECT strftime(forecast_date, '%Y-%m-%d') AS date, sales_pred, sales_lower, sales_upper "
+                             "FROM ml.store_sales_forecast WHERE model_version = ? AND store_id = 2 "
+                             "AND forecast_date IN ('2015-08-03', '2015-09-09') ORDER BY 1",
+                       [body["model_version"]])
+    got = pd.DataFrame(body["predictions"])[["date", "sales_pred", "sales_lower", "sales_upper"]]
+    assert len(stored) == 2, "both days are in the plan"
+    for column in ("sales_pred", "sales_lower", "sales_upper"):  # same model, same factors per horizon week
+        assert got[column].tolist() == pytest.approx(stored[column].tolist(), rel=1e-6, abs=1e-6), column
+
+
+def test_predict_warns_about_dates_far_outside_history_and_plan(client):
+    r = client.post("/predict", params={"model": "random_forest"},
+                    json=[{"store": 1, "date": "2015-08-10"}, {"store": 1, "date": "2030-06-03"},
+                          {"store": 1, "date": "1995-06-05"}])
+    assert r.status_code == 200, r.text
+    near, future, past = r.json()["predictions"]
+    assert near["warning"] is None
+    assert "2030-06-03" in future["warning"] and "after the forecast horizon" in future["warning"]
+    assert "before the model's training data" in past["warning"]
+    assert future["sales_lower"] <= future["sales_pred"] <= future["sales_upper"]
 
 
 def test_predict_many_rows_keeps_their_order_and_kaggle_names(client):
@@ -301,7 +339,7 @@ def test_predict_many_rows_keeps_their_order_and_kaggle_names(client):
 
 
 def test_predict_matches_the_pipelines_forecast(client, copy):
-    """Features built by the API for the plan's store-days equal the mart's: the random forest predicts what the
+    """Features built by the API for the plan's store-days equal the mart's: the served model predicts what the
     pipeline wrote back for those days."""
     plan = published(copy, "SELECT * FROM marts.fct_store_daily_features WHERE NOT is_history "
                            "ORDER BY store_id, sale_date")
@@ -346,8 +384,11 @@ def test_predict_bad_bodies_are_422_with_the_field_named(client, body, where):
 
 
 def test_predict_rejects_too_many_rows_and_broken_json(client):
-    too_many = [{"store": 1, "date": "2015-08-03"}] * (MAX_PREDICT_ROWS + 1)
-    assert client.post("/predict", json=too_many).status_code == 422
+    limit = client.app.state.settings.api_predict_max_rows
+    too_many = [{"store": 1, "date": "2015-08-03"}] * (limit + 1)
+    r = client.post("/predict", json=too_many)
+    assert r.status_code == 413 and f"at most {limit}" in r.json()["detail"], r.text
+    assert "API_PREDICT_MAX_ROWS" in r.json()["detail"]
     r = client.post("/predict", content=b'{"store": 1,', headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
 
@@ -355,8 +396,10 @@ def test_predict_rejects_too_many_rows_and_broken_json(client):
 def test_predict_unknown_store_or_version_is_404(client, copy):
     r = client.post("/predict", json=[{"store": 1, "date": "2015-08-03"}, {"store": 77, "date": "2015-08-03"}])
     assert r.status_code == 404 and "[77]" in r.json()["detail"]
-    r = client.post("/predict", params={"model_version": latest(copy, "lstm")}, json={"store": 1, "date": "2015-08-03"})
+    r = client.post("/predict", params={"model_version": "20990101T000000000000Z"}, json={"store": 1, "date": "2015-08-03"})
     assert r.status_code == 404
+    r = client.post("/predict", params={"model_version": latest(copy, "lstm")}, json={"store": 1, "date": "2015-08-03"})
+    assert r.status_code == 422 and "lstm" in r.text and "no live predict path" in r.text
 
 
 def test_predict_with_an_older_random_forest(versions_client, older_versions):
@@ -377,7 +420,7 @@ def test_nothing_published_yet_is_503(tmp_path, mode):
                                 ("post", "/predict", {"json": {"store": 1, "date": "2015-08-03"}})]:
             r = getattr(c, method)(url, **kw)
             assert r.status_code == 503, (url, r.text)
-            assert "No published warehouse" in r.json()["detail"]
+            assert "Nothing is published yet" in r.json()["detail"] and str(tmp_path) not in r.text
         # validation still comes first
         assert c.get("/stores/1/forecast?start=2015-08-10&end=2015-08-01").status_code == 422
 
@@ -479,10 +522,10 @@ def test_bodies_over_the_cap_are_413_before_parsing(copy, tmp_path):
 
 
 def test_predict_with_a_model_that_cannot_predict_is_422(client):
-    for name in ["lstm", "baseline", "xgboost"]:
+    for name in ["lstm", "blend", "xgboost"]:
         r = client.post("/predict", params={"model": name}, json={"store": 1, "date": "2015-08-03"})
         assert r.status_code == 422, (name, r.text)
         detail = r.json()["detail"]
-        assert any(d["loc"] == ["query", "model"] and "random_forest" in d["msg"] for d in detail), detail
+        assert any(d["loc"] == ["query", "model"] and all(m in d["msg"] for m in LIVE_MODELS) for d in detail), detail
     r = client.post("/predict", params={"model": "random_forest"}, json={"store": 1, "date": "2015-08-03"})
     assert r.status_code == 200 and r.json()["model"] == "random_forest"
