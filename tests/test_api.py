@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from serving.api import create_app
 from serving.api.model_artifact import LIVE_MODELS
 from serving.reader import read_publication
+from settings import Settings
 from warehouse.dbt import run_dbt
 from warehouse.publish import publish_warehouse
 from warehouse.writeback import write_model_outputs
@@ -82,8 +83,9 @@ def older_versions(pipeline_warehouse, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def versions_client(older_versions):
-    with TestClient(create_app(older_versions[1]), raise_server_exceptions=False) as c:
+def versions_client(older_versions, pipeline_warehouse):
+    settings = Settings.from_env({"DATA_DIR": str(pipeline_warehouse.data_dir)})  # where the artifacts are
+    with TestClient(create_app(older_versions[1], settings=settings), raise_server_exceptions=False) as c:
         yield c
 
 
@@ -296,19 +298,23 @@ def test_predict_one_row_serves_the_champion_with_its_interval(client, copy):
 
 @pytest.mark.parametrize("model", LIVE_MODELS)
 def test_predict_with_each_live_model_matches_its_stored_forecast_and_interval(client, copy, model):
-    r = client.post("/predict", params={"model": model}, json=[{"store": 2, "date": "2015-08-03"},
-                                                               {"store": 2, "date": "2015-09-09"}])
+    """The plan's store-days of one store (a request is one scenario: the same rows as the pipeline's): the model
+    predicts what the pipeline wrote back, with the same interval (the same factors per horizon week)."""
+    plan = published(copy, "SELECT * FROM marts.fct_store_daily_features WHERE NOT is_history AND store_id = 2 "
+                           "ORDER BY sale_date")
+    body = [{"store": 2, "date": f"{r.sale_date:%Y-%m-%d}", "open": bool(r.is_open), "promo": bool(r.is_promo),
+             "state_holiday": r.state_holiday, "school_holiday": bool(r.is_school_holiday)} for r in plan.itertuples()]
+    r = client.post("/predict", params={"model": model}, json=body)
     assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["model"] == model
+    assert r.json()["model"] == model
+    got = pd.DataFrame(r.json()["predictions"])
     stored = published(copy, "SELECT strftime(forecast_date, '%Y-%m-%d') AS date, sales_pred, sales_lower, sales_upper "
-                             "FROM ml.store_sales_forecast WHERE model_version = ? AND store_id = 2 "
-                             "AND forecast_date IN ('2015-08-03', '2015-09-09') ORDER BY 1",
-                       [body["model_version"]])
-    got = pd.DataFrame(body["predictions"])[["date", "sales_pred", "sales_lower", "sales_upper"]]
-    assert len(stored) == 2, "both days are in the plan"
-    for column in ("sales_pred", "sales_lower", "sales_upper"):  # same model, same factors per horizon week
-        assert got[column].tolist() == pytest.approx(stored[column].tolist(), rel=1e-6, abs=1e-6), column
+                             "FROM ml.store_sales_forecast WHERE model_version = ? AND store_id = 2",
+                       [r.json()["model_version"]])
+    merged = got.merge(stored, on="date", suffixes=("", "_pipeline"), validate="1:1")
+    assert len(merged) == len(plan) > 0
+    for column in ("sales_pred", "sales_lower", "sales_upper"):
+        assert merged[column].tolist() == pytest.approx(merged[f"{column}_pipeline"].tolist(), rel=1e-6, abs=1e-6)
 
 
 def test_predict_warns_about_dates_far_outside_history_and_plan(client):
@@ -529,3 +535,24 @@ def test_predict_with_a_model_that_cannot_predict_is_422(client):
         assert any(d["loc"] == ["query", "model"] and all(m in d["msg"] for m in LIVE_MODELS) for d in detail), detail
     r = client.post("/predict", params={"model": "random_forest"}, json={"store": 1, "date": "2015-08-03"})
     assert r.status_code == 200 and r.json()["model"] == "random_forest"
+
+
+def test_predict_default_falls_back_from_a_champion_without_a_live_path():
+    """The choice on dbt's flags (as marts.dim_model_versions gives them): a blend champion cannot run live, so the
+    most accurate model that can is served, with a note; a named version of the blend is a 422."""
+    from fastapi import HTTPException
+
+    from serving.api.routers.predict import _choose
+    from serving.queries import ModelVersions
+
+    rows = {name: {"model": name, "model_version": f"v-{name}", "mean_rmspe": rmspe, "is_champion": name == "blend"}
+            for name, rmspe in [("blend", 0.09), ("lstm", 0.10), ("hist_gradient_boosting", 0.12),
+                                ("random_forest", 0.11), ("baseline", 0.3)]}
+    info = ModelVersions(by_version={r["model_version"]: r for r in rows.values()}, latest=rows, latest_trained=rows,
+                         champion=rows["blend"])
+    chosen, note = _choose(info, None, None)
+    assert chosen["model"] == "random_forest" and "blend" in note and "random_forest" in note
+    assert _choose(info, "hist_gradient_boosting", None) == (rows["hist_gradient_boosting"], None)
+    with pytest.raises(HTTPException) as refused:
+        _choose(info, None, "v-blend")
+    assert refused.value.status_code == 422

@@ -257,12 +257,16 @@ def private_models(pipeline_warehouse, data_dir: Path) -> Path:
 
 
 def test_artifacts_load_only_from_the_models_folder_and_only_unchanged(pipeline_warehouse, tmp_path):
+    import shutil
+
     data_dir = tmp_path / "data"
     models = private_models(pipeline_warehouse, data_dir)
+    (data_dir / "published").mkdir()
+    shutil.copyfile(pipeline_warehouse.published, data_dir / "published" / "warehouse.duckdb")
     settings = Settings.from_env({"DATA_DIR": str(data_dir)})
     row = {"store": 1, "date": "2015-08-03"}
     # the registry's absolute path names the pipeline's own DATA_DIR: outside this server's, so never loaded from
-    with TestClient(create_app(pipeline_warehouse.published, settings=settings),
+    with TestClient(create_app(data_dir / "published", settings=settings),
                     raise_server_exceptions=False) as c:
         r = c.post("/predict", params={"model": "random_forest"}, json=row)
         assert r.status_code == 200, r.text
@@ -274,7 +278,6 @@ def test_artifacts_load_only_from_the_models_folder_and_only_unchanged(pipeline_
         assert r.status_code == 503 and "integrity" in r.json()["detail"], r.text
         assert str(tmp_path) not in r.text
         # a link out of the models folder is resolved and refused
-        import shutil
         shutil.rmtree(models / version)
         (models / version).symlink_to(pipeline_warehouse.data_dir / "models" / "random_forest" / version)
         r = c.post("/predict", params={"model": "random_forest"}, json=row)

@@ -13,10 +13,10 @@ from forecasting.artifacts import load_forecaster, verify_artifact
 from forecasting.features import prepare_frame
 from forecasting.runner import interval_forecast
 
-# The tabular models: their predict needs nothing but the request's feature rows and what the model learnt (its
+# The tabular models and the baseline: their predict needs nothing but the request's feature rows and what the model learnt (its
 # store statistics). The LSTM needs each store's recent sequence, the blend its members' forecasts: they only have
 # stored forecasts (GET /stores/{id}/forecast).
-LIVE_MODELS = ("random_forest", "hist_gradient_boosting")
+LIVE_MODELS = ("random_forest", "hist_gradient_boosting", "baseline")
 
 Predictor = Callable[[pd.DataFrame], pd.DataFrame]
 

@@ -90,7 +90,13 @@ def authorize(request: Request, credentials: HTTPAuthorizationCredentials | None
 
 
 def require(scope: str | None):
-    """A router dependency: the caller's key must have ``scope`` (None: no key needed; still rate-limited)."""
+    """A router dependency: the caller's key must have ``scope``; None: no key needed (and none declared in the
+    OpenAPI schema), still rate-limited per client address."""
+    if scope is None:
+        def open_route(request: Request) -> None:
+            authorize(request, None, None)
+
+        return Depends(open_route)
 
     def check(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         authorize(request, credentials, scope)

@@ -132,5 +132,5 @@ def predict(request: Request, reader: Reader, models: Models, payload: PredictBo
                 "sales_lower": predicted["sales_lower"].astype(float),
                 "sales_upper": predicted["sales_upper"].astype(float),
                 "customers_pred": predicted["customers_pred"].astype(float),
-                "warning": _warnings(frame, loaded),
+                "warning": pd.Series(_warnings(frame, loaded), dtype=object),  # object: None stays null, not NaN
             }).to_dict("records")}
