@@ -16,7 +16,6 @@ that changes state; an admin key may also do everything else).
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import hashlib
 import hmac
@@ -24,7 +23,6 @@ import json
 import os
 import re
 import secrets
-import sys
 import tempfile
 import threading
 from dataclasses import asdict, dataclass
@@ -168,44 +166,3 @@ class KeyStore:
         if record is None or not hmac.compare_digest(record.sha256, key_hash(presented)):
             return None
         return record
-
-
-def main(argv: list[str] | None = None) -> int:
-    from settings import Settings
-
-    parser = argparse.ArgumentParser(prog="python -m serving.api.keys", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--file", type=Path, help="the keys file (default: $API_KEYS_FILE)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    add = commands.add_parser("add", help="add a key and print it (once: only its hash is kept)")
-    add.add_argument("--name", required=True, help="who or what uses the key")
-    add.add_argument("--scope", action="append", required=True, help=f"one or more of {', '.join(SCOPES)}")
-    commands.add_parser("list", help="the keys' ids, names, scopes and creation times (never the keys)")
-    revoke = commands.add_parser("revoke", help="remove a key by its id")
-    revoke.add_argument("key_id")
-    args = parser.parse_args(argv)
-
-    path = args.file or Settings.from_env().api_keys_file
-    if path is None:
-        parser.error("no keys file: set API_KEYS_FILE (or pass --file)")
-    try:
-        if args.command == "add":
-            record, key = add_key(path, args.name, args.scope)
-            print(f"Added key {record.id} ({record.name}; scopes: {','.join(record.scopes)}) to {path}. "
-                  "Send it as 'Authorization: Bearer <key>'; it is shown only now:")
-            print(key)
-        elif args.command == "list":
-            keys = read_keys(path)
-            print(f"{len(keys)} key(s) in {path}")
-            for k in keys.values():
-                print(f"{k.id}  {k.name}  scopes={','.join(k.scopes)}  created={k.created_at}")
-        else:
-            record = revoke_key(path, args.key_id)
-            print(f"Revoked key {record.id} ({record.name}); the API refuses it from its next request on.")
-    except (ValueError, KeyError) as exc:
-        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
