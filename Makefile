@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # INFO: a progress line per step; DEBUG: also Dagster's own events
 export LOG_LEVEL ?= INFO
 
-.PHONY: install run dev test clean serve dashboard publish bench bi bi-install
+.PHONY: install run dev test clean serve api-key dashboard publish bench bi bi-install pin unpin champion
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,24 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m orchestration.definitions
 
+# HOST/PORT, API_KEYS_FILE, API_TLS_CERTFILE/API_TLS_KEYFILE: see README (refuses a non-loopback HOST without keys)
+# The served champion: `make pin MODEL=lstm VERSION=<model_version> REASON=...`, `make unpin REASON=...`,
+# `make champion` shows it (all through orchestration/champion.py: the set_champion job, then publish).
+pin: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m orchestration.champion pin "$(MODEL)" "$(VERSION)" --reason "$(REASON)"
+
+unpin: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m orchestration.champion unpin --reason "$(REASON)"
+
+champion: install
+	$(BIN)/python -m orchestration.champion show
+
 serve: install
-	$(BIN)/uvicorn serving.api:app --port $${PORT:-8000}
+	$(BIN)/python -m serving.api.serve
+
+# make api-key SCOPE=read[,predict,admin] NAME=who: adds a key to $$API_KEYS_FILE and prints it once (last line)
+api-key: install
+	$(BIN)/python -m serving.api.keys add --scope "$(SCOPE)" --name "$(NAME)"
 
 dashboard: install
 	$(BIN)/streamlit run serving/dashboard/app.py --server.port $${DASHBOARD_PORT:-8501}  # more settings: .streamlit/config.toml

@@ -33,6 +33,14 @@ Library code never reads or writes the environment: it takes paths and connectio
 | ``ALERT_WEBHOOK_URLS`` | empty | comma-separated webhook URLs every alert is POSTed to (Slack / Teams ``{"text": ...}``) |
 | ``ALERT_TIMEOUT_S`` / ``ALERT_RETRIES`` | ``5`` / ``2`` | per-request timeout and retries of a webhook POST |
 | ``MONITOR_<THRESHOLD>`` | see ``monitoring/checks.py`` | the drift and degradation checks' thresholds and severities, e.g. ``MONITOR_PSI_WARN=0.25``, ``MONITOR_COVERAGE_SEVERITY=ERROR`` |
+| ``API_KEYS_FILE`` | unset | the API's keys (hashed, with scopes; ``python -m serving.api.keys``); unset = no authentication, loopback only |
+| ``HOST`` / ``PORT`` | ``127.0.0.1`` / ``8000`` | where ``python -m serving.api.serve`` (``make serve``) listens |
+| ``API_TLS_CERTFILE`` / ``API_TLS_KEYFILE`` | unset | PEM certificate and key: the API serves HTTPS (both or neither) |
+| ``API_CORS_ORIGINS`` | empty | comma-separated origins browsers may call the API from (none by default) |
+| ``API_PREDICT_MAX_ROWS`` | ``5000`` | store-days one ``POST /predict`` may ask for (more: 413) |
+| ``API_RATE_LIMIT_PER_MIN`` | ``600`` | requests per minute per key (per client address without keys); more: 429; ``0`` = no limit |
+| ``SERVING_QUERY_TIMEOUT_S`` | ``10`` | a request's warehouse queries are interrupted after this many seconds (504) |
+| ``PLATFORM_READER_GROUP`` | unset | group that may read the published copy, model artifacts and alert logs (files 0640, folders 0750); unset: the owner only |
 """
 
 from __future__ import annotations
@@ -83,6 +91,16 @@ class Settings:
     retrain_realised_window_days: int = 14
     retrain_max_age_days: float = 7.0
     force_refit: bool = False
+    api_keys_file: Path | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_tls_certfile: Path | None = None
+    api_tls_keyfile: Path | None = None
+    api_cors_origins: tuple[str, ...] = ()
+    api_predict_max_rows: int = 5000
+    api_rate_limit_per_min: int = 600
+    serving_query_timeout_s: float = 10.0
+    platform_reader_group: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -119,6 +137,16 @@ class Settings:
             retrain_realised_window_days=int(env.get("RETRAIN_REALISED_WINDOW_DAYS") or 14),
             retrain_max_age_days=float(env.get("RETRAIN_MAX_AGE_DAYS") or 7),
             force_refit=env.get("FORCE_REFIT", "").strip().lower() in ("1", "true", "yes"),
+            api_keys_file=_optional_path(env, "API_KEYS_FILE"),
+            api_host=env.get("HOST") or "127.0.0.1",
+            api_port=int(env.get("PORT") or 8000),
+            api_tls_certfile=_optional_path(env, "API_TLS_CERTFILE"),
+            api_tls_keyfile=_optional_path(env, "API_TLS_KEYFILE"),
+            api_cors_origins=tuple(o.strip() for o in env.get("API_CORS_ORIGINS", "").split(",") if o.strip()),
+            api_predict_max_rows=int(env.get("API_PREDICT_MAX_ROWS") or 5000),
+            api_rate_limit_per_min=int(env.get("API_RATE_LIMIT_PER_MIN") or 600),
+            serving_query_timeout_s=float(env.get("SERVING_QUERY_TIMEOUT_S") or 10),
+            platform_reader_group=env.get("PLATFORM_READER_GROUP") or None,
         )
 
     @property
@@ -156,6 +184,24 @@ class Settings:
     @property
     def alerts_path(self) -> Path:
         return self.data_dir / "alerts.jsonl"
+
+def restrict_permissions(path: str | os.PathLike, group: str | None = None) -> None:
+    """What the platform writes for readers (the published copy, model artifacts, alert logs): folders 0750, files
+    0640 -- the owner writes, ``group`` (``PLATFORM_READER_GROUP``; None: the owner's group) reads, others nothing.
+    ``path`` may be a file or a folder (then everything under it)."""
+    import shutil
+
+    path = Path(path)
+    for item in [path, *(path.rglob("*") if path.is_dir() else ())]:
+        if item.is_symlink():
+            continue
+        if group is not None:
+            shutil.chown(item, group=group)
+        item.chmod(0o750 if item.is_dir() else 0o640)
+
+
+def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
+    return Path(env[name]) if env.get(name) else None
 
 
 PLATFORM_LOGGERS = ("ingestion", "warehouse", "forecasting", "analytics", "orchestration", "serving", "expectations",

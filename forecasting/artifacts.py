@@ -4,6 +4,10 @@
 ``metrics.parquet``, ``backtest.parquet`` and ``meta.json`` (the model name, its registry row, folds, timings,
 interval factors).  Versions are UTC timestamps to the microsecond, so they sort by time.
 
+``meta.json`` records the SHA-256 of every other file at save time; :func:`verify_artifact` checks them (and that the
+folder is inside an allowed models folder) before joblib or Keras opens anything, since unpickling runs code.
+Folders are 0750 and files 0640 (the owner, and the group: ``PLATFORM_READER_GROUP`` when the caller names it).
+
 A version folder is written as a temporary folder ``models_dir/<model>/.<version>.<random>.tmp`` and renamed into
 place when complete, so a killed training leaves at most a temporary folder, never a half-written version;
 :func:`remove_leftovers` removes those and orphan versions at the start of the next run.
@@ -11,6 +15,7 @@ place when complete, so a killed training leaves at most a temporary folder, nev
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -19,10 +24,49 @@ from collections.abc import Collection
 from datetime import datetime, timezone
 from pathlib import Path
 
+from settings import restrict_permissions
+
 log = logging.getLogger(__name__)
 
 META_FILE = "meta.json"
 TEMP_SUFFIX = ".tmp"
+
+
+class ArtifactIntegrityError(RuntimeError):
+    """An artifact folder outside the allowed models folder, without recorded checksums, or whose files changed."""
+
+
+def file_checksums(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``directory`` but ``meta.json``, by path relative to it."""
+    out = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != META_FILE):
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        out[path.relative_to(directory).as_posix()] = digest.hexdigest()
+    return out
+
+
+def verify_artifact(directory: str | Path, models_dirs: Collection[str | Path]) -> dict:
+    """``meta.json`` of an artifact folder after checking that the folder lies inside one of ``models_dirs`` (links
+    resolved) and that its files match the checksums recorded when it was saved; else ArtifactIntegrityError."""
+    directory = Path(directory).resolve()
+    roots = [Path(m).resolve() for m in models_dirs]
+    if not any(directory.is_relative_to(root) and directory != root for root in roots):
+        raise ArtifactIntegrityError(f"artifact folder {directory} is outside the models folder "
+                                     f"({', '.join(map(str, roots))}); it is not loaded")
+    meta = json.loads((directory / META_FILE).read_text())
+    recorded = meta.get("checksums")
+    if not recorded:
+        raise ArtifactIntegrityError(f"{directory / META_FILE} records no checksums (saved by an older version): "
+                                     "the next pipeline run saves a verifiable artifact")
+    actual = file_checksums(directory)
+    changed = sorted(name for name in recorded.keys() | actual.keys() if recorded.get(name) != actual.get(name))
+    if changed:
+        raise ArtifactIntegrityError(f"artifact {directory}: files differ from the checksums recorded when it was "
+                                     f"saved: {changed[:5]}; it is not loaded")
+    return meta
 
 
 def new_model_version(now: datetime | None = None) -> str:
@@ -31,10 +75,10 @@ def new_model_version(now: datetime | None = None) -> str:
     return now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def save_result(result, models_dir: str | Path) -> Path:
+def save_result(result, models_dir: str | Path, reader_group: str | None = None) -> Path:
     """Write a :class:`forecasting.runner.TrainingResult` to its version folder (which must not exist yet) and
     set the registry's ``artifact_path``; returns the folder.  Written to a temporary folder beside it and renamed
-    into place when complete."""
+    into place when complete; readable by the owner and ``reader_group`` only."""
     directory = Path(models_dir) / result.model / result.model_version
     directory.parent.mkdir(parents=True, exist_ok=True)
     if directory.exists():
@@ -48,9 +92,9 @@ def save_result(result, models_dir: str | Path) -> Path:
         result.backtest.to_parquet(staging / "backtest.parquet", index=False)
         artifact_path = str(directory.resolve())
         meta = {"model": result.model, "model_file": model_file.name if model_file else None,
-                "artifact_path": artifact_path, **result.meta}
+                "artifact_path": artifact_path, **result.meta, "checksums": file_checksums(staging)}
         (staging / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
-        staging.chmod(0o755)  # mkdtemp's 0700 would hide the artifact from a server running as another user
+        restrict_permissions(staging, reader_group)  # a server running as another user reads through the group
         staging.rename(directory)  # atomic: the version folder appears whole or not at all
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -60,11 +104,15 @@ def save_result(result, models_dir: str | Path) -> Path:
     return directory
 
 
-def load_forecaster(directory: str | Path):
-    """The fitted forecaster saved in an artifact folder (its class from ``meta.json``'s model name)."""
+def load_forecaster(directory: str | Path, models_dirs: Collection[str | Path] | None = None):
+    """The fitted forecaster saved in an artifact folder (its class from ``meta.json``'s model name).  With
+    ``models_dirs`` (what a server loads) the folder is verified first (:func:`verify_artifact`)."""
     from forecasting.protocol import forecaster_class
 
-    meta = json.loads((Path(directory) / META_FILE).read_text())
+    if models_dirs is not None:
+        meta = verify_artifact(directory, models_dirs)
+    else:
+        meta = json.loads((Path(directory) / META_FILE).read_text())
     return forecaster_class(meta["model"]).load(directory)
 
 

@@ -15,6 +15,7 @@ sees a mix of versions.
   ``stat``-s the published path (about a microsecond); when the file was replaced (new inode/mtime/size) the
   next request attaches the new file, and the old instance is dropped once its last request finishes. In
   ``per_request`` mode every request ATTACHes and DETACHes the file instead (slower; see bench/README.md).
+  A session's queries are interrupted after ``SERVING_QUERY_TIMEOUT_S`` (:class:`QueryTimeout`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,29 @@ CONNECTION_MODES = ("cached", "per_request")
 
 class PublishedWarehouseMissing(FileNotFoundError):
     """No published warehouse exists yet (no successful run has published one)."""
+
+
+class QueryTimeout(TimeoutError):
+    """A session's queries ran longer than ``SERVING_QUERY_TIMEOUT_S`` and were interrupted."""
+
+
+@contextmanager
+def _time_limit(con: duckdb.DuckDBPyConnection, seconds: float) -> Iterator[None]:
+    """Interrupt ``con``'s running query once ``seconds`` have passed since entering (DuckDB has no statement
+    timeout; ``interrupt`` from another thread stops the query at its next check, within milliseconds)."""
+    if seconds <= 0:
+        yield
+        return
+    timer = threading.Timer(seconds, con.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except duckdb.InterruptException as exc:
+        raise QueryTimeout(f"The warehouse queries of this request took longer than {seconds:g} s "
+                           "(SERVING_QUERY_TIMEOUT_S) and were stopped; ask for a smaller range.") from exc
+    finally:
+        timer.cancel()
 
 
 def published_path(published: str | os.PathLike | None = None) -> Path:
@@ -189,6 +213,7 @@ class PublishedReader:
         self._snapshot: _Snapshot | None = None
         self._lock = threading.Lock()
         self._caches: dict[str, dict] = {}  # per_request mode: version_id -> derived cache
+        self.on_session: Callable[[Session], None] | None = None  # told which version each session reads
 
     def _missing(self) -> PublishedWarehouseMissing:
         return PublishedWarehouseMissing(
@@ -218,6 +243,13 @@ class PublishedReader:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        with self._open_session() as session, _time_limit(session.con, self.settings.serving_query_timeout_s):
+            if self.on_session is not None:
+                self.on_session(session)
+            yield session
+
+    @contextmanager
+    def _open_session(self) -> Iterator[Session]:
         if self.mode == "cached":
             snap = self._current_snapshot()
             cur = snap.cursor()

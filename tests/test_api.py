@@ -15,8 +15,10 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.api import MAX_PREDICT_ROWS, create_app
+from serving.api import create_app
+from serving.api.model_artifact import LIVE_MODELS
 from serving.reader import read_publication
+from settings import Settings
 from warehouse.dbt import run_dbt
 from warehouse.publish import publish_warehouse
 from warehouse.writeback import write_model_outputs
@@ -81,8 +83,9 @@ def older_versions(pipeline_warehouse, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def versions_client(older_versions):
-    with TestClient(create_app(older_versions[1]), raise_server_exceptions=False) as c:
+def versions_client(older_versions, pipeline_warehouse):
+    settings = Settings.from_env({"DATA_DIR": str(pipeline_warehouse.data_dir)})  # where the artifacts are
+    with TestClient(create_app(older_versions[1], settings=settings), raise_server_exceptions=False) as c:
         yield c
 
 
@@ -275,14 +278,55 @@ def test_the_champion_is_dbts(versions_client, older_versions):
 # ------------------------------------------------------------------------------------------ predict
 
 
-def test_predict_one_row(client, copy):
+def test_predict_one_row_serves_the_champion_with_its_interval(client, copy):
     r = client.post("/predict", json={"store": 1, "date": "2015-08-03", "promo": True})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["model"] == "random_forest" and body["model_version"] == latest(copy, "random_forest")
+    champion_model, champion_version = champion(copy)
+    assert body["champion"] == champion_model
+    if champion_model in LIVE_MODELS:
+        assert (body["model"], body["model_version"]) == (champion_model, champion_version)
+        assert body["is_champion"] and body["note"] is None
+    else:  # the blend or the LSTM: the best model with a live predict path, and a note saying so
+        assert body["model"] in LIVE_MODELS and not body["is_champion"] and champion_model in body["note"]
+    assert "80%" in body["interval"]
     [p] = body["predictions"]
     assert p["store"] == 1 and p["date"] == "2015-08-03" and p["open"] is True
-    assert p["sales_pred"] > 0 and p["customers_pred"] > 0
+    assert 0 < p["sales_lower"] < p["sales_pred"] < p["sales_upper"] and p["customers_pred"] > 0
+    assert p["warning"] is None
+
+
+@pytest.mark.parametrize("model", LIVE_MODELS)
+def test_predict_with_each_live_model_matches_its_stored_forecast_and_interval(client, copy, model):
+    """The plan's store-days of one store (a request is one scenario: the same rows as the pipeline's): the model
+    predicts what the pipeline wrote back, with the same interval (the same factors per horizon week)."""
+    plan = published(copy, "SELECT * FROM marts.fct_store_daily_features WHERE NOT is_history AND store_id = 2 "
+                           "ORDER BY sale_date")
+    body = [{"store": 2, "date": f"{r.sale_date:%Y-%m-%d}", "open": bool(r.is_open), "promo": bool(r.is_promo),
+             "state_holiday": r.state_holiday, "school_holiday": bool(r.is_school_holiday)} for r in plan.itertuples()]
+    r = client.post("/predict", params={"model": model}, json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == model
+    got = pd.DataFrame(r.json()["predictions"])
+    stored = published(copy, "SELECT strftime(forecast_date, '%Y-%m-%d') AS date, sales_pred, sales_lower, sales_upper "
+                             "FROM ml.store_sales_forecast WHERE model_version = ? AND store_id = 2",
+                       [r.json()["model_version"]])
+    merged = got.merge(stored, on="date", suffixes=("", "_pipeline"), validate="1:1")
+    assert len(merged) == len(plan) > 0
+    for column in ("sales_pred", "sales_lower", "sales_upper"):
+        assert merged[column].tolist() == pytest.approx(merged[f"{column}_pipeline"].tolist(), rel=1e-6, abs=1e-6)
+
+
+def test_predict_warns_about_dates_far_outside_history_and_plan(client):
+    r = client.post("/predict", params={"model": "random_forest"},
+                    json=[{"store": 1, "date": "2015-08-10"}, {"store": 1, "date": "2030-06-03"},
+                          {"store": 1, "date": "1995-06-05"}])
+    assert r.status_code == 200, r.text
+    near, future, past = r.json()["predictions"]
+    assert near["warning"] is None
+    assert "2030-06-03" in future["warning"] and "after the forecast horizon" in future["warning"]
+    assert "before the model's training data" in past["warning"]
+    assert future["sales_lower"] <= future["sales_pred"] <= future["sales_upper"]
 
 
 def test_predict_many_rows_keeps_their_order_and_kaggle_names(client):
@@ -301,7 +345,7 @@ def test_predict_many_rows_keeps_their_order_and_kaggle_names(client):
 
 
 def test_predict_matches_the_pipelines_forecast(client, copy):
-    """Features built by the API for the plan's store-days equal the mart's: the random forest predicts what the
+    """Features built by the API for the plan's store-days equal the mart's: the served model predicts what the
     pipeline wrote back for those days."""
     plan = published(copy, "SELECT * FROM marts.fct_store_daily_features WHERE NOT is_history "
                            "ORDER BY store_id, sale_date")
@@ -346,8 +390,11 @@ def test_predict_bad_bodies_are_422_with_the_field_named(client, body, where):
 
 
 def test_predict_rejects_too_many_rows_and_broken_json(client):
-    too_many = [{"store": 1, "date": "2015-08-03"}] * (MAX_PREDICT_ROWS + 1)
-    assert client.post("/predict", json=too_many).status_code == 422
+    limit = client.app.state.settings.api_predict_max_rows
+    too_many = [{"store": 1, "date": "2015-08-03"}] * (limit + 1)
+    r = client.post("/predict", json=too_many)
+    assert r.status_code == 413 and f"at most {limit}" in r.json()["detail"], r.text
+    assert "API_PREDICT_MAX_ROWS" in r.json()["detail"]
     r = client.post("/predict", content=b'{"store": 1,', headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
 
@@ -355,8 +402,10 @@ def test_predict_rejects_too_many_rows_and_broken_json(client):
 def test_predict_unknown_store_or_version_is_404(client, copy):
     r = client.post("/predict", json=[{"store": 1, "date": "2015-08-03"}, {"store": 77, "date": "2015-08-03"}])
     assert r.status_code == 404 and "[77]" in r.json()["detail"]
-    r = client.post("/predict", params={"model_version": latest(copy, "lstm")}, json={"store": 1, "date": "2015-08-03"})
+    r = client.post("/predict", params={"model_version": "20990101T000000000000Z"}, json={"store": 1, "date": "2015-08-03"})
     assert r.status_code == 404
+    r = client.post("/predict", params={"model_version": latest(copy, "lstm")}, json={"store": 1, "date": "2015-08-03"})
+    assert r.status_code == 422 and "lstm" in r.text and "no live predict path" in r.text
 
 
 def test_predict_with_an_older_random_forest(versions_client, older_versions):
@@ -377,7 +426,7 @@ def test_nothing_published_yet_is_503(tmp_path, mode):
                                 ("post", "/predict", {"json": {"store": 1, "date": "2015-08-03"}})]:
             r = getattr(c, method)(url, **kw)
             assert r.status_code == 503, (url, r.text)
-            assert "No published warehouse" in r.json()["detail"]
+            assert "Nothing is published yet" in r.json()["detail"] and str(tmp_path) not in r.text
         # validation still comes first
         assert c.get("/stores/1/forecast?start=2015-08-10&end=2015-08-01").status_code == 422
 
@@ -479,10 +528,31 @@ def test_bodies_over_the_cap_are_413_before_parsing(copy, tmp_path):
 
 
 def test_predict_with_a_model_that_cannot_predict_is_422(client):
-    for name in ["lstm", "baseline", "xgboost"]:
+    for name in ["lstm", "blend", "xgboost"]:
         r = client.post("/predict", params={"model": name}, json={"store": 1, "date": "2015-08-03"})
         assert r.status_code == 422, (name, r.text)
         detail = r.json()["detail"]
-        assert any(d["loc"] == ["query", "model"] and "random_forest" in d["msg"] for d in detail), detail
+        assert any(d["loc"] == ["query", "model"] and all(m in d["msg"] for m in LIVE_MODELS) for d in detail), detail
     r = client.post("/predict", params={"model": "random_forest"}, json={"store": 1, "date": "2015-08-03"})
     assert r.status_code == 200 and r.json()["model"] == "random_forest"
+
+
+def test_predict_default_falls_back_from_a_champion_without_a_live_path():
+    """The choice on dbt's flags (as marts.dim_model_versions gives them): a blend champion cannot run live, so the
+    most accurate model that can is served, with a note; a named version of the blend is a 422."""
+    from fastapi import HTTPException
+
+    from serving.api.routers.predict import _choose
+    from serving.queries import ModelVersions
+
+    rows = {name: {"model": name, "model_version": f"v-{name}", "mean_rmspe": rmspe, "is_champion": name == "blend"}
+            for name, rmspe in [("blend", 0.09), ("lstm", 0.10), ("hist_gradient_boosting", 0.12),
+                                ("random_forest", 0.11), ("baseline", 0.3)]}
+    info = ModelVersions(by_version={r["model_version"]: r for r in rows.values()}, latest=rows, latest_trained=rows,
+                         champion=rows["blend"])
+    chosen, note = _choose(info, None, None)
+    assert chosen["model"] == "random_forest" and "blend" in note and "random_forest" in note
+    assert _choose(info, "hist_gradient_boosting", None) == (rows["hist_gradient_boosting"], None)
+    with pytest.raises(HTTPException) as refused:
+        _choose(info, None, "v-blend")
+    assert refused.value.status_code == 422

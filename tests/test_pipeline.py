@@ -149,7 +149,7 @@ def test_api_predict_matches_the_published_random_forest(platform):
     from fastapi.testclient import TestClient
 
     with TestClient(create_app(data_dir / "published")) as client:
-        response = client.post("/predict", json=rows)
+        response = client.post("/predict", params={"model": "random_forest"}, json=rows)
         assert response.status_code == 200, response.text
         body = response.json()
         assert client.get("/stores/999999/forecast").status_code == 404

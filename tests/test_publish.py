@@ -49,7 +49,7 @@ def test_publishes_marts_and_ml_as_a_recorded_read_only_copy(build, tmp_path):
     target = published_dir / "warehouse.duckdb"
     assert version.path == target and target.exists()
     assert not temp_files(published_dir), "no temporary file or WAL is left behind"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o444
+    assert stat.S_IMODE(target.stat().st_mode) == 0o440  # owner and reader group only
     with duckdb.connect(str(build), read_only=True) as src:
         objects = src.execute("SELECT schema_name, table_name FROM duckdb_tables() "
                               "WHERE schema_name IN ('marts', 'ml') UNION ALL "

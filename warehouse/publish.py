@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -178,6 +179,7 @@ def publish_warehouse(
     schemas: Sequence[str] = DEFAULT_SCHEMAS,
     threads: int = 1,
     storage_version: str = PUBLISH_STORAGE_VERSION,
+    reader_group: str | None = None,
 ) -> PublishedVersion:
     """Publish ``schemas`` of the build warehouse as ``published_dir/warehouse.duckdb``, atomically.
 
@@ -188,8 +190,9 @@ def publish_warehouse(
     (default 1: the copy takes about as long, and leaves the other cores to readers of the previous
     version meanwhile). ``storage_version``: the copy's DuckDB storage format (``ATTACH ... (STORAGE_VERSION
     'v1.0.0')``: DuckDB 1.0 and later open it; ``v1.2.0``: 1.2 and later, a little smaller); empty: the
-    writer's own format (only clients of the same major version read it). Raises if anything fails; the
-    previous published copy is then unchanged.
+    writer's own format (only clients of the same major version read it). ``reader_group``: the group that may
+    read the copy (``PLATFORM_READER_GROUP``; None: the owner's group); others cannot. Raises if anything fails;
+    the previous published copy is then unchanged.
     """
     published_dir = Path(published_dir)
     published_dir.mkdir(parents=True, exist_ok=True)
@@ -207,7 +210,9 @@ def publish_warehouse(
             version = _write_copy(build, tmp, target, schemas, version_id=version_id,
                                   published_at=published_at.replace(tzinfo=None), source_run=source_run,
                                   threads=threads, storage_version=storage_version)
-            os.chmod(tmp, 0o444)
+            if reader_group is not None:
+                shutil.chown(tmp, group=reader_group)
+            os.chmod(tmp, 0o440)  # read-only, and only for the owner and the reader group
             _fsync(tmp)
             os.replace(tmp, target)
             _fsync(published_dir, directory=True)

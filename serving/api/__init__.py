@@ -1,6 +1,7 @@
 """Forecast API over the published warehouse.
 
-Run it with ``make serve`` (``uvicorn serving.api:app --port ${PORT:-8000}``); OpenAPI docs at ``/docs``.
+Run it with ``make serve`` (:mod:`serving.api.serve`: refuses to listen beyond loopback without API keys);
+OpenAPI docs at ``/docs``, Prometheus metrics at ``/metrics``.
 Where it reads: ``$PUBLISHED_WAREHOUSE``, else ``$DATA_DIR/published/warehouse.duckdb``; how it reads:
 :mod:`serving.reader`. Layout: :mod:`~serving.api.app` (``create_app``), :mod:`~serving.api.schemas`,
 :mod:`~serving.api.routers` (one module per resource), :mod:`~serving.api.dependencies`,
@@ -8,8 +9,7 @@ Where it reads: ``$PUBLISHED_WAREHOUSE``, else ``$DATA_DIR/published/warehouse.d
 """
 
 from serving.api.app import create_app
-from serving.api.schemas import MAX_PREDICT_ROWS
 
-__all__ = ["MAX_PREDICT_ROWS", "app", "create_app"]
+__all__ = ["app", "create_app"]
 
 app = create_app()

@@ -1,8 +1,10 @@
-"""Error answers: 422s that name the field, and 503s for a published copy that is missing or cannot answer."""
+"""Error answers: 422s that name the field, 503s for a published copy that is missing or cannot answer, 504 for
+queries past ``SERVING_QUERY_TIMEOUT_S``."""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import duckdb
@@ -10,10 +12,10 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from serving.api.schemas import MAX_PREDICT_ROWS
-from serving.reader import PublishedWarehouseMissing
+from serving.reader import PublishedWarehouseMissing, QueryTimeout
 
 
+log = logging.getLogger(__name__)
 MAX_ECHO_CHARS = 200  # a 422 echoes at most this much of the input it refuses
 
 
@@ -40,7 +42,13 @@ def unprocessable(loc: list, msg: str, value: Any = None) -> HTTPException:
 
 
 async def _no_warehouse(request: Request, exc: PublishedWarehouseMissing) -> JSONResponse:
-    return JSONResponse(status_code=503, content={"detail": str(exc)})
+    log.warning("%s", exc)  # the path is for the operator's log, not for callers
+    return JSONResponse(status_code=503, content={
+        "detail": "Nothing is published yet: a successful pipeline run publishes the warehouse (make run)."})
+
+
+async def _timeout(request: Request, exc: QueryTimeout) -> JSONResponse:
+    return JSONResponse(status_code=504, content={"detail": str(exc)})
 
 
 async def _warehouse_error(request: Request, exc: duckdb.Error) -> JSONResponse:
@@ -56,6 +64,7 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PublishedWarehouseMissing, _no_warehouse)
+    app.add_exception_handler(QueryTimeout, _timeout)
     # A published copy without the tables/columns an endpoint reads (an older or partial copy), or one that
     # cannot be read: 503 with the reason. Any other DuckDB error is a bug and stays a 500.
     for error in (duckdb.CatalogException, duckdb.BinderException, duckdb.IOException):
@@ -87,7 +96,7 @@ def clean_errors(exc: RequestValidationError) -> list[dict]:
             cleaned = [e for e in cleaned if e.get("loc", [None])[0] != "body"] + [{
                 "type": "body_type", "loc": ["body"], "input": body,
                 "msg": "The body must be one store-day object or a non-empty array of them "
-                       f"(at most {MAX_PREDICT_ROWS})."}]
+                       "(at most API_PREDICT_MAX_ROWS)."}]
         errors = cleaned
     out = []
     for e in errors:

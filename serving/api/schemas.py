@@ -10,7 +10,6 @@ from fastapi import Body, Query
 from pydantic import (AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator,
                       model_validator)
 
-MAX_PREDICT_ROWS = 5000
 VERSION_PATTERN = r"^[A-Za-z0-9_.:+\-]{1,64}$"
 def interval_note(level: float | None) -> str:
     """What sales_lower / sales_upper are, at the version's interval level (marts.dim_model_versions)."""
@@ -24,7 +23,8 @@ ModelParam = Annotated[str | None, Query(pattern=MODEL_PATTERN,
                                          description="A model name, e.g. random_forest. Default: the champion.")]
 VersionParam = Annotated[str | None, Query(pattern=VERSION_PATTERN)]
 PredictModelParam = Annotated[str | None, Query(
-    pattern=MODEL_PATTERN, description="The model to predict with; only random_forest serves live predictions.")]
+    pattern=MODEL_PATTERN, description="The model to predict with (one with a live predict path: random_forest or "
+                                       "hist_gradient_boosting). Default: the champion, when it has one.")]
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -181,7 +181,8 @@ class PredictRow(BaseModel):
 
 
 PredictBody = Annotated[
-    Annotated[list[PredictRow], Field(min_length=1, max_length=MAX_PREDICT_ROWS)] | PredictRow,
+    # The row cap is a setting (API_PREDICT_MAX_ROWS), checked by the route: 413 naming the limit.
+    Annotated[list[PredictRow], Field(min_length=1)] | PredictRow,
     Body(openapi_examples={
         "one": {"summary": "one store-day", "value": {"store": 1, "date": "2015-08-03", "open": True,
                                                        "promo": True, "state_holiday": "0",
@@ -198,11 +199,18 @@ class Prediction(BaseModel):
     date: dt.date
     open: bool
     sales_pred: float
+    sales_lower: float
+    sales_upper: float
     customers_pred: float
+    warning: str | None = Field(description="Set when the date is far outside the training data and horizon.")
 
 
 class Predictions(BaseModel):
     model: str
     model_version: str
+    is_champion: bool
+    champion: str | None = Field(description="The champion model of marts.dim_model_versions.")
+    note: str | None = Field(description="Why the default is not the champion (it has no live predict path).")
     published_version: str
+    interval: str = Field(description="What sales_lower / sales_upper are, with the interval's level.")
     predictions: list[Prediction]
