@@ -192,13 +192,11 @@ def champion_realised(con: duckdb.DuckDBPyConnection, history_end, window_days: 
             FROM marts.fct_forecast_vs_actual AS f
             JOIN champion USING (model, model_version)
             WHERE f.forecast_date > CAST(? AS DATE) - ? AND f.forecast_date <= CAST(? AS DATE)
-              AND f.origin_date <= f.forecast_date
+              AND f.abs_pct_error IS NOT NULL
             QUALIFY row_number() OVER (PARTITION BY f.store_id, f.forecast_date ORDER BY f.origin_date DESC) = 1
         )
-        SELECT c.model, c.model_version, c.mean_rmspe,
-               sqrt(avg(s.abs_pct_error ^ 2)) FILTER (WHERE s.abs_pct_error IS NOT NULL),
-               count(DISTINCT s.forecast_date) FILTER (WHERE s.abs_pct_error IS NOT NULL),
-               min(s.forecast_date), max(s.forecast_date)
+        SELECT c.model, c.model_version, c.mean_rmspe, sqrt(avg(s.abs_pct_error ^ 2)),
+               count(DISTINCT s.forecast_date), min(s.forecast_date), max(s.forecast_date)
         FROM champion AS c LEFT JOIN scored AS s ON true
         GROUP BY ALL
     """, [history_end, window_days, history_end]).fetchone()

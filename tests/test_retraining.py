@@ -70,3 +70,27 @@ def test_each_reason_to_refit(kwargs, reason):
 def test_the_strongest_reason_is_the_one_recorded():
     decision = _decide(_latest(trained_at=NOW - timedelta(days=30)), stores=STORES - {3}, champion=_champion(0.5))
     assert decision.reason.startswith("store set changed") and decision.values["stores_gone"] == [3]
+
+
+def test_realised_accuracy_scores_each_store_day_by_its_latest_origin():
+    import duckdb
+
+    from forecasting.retraining import champion_realised
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA marts")
+    con.execute("CREATE TABLE marts.dim_model_versions AS SELECT * FROM (VALUES ('rf', 'v1', 0.1, true), "
+                "('hgb', 'v2', 0.05, false)) t(model, model_version, mean_rmspe, is_champion)")
+    con.execute("""CREATE TABLE marts.fct_forecast_vs_actual AS SELECT * FROM (VALUES
+        (1, DATE '2015-01-10', 'rf', 'v1', DATE '2015-01-05', 0.2),
+        (1, DATE '2015-01-10', 'rf', 'v1', DATE '2015-01-08', 0.1),    -- the later origin scores the day
+        (2, DATE '2015-01-11', 'rf', 'v1', DATE '2015-01-08', 0.3),
+        (2, DATE '2015-01-12', 'rf', 'v1', DATE '2015-01-08', NULL),   -- closed: not scored
+        (1, DATE '2014-12-01', 'rf', 'v1', DATE '2014-11-20', 0.9),    -- before the window
+        (1, DATE '2015-01-10', 'hgb', 'v2', DATE '2015-01-08', 0.7)    -- not the champion
+        ) t(store_id, forecast_date, model, model_version, origin_date, abs_pct_error)""")
+    realised = champion_realised(con, "2015-01-12", 14)
+    assert (realised.model, realised.model_version, realised.n_days) == ("rf", "v1", 2)
+    assert realised.realised_rmspe == pytest.approx(((0.1 ** 2 + 0.3 ** 2) / 2) ** 0.5)
+    assert realised.ratio() == pytest.approx(realised.realised_rmspe / 0.1)
+    assert champion_realised(duckdb.connect(), "2015-01-12", 14) is None  # before the first run
