@@ -9,8 +9,10 @@ marts that follow it, publish) in process on the same Dagster instance as `make 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import sys
+from datetime import datetime, timezone
 
 import duckdb
 from dagster import DagsterInstance
@@ -52,9 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     config = {"action": args.action, "reason": args.reason, "requested_by": args.by,
               **({"model": args.model, "model_version": args.model_version} if args.action == "pin" else {})}
     job = defs.resolve_job_def("set_champion")
-    with DagsterInstance.get() as instance:
-        result = job.execute_in_process(run_config={"ops": {"ml__champion_pins": {"config": config}}},
-                                        instance=instance, raise_on_error=False)
+    log_file = settings.data_dir / "logs" / f"champion-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    print(f"set_champion: {args.action}; step output (dbt's log) in {log_file}", flush=True)
+    # As `make run`: dbt's log of every model and test goes to the file, Dagster's own events only at DEBUG.
+    console_level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
+    with DagsterInstance.get() as instance, open(log_file, "w") as out, contextlib.redirect_stdout(out):
+        result = job.execute_in_process(
+            run_config={"ops": {"ml__champion_pins": {"config": config}},
+                        "loggers": {"console": {"config": {"log_level": console_level}}}},
+            instance=instance, raise_on_error=False)
     if not result.success:
         print(f"set_champion failed: {failure_message(result.all_events)}", file=sys.stderr)
         return 1

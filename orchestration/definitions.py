@@ -75,14 +75,16 @@ defs = Definitions(
 
 
 def materialize_pipeline(data_dir, raw_dir=None, *, profile: str = "fast", selection=None, instance=None,
-                         **resource_overrides):
+                         run_config=None, **resource_overrides):
     """Run every asset and check (or ``selection``'s) in process on ``raw_dir`` (None: the embedded default data),
     writing under ``data_dir``: what the end-to-end tests and their session fixture build. ``instance``: the
-    Dagster instance to record the run in (default: an ephemeral one). Returns Dagster's result."""
+    Dagster instance to record the run in (default: an ephemeral one); ``run_config``: e.g. the champion pin's.
+    Returns Dagster's result."""
     resources = build_resources(**{
         "paths": PlatformPaths(data_dir=str(data_dir), raw_data_dir=str(raw_dir or "")),
         "warehouse": DuckDBWarehouse(path=str(Path(data_dir) / "warehouse.duckdb")),
         "training": TrainingSettings(profile=profile),
         **resource_overrides,
     })
-    return materialize(ALL_ASSETS, resources=resources, selection=selection, instance=instance, raise_on_error=False)
+    return materialize(ALL_ASSETS, resources=resources, selection=selection, instance=instance, run_config=run_config,
+                       raise_on_error=False)

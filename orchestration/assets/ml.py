@@ -13,8 +13,7 @@ from orchestration.assets.models import model_key
 from orchestration.resources import DuckDBWarehouse
 from warehouse.writeback import TABLE_COLUMNS, write_model_outputs
 
-ML_TABLE_OF = {"metrics": "model_metrics", "registry": "model_registry", "importance": "feature_importance",
-               "backtest": "backtest_forecast"}
+ML_TABLE_OF = {"metrics": "model_metrics", "registry": "model_registry", "importance": "feature_importance"}
 
 ML_TABLES = {
     "store_sales_forecast": "Daily sales forecasts with prediction intervals per store, model and version.",
@@ -55,17 +54,17 @@ def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, **trai
     frames["forecast"] = pd.concat([f for t in trained.values() for f in (t["forecast"], t["pinned_forecast"])
                                     if f is not None], ignore_index=True)
     # the fold rows carry no version: stamp each with its model's registry row
-    frames["backtest"] = _concat([t["backtest"].assign(model=t["registry"]["model"].iat[0],
-                                                       model_version=t["registry"]["model_version"].iat[0])
-                                  for t in refit], like="backtest")
+    frames["backtest"] = pd.concat([t["backtest"].assign(model=t["registry"]["model"].iat[0],
+                                                         model_version=t["registry"]["model_version"].iat[0])
+                                    for t in refit], ignore_index=True) if refit else None
     decisions = pd.concat([t["decision"] for t in trained.values()], ignore_index=True)
     with warehouse.connect() as con:
         counts = write_model_outputs(con, forecasts=frames["forecast"], metrics=frames["metrics"],
                                      registry=frames["registry"], feature_importance=frames["importance"],
-                                     backtest=frames["backtest"],
+                                     backtest=frames["backtest"] if refit else None,
                                      series_diagnostics=diagnostics, decisions=decisions)
         # The per-version tables keep earlier versions' rows: the row count is the table's, not this run's.
-        totals = {t: con.execute(f'SELECT count(*) FROM ml."{t}"').fetchall()[0][0] for t in counts}
+        totals = {t: con.execute(f'SELECT count(*) FROM ml."{t}"').fetchall()[0][0] for t in ML_TABLES}
     scores = (frames["metrics"].loc[frames["metrics"]["metric"] == "rmspe"].groupby("model")["value"].mean()
               .sort_values().rename("mean_rmspe").to_frame())
     versions = decisions[["model", "model_version", "decision"]].to_dict("records")
@@ -75,7 +74,7 @@ def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, **trai
                                "median_acf_lag7": float(diagnostics["acf_lag7"].median())},
     }
     context.log.info("wrote " + ", ".join(f"ml.{t}: {n:,} rows" for t, n in counts.items()))
-    for table, n_rows in counts.items():
+    for table in ML_TABLES:  # a forecast-only refresh writes no fold rows: 0 written, the table as it was
         yield MaterializeResult(asset_key=AssetKey(["ml", table]),
-                                metadata={ROW_COUNT: totals[table], "rows_written": n_rows, "model_versions": versions,
+                                metadata={ROW_COUNT: totals[table], "rows_written": counts.get(table, 0), "model_versions": versions,
                                           **extra.get(table, {})})
