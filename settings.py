@@ -18,8 +18,6 @@ Library code never reads or writes the environment: it takes paths and connectio
 | ``GUARD_SALES_PER_CUSTOMER_MIN`` / ``_MAX`` | ``1`` / ``200`` | plausible Sales per customer on open days with sales and customers |
 | ``GUARD_MAX_COMPETITION_DISTANCE_M`` | ``100000`` | largest plausible ``CompetitionDistance`` (metres) |
 | ``GUARD_FORECAST_MAX_MULTIPLE`` | ``3`` | a store's forecast above this multiple of its 95th percentile of open-day sales is not published |
-| ``RETRAIN_REALISED_RATIO`` | ``1.25`` | refit every model when the champion's realised RMSPE over the last days of actuals exceeds its backtest RMSPE by this ratio |
-| ``RETRAIN_REALISED_WINDOW_DAYS`` | ``14`` | the days of actuals that realised RMSPE is measured on |
 | ``RETRAIN_MAX_AGE_DAYS`` | ``7`` | refit a model whose latest version was trained longer ago than this |
 | ``FORCE_REFIT`` | ``0`` | ``1``: every model refits on this run whatever the policy says |
 | ``LOG_LEVEL`` | ``INFO`` | the platform's log level; ``DEBUG`` also shows Dagster's DEBUG events |
@@ -87,8 +85,6 @@ class Settings:
     alert_retries: int = 2
     # (name, value) of the MONITOR_* variables, lower-case without the prefix; monitoring.checks parses them
     monitor_overrides: tuple[tuple[str, str], ...] = ()
-    retrain_realised_ratio: float = 1.25
-    retrain_realised_window_days: int = 14
     retrain_max_age_days: float = 7.0
     force_refit: bool = False
     api_keys_file: Path | None = None
@@ -133,8 +129,6 @@ class Settings:
             alert_retries=int(env.get("ALERT_RETRIES") or 2),
             monitor_overrides=tuple(sorted((k[len("MONITOR_"):].lower(), v.strip()) for k, v in env.items()
                                            if k.startswith("MONITOR_") and v.strip())),
-            retrain_realised_ratio=float(env.get("RETRAIN_REALISED_RATIO") or 1.25),
-            retrain_realised_window_days=int(env.get("RETRAIN_REALISED_WINDOW_DAYS") or 14),
             retrain_max_age_days=float(env.get("RETRAIN_MAX_AGE_DAYS") or 7),
             force_refit=env.get("FORCE_REFIT", "").strip().lower() in ("1", "true", "yes"),
             api_keys_file=_optional_path(env, "API_KEYS_FILE"),

@@ -7,14 +7,14 @@ strongest one):
     no version     nothing trained yet, or its artifact folder is gone
     settings       the training profile's parameters or the forecast layout (horizon, interval level) changed
     store set      the stores to forecast are not the stores the version was trained on
-    degraded       the champion's realised RMSPE over the last ``realised_window_days`` days of actuals exceeds
-                   its backtest RMSPE (mean over the folds) by more than ``realised_ratio`` -- then every model
-                   refits, since the data moved for all of them
+    degraded       the monitoring check ``realised_vs_backtest_accuracy`` failed: the champion's realised RMSPE over
+                   the last days of actuals exceeds its backtest RMSPE by more than its ratio (monitoring/checks.py
+                   owns that rule and its MONITOR_* settings) -- then every model refits, since the data moved
     age            the version was trained more than ``max_age_days`` days ago
 
 otherwise it is ``forecast_only``: the latest version forecasts the new origin with the interval factors it was
 calibrated with (:mod:`forecasting.refresh`).  :func:`decide` is a plain function of the facts;
-:func:`version_states` and :func:`champion_realised` read those facts from the warehouse.
+:func:`version_states` reads the versions' facts from the warehouse.
 """
 
 from __future__ import annotations
@@ -39,9 +39,7 @@ FORECAST_ONLY = "forecast_only"
 
 @dataclass(frozen=True)
 class RetrainingPolicy:
-    realised_ratio: float = 1.25
     max_age_days: float = 7.0
-    realised_window_days: int = 14
     force_refit: bool = False
 
 
@@ -59,24 +57,6 @@ class VersionState:
 
 
 @dataclass(frozen=True)
-class ChampionRealised:
-    """The champion's realised accuracy on the last days of actuals against its backtest accuracy."""
-
-    model: str
-    model_version: str
-    realised_rmspe: float | None
-    backtest_rmspe: float | None
-    n_days: int
-    first_date: object = None
-    last_date: object = None
-
-    def ratio(self) -> float | None:
-        if self.realised_rmspe is None or not self.backtest_rmspe:
-            return None
-        return self.realised_rmspe / self.backtest_rmspe
-
-
-@dataclass(frozen=True)
 class Decision:
     model: str
     decision: str  # REFIT or FORECAST_ONLY
@@ -90,8 +70,10 @@ class Decision:
 
 
 def decide(model: str, latest: VersionState | None, *, stores: frozenset[int], params: dict, layout: dict,
-           champion: ChampionRealised | None, policy: RetrainingPolicy, now: datetime | None = None) -> Decision:
-    """Refit or forecast-only for ``model``, with the reason and the values compared."""
+           degradation=None, policy: RetrainingPolicy, now: datetime | None = None) -> Decision:
+    """Refit or forecast-only for ``model``, with the reason and the values compared.  ``degradation``: the outcome
+    of the monitoring check ``realised_vs_backtest_accuracy`` (monitoring/checks.py owns that rule: ``passed``,
+    ``value`` = the ratio, ``threshold``, ``details``), None before there are forecast marts."""
     now = now or datetime.now(timezone.utc)
 
     def refit(reason: str, **values) -> Decision:
@@ -116,21 +98,21 @@ def decide(model: str, latest: VersionState | None, *, stores: frozenset[int], p
         added, gone = sorted(stores - latest.stores), sorted(latest.stores - stores)
         return refit(f"store set changed: {len(added)} new, {len(gone)} gone", **base, stores_added=added[:20],
                      stores_gone=gone[:20])
-    ratio = champion.ratio() if champion is not None else None
-    realised = {} if champion is None else {
-        "champion": f"{champion.model} {champion.model_version}", "realised_rmspe": champion.realised_rmspe,
-        "backtest_rmspe": champion.backtest_rmspe, "realised_days": champion.n_days,
-        "ratio": ratio, "max_ratio": policy.realised_ratio}
-    if ratio is not None and ratio > policy.realised_ratio:
-        return refit(f"champion degraded: realised RMSPE {champion.realised_rmspe:.4f} over {champion.n_days} days "
-                     f"is {ratio:.2f}x its backtest {champion.backtest_rmspe:.4f} (limit {policy.realised_ratio}x)",
+    ratio = None if degradation is None else degradation.value
+    realised = {} if ratio is None else {
+        "realised_rmspe": degradation.details.get("realised_rmspe"),
+        "backtest_rmspe": degradation.details.get("backtest_rmspe"), "realised_days": degradation.details.get("n_days"),
+        "ratio": ratio, "max_ratio": degradation.threshold}
+    if ratio is not None and not degradation.passed:
+        return refit(f"champion degraded: realised RMSPE {realised['realised_rmspe']} over {realised['realised_days']} "
+                     f"days is {ratio:.2f}x its backtest {realised['backtest_rmspe']} (limit {degradation.threshold}x)",
                      **base, **realised)
     age_days = (now - _utc(latest.trained_at)).total_seconds() / 86400
     aged = {"age_days": round(age_days, 3), "max_age_days": policy.max_age_days}
     if age_days > policy.max_age_days:
         return refit(f"version {latest.model_version} is {age_days:.1f} days old (limit {policy.max_age_days})",
                      **base, **aged, **realised)
-    why = (f"realised/backtest RMSPE {ratio:.2f}x within {policy.realised_ratio}x" if ratio is not None
+    why = (f"realised/backtest RMSPE {ratio:.2f}x within {degradation.threshold}x" if ratio is not None
            else "no realised forecasts to score yet")
     return Decision(model, FORECAST_ONLY, f"{latest.model_version} is {age_days:.1f} days old; {why}",
                     {**base, **aged, **realised}, version=latest)
@@ -175,33 +157,3 @@ def _read_meta(folder: Path) -> dict | None:
         return json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError):
         return None
-
-
-def champion_realised(con: duckdb.DuckDBPyConnection, history_end, window_days: int) -> ChampionRealised | None:
-    """The champion's RMSPE over open days with sales in the ``window_days`` days up to ``history_end``, each
-    store-day scored by the latest origin that forecast it (``marts.fct_forecast_vs_actual``); None before the
-    first run.  The same definition as ``marts.rpt_forecast_monitoring``'s RMSPE."""
-    if not (_table_exists(con, "marts", "dim_model_versions") and _table_exists(con, "marts", "fct_forecast_vs_actual")):
-        return None
-    row = con.execute("""
-        WITH champion AS (
-            SELECT model, model_version, mean_rmspe FROM marts.dim_model_versions WHERE is_champion
-        ),
-        scored AS (
-            SELECT f.forecast_date, f.abs_pct_error
-            FROM marts.fct_forecast_vs_actual AS f
-            JOIN champion USING (model, model_version)
-            WHERE f.forecast_date > CAST(? AS DATE) - ? AND f.forecast_date <= CAST(? AS DATE)
-              AND f.abs_pct_error IS NOT NULL
-            QUALIFY row_number() OVER (PARTITION BY f.store_id, f.forecast_date ORDER BY f.origin_date DESC) = 1
-        )
-        SELECT c.model, c.model_version, c.mean_rmspe, sqrt(avg(s.abs_pct_error ^ 2)),
-               count(DISTINCT s.forecast_date), min(s.forecast_date), max(s.forecast_date)
-        FROM champion AS c LEFT JOIN scored AS s ON true
-        GROUP BY ALL
-    """, [history_end, window_days, history_end]).fetchone()
-    if row is None:
-        return None
-    model, version, backtest, realised, n_days, first, last = row
-    return ChampionRealised(model, version, None if realised is None else float(realised),
-                            None if backtest is None else float(backtest), int(n_days or 0), first, last)

@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
@@ -61,6 +61,7 @@ class MonitoringThresholds:
     coverage_severity: str = "WARN"
     psi_warn: float = 0.2
     psi_min_rows: int = 30  # fewer new (or reference) observations in a cell: its PSI is noise, not evaluated
+    psi_window_days: int = 28  # the recent days compared (4 weeks: whole promo cycles, not one promo week)
     drift_severity: str = "WARN"
     stale_days: int = 7
     stale_severity: str = "WARN"
@@ -151,10 +152,13 @@ def _no_data(check: str, severity: str, threshold: float, note: str, **details) 
 
 def _realised_rows(window_days: int) -> str:
     """The champion model's forecast rows with actuals (``?`` = the model) in the last ``window_days`` days that
-    have actuals for it; each forecast row counts (forecasts from several origins may cover a day)."""
+    have actuals for it, each store-day once: by the latest origin that forecast it."""
     return f"""
         with realised as (
             select * from {FORECAST_VS_ACTUAL} where model = ? and actual_sales is not null
+            -- a store-day is scored by the latest forecast made for it (the one that was served)
+            qualify row_number() over (partition by store_id, forecast_date
+                                       order by origin_date desc, model_version desc) = 1
         )
         select * from realised
         where forecast_date > (select max(forecast_date) from realised) - {int(window_days)}
@@ -229,21 +233,17 @@ def data_drift_psi(con, thresholds: MonitoringThresholds) -> CheckOutcome:
     if champion is None:
         return _no_data(check, severity, limit, "no champion model yet")
     _require(con, DAILY_FEATURES)
-    # The reference: the newest version of the champion model trained before the newest history day, i.e. the one
-    # that was serving when the new days arrived (right after a retrain the champion's own window has no new days).
-    reference = con.execute(f"""
-        select model_version, train_start, train_end from {MODEL_VERSIONS}
-        where model = ? and train_end < (select max(sale_date) from {DAILY_FEATURES} where is_history)
-        order by trained_at desc, model_version desc limit 1
-    """, [champion["model"]]).fetchone() or (champion["model_version"], champion["train_start"],
-                                              champion["train_end"])
-    version, train_start, train_end = reference
+    # The last psi_window_days of history against the champion's training window before them: whole weeks and promo
+    # cycles on both sides, so a promo week alone is not drift.
+    history_end = con.execute(f"select max(sale_date) from {DAILY_FEATURES} where is_history").fetchone()[0]
+    new_start = history_end - timedelta(days=thresholds.psi_window_days - 1)
+    train_start = champion["train_start"]
     deciles = [round(q / 10, 1) for q in range(1, 10)]
     cells = _rows(con, f"""
         with history as (
             select
                 store_type, sales, customers, is_open, is_promo,
-                case when sale_date > $train_end then 'new' else 'reference' end as period
+                case when sale_date >= $new_start then 'new' else 'reference' end as period
             from {DAILY_FEATURES}
             where is_history and sale_date >= $train_start
         ),
@@ -285,9 +285,9 @@ def data_drift_psi(con, thresholds: MonitoringThresholds) -> CheckOutcome:
             sum(reference_rows) as reference_rows,
             sum(new_rows) as new_rows
         from shares group by all order by store_type, metric
-    """, {"train_start": train_start, "train_end": train_end})
-    windows = {"model": champion["model"], "reference_version": version,
-               "reference_window": [str(train_start), str(train_end)]}
+    """, {"train_start": train_start, "new_start": new_start})
+    windows = {"model": champion["model"], "reference_window": [str(train_start), str(new_start - timedelta(days=1))],
+               "new_window": [str(new_start), str(history_end)]}
     evaluated = [c for c in cells if min(c["new_rows"], c["reference_rows"]) >= thresholds.psi_min_rows]
     if not evaluated:
         return _no_data(check, severity, limit, "no new data since the training window" if not any(

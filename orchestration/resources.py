@@ -102,17 +102,15 @@ class TrainingSettings(ConfigurableResource):
 
 class Retraining(ConfigurableResource):
     """When a model refits and when its latest version only forecasts the new origin (forecasting/retraining.py).
-    `force_refit` (FORCE_REFIT, or the launchpad) refits every model on this run."""
+    `force_refit` (FORCE_REFIT, or the launchpad) refits every model on this run; the degradation rule is the
+    monitoring check's (the `monitoring` resource's realised_vs_backtest_* thresholds)."""
 
-    realised_ratio: float = _ENV.retrain_realised_ratio
-    realised_window_days: int = _ENV.retrain_realised_window_days
     max_age_days: float = _ENV.retrain_max_age_days
     force_refit: bool = _ENV.force_refit
 
     @property
     def policy(self) -> RetrainingPolicy:
-        return RetrainingPolicy(realised_ratio=self.realised_ratio, max_age_days=self.max_age_days,
-                                realised_window_days=self.realised_window_days, force_refit=self.force_refit)
+        return RetrainingPolicy(max_age_days=self.max_age_days, force_refit=self.force_refit)
 
 
 @resource(

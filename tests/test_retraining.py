@@ -5,14 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from forecasting.retraining import (
-    FORECAST_ONLY,
-    REFIT,
-    ChampionRealised,
-    RetrainingPolicy,
-    VersionState,
-    decide,
-)
+from forecasting.retraining import FORECAST_ONLY, REFIT, RetrainingPolicy, VersionState, decide
+from monitoring.checks import CheckOutcome
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
 PARAMS = {"n_estimators": 50, "max_depth": 12}
@@ -27,12 +21,14 @@ def _latest(**changes) -> VersionState:
     return VersionState(**{**fields, **changes})
 
 
-def _champion(realised: float | None, backtest: float = 0.10) -> ChampionRealised:
-    return ChampionRealised("hist_gradient_boosting", "v1", realised, backtest, n_days=14)
+def _champion(realised: float, backtest: float = 0.10, ratio: float = 1.25) -> CheckOutcome:
+    """The monitoring check realised_vs_backtest_accuracy's outcome, as monitoring/checks.py reports it."""
+    return CheckOutcome("realised_vs_backtest_accuracy", "ERROR", realised / backtest <= ratio, realised / backtest,
+                        ratio, {"realised_rmspe": realised, "backtest_rmspe": backtest, "n_days": 14})
 
 
 def _decide(latest=None, *, stores=STORES, params=PARAMS, layout=LAYOUT, champion=None, **policy):
-    return decide("random_forest", latest, stores=stores, params=params, layout=layout, champion=champion,
+    return decide("random_forest", latest, stores=stores, params=params, layout=layout, degradation=champion,
                   policy=RetrainingPolicy(**policy), now=NOW)
 
 
@@ -58,7 +54,7 @@ def test_no_realised_forecasts_yet_still_forecasts_only():
     ({"champion": _champion(0.13)}, "champion degraded"),
     ({"latest": _latest(trained_at=NOW - timedelta(days=8))}, "8.0 days old"),
     ({"latest": _latest(trained_at=NOW - timedelta(days=3)), "max_age_days": 2}, "3.0 days old"),
-    ({"champion": _champion(0.115), "realised_ratio": 1.1}, "champion degraded"),
+    ({"champion": _champion(0.115, ratio=1.1)}, "champion degraded"),
 ])
 def test_each_reason_to_refit(kwargs, reason):
     latest = kwargs.pop("latest", _latest())
@@ -70,27 +66,3 @@ def test_each_reason_to_refit(kwargs, reason):
 def test_the_strongest_reason_is_the_one_recorded():
     decision = _decide(_latest(trained_at=NOW - timedelta(days=30)), stores=STORES - {3}, champion=_champion(0.5))
     assert decision.reason.startswith("store set changed") and decision.values["stores_gone"] == [3]
-
-
-def test_realised_accuracy_scores_each_store_day_by_its_latest_origin():
-    import duckdb
-
-    from forecasting.retraining import champion_realised
-
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA marts")
-    con.execute("CREATE TABLE marts.dim_model_versions AS SELECT * FROM (VALUES ('rf', 'v1', 0.1, true), "
-                "('hgb', 'v2', 0.05, false)) t(model, model_version, mean_rmspe, is_champion)")
-    con.execute("""CREATE TABLE marts.fct_forecast_vs_actual AS SELECT * FROM (VALUES
-        (1, DATE '2015-01-10', 'rf', 'v1', DATE '2015-01-05', 0.2),
-        (1, DATE '2015-01-10', 'rf', 'v1', DATE '2015-01-08', 0.1),    -- the later origin scores the day
-        (2, DATE '2015-01-11', 'rf', 'v1', DATE '2015-01-08', 0.3),
-        (2, DATE '2015-01-12', 'rf', 'v1', DATE '2015-01-08', NULL),   -- closed: not scored
-        (1, DATE '2014-12-01', 'rf', 'v1', DATE '2014-11-20', 0.9),    -- before the window
-        (1, DATE '2015-01-10', 'hgb', 'v2', DATE '2015-01-08', 0.7)    -- not the champion
-        ) t(store_id, forecast_date, model, model_version, origin_date, abs_pct_error)""")
-    realised = champion_realised(con, "2015-01-12", 14)
-    assert (realised.model, realised.model_version, realised.n_days) == ("rf", "v1", 2)
-    assert realised.realised_rmspe == pytest.approx(((0.1 ** 2 + 0.3 ** 2) / 2) ** 0.5)
-    assert realised.ratio() == pytest.approx(realised.realised_rmspe / 0.1)
-    assert champion_realised(duckdb.connect(), "2015-01-12", 14) is None  # before the first run

@@ -18,15 +18,8 @@ from forecasting.artifacts import save_result
 from forecasting.blend import BLEND, fit_blend
 from forecasting.features import history_rows, load_feature_frame, load_store_stats_table, plan_rows
 from forecasting.refresh import blend_members, forecast_saved_blend, forecast_saved_version, saved_backtest
-from forecasting.retraining import (
-    REFIT,
-    ChampionRealised,
-    Decision,
-    VersionState,
-    champion_realised,
-    decide,
-    version_states,
-)
+from forecasting.retraining import REFIT, Decision, VersionState, decide, version_states
+from monitoring.checks import CheckOutcome, MonitoringInputError, realised_vs_backtest
 from forecasting.folds import VALIDATION, fold_frames
 from forecasting.importance import (
     IMPORTANCE_COLUMNS,
@@ -39,6 +32,7 @@ from forecasting.metrics import mean_rmspe
 from forecasting.protocol import MODEL_NAMES, create
 from forecasting.runner import REGISTRY_COLUMNS, TrainingResult, jsonable, train
 from orchestration.assets.metadata import DATA_SCIENCE
+from orchestration.assets.monitoring import MonitoringSettings
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, Retraining, TrainingSettings
 from warehouse.champion import current_pin
 
@@ -57,7 +51,7 @@ class RefreshFacts:
     """What the retraining policy compares, read once per model asset from the warehouse and the artifacts."""
 
     states: dict[str, VersionState]  # model -> its latest version
-    champion: ChampionRealised | None
+    degradation: CheckOutcome | None  # the monitoring check realised_vs_backtest_accuracy on the current actuals
     pin: tuple[str, str] | None  # the pinned champion (model, version)
     stores: frozenset[int]  # the stores of this run's plan
 
@@ -95,11 +89,13 @@ def _charts(context: AssetExecutionContext, result: TrainingResult, importance: 
         return {}
 
 
-def _refresh_facts(con, paths: PlatformPaths, retraining: Retraining, *, history_end,
-                   stores: frozenset[int]) -> RefreshFacts:
-    return RefreshFacts(states=version_states(con, paths.models_dir),
-                        champion=champion_realised(con, history_end, retraining.realised_window_days),
-                        pin=current_pin(con), stores=stores)
+def _refresh_facts(con, paths: PlatformPaths, monitoring: MonitoringSettings, stores: frozenset[int]) -> RefreshFacts:
+    try:  # the forecast-vs-actual view reads this run's actuals already
+        degradation = realised_vs_backtest(con, monitoring.thresholds)
+    except MonitoringInputError:  # no forecast marts before the first run
+        degradation = None
+    return RefreshFacts(states=version_states(con, paths.models_dir), degradation=degradation, pin=current_pin(con),
+                        stores=stores)
 
 
 def _registry_row(con, model: str, version: str) -> pd.DataFrame:
@@ -149,15 +145,15 @@ def _model_asset(name: str):
                     "conformal intervals and measures permutation importance; artifacts under DATA_DIR/models/.",
     )
     def model(context: AssetExecutionContext, warehouse: DuckDBWarehouse, paths: PlatformPaths,
-              training: TrainingSettings, retraining: Retraining) -> Output[dict]:
+              training: TrainingSettings, retraining: Retraining, monitoring: MonitoringSettings) -> Output[dict]:
         forecaster = create(name, profile=training.profile)
         with warehouse.connect(read_only=True) as con:
             frame, store_stats = load_feature_frame(con), load_store_stats_table(con)
-            facts = _refresh_facts(con, paths, retraining, history_end=history_rows(frame)["sale_date"].max(),
-                                   stores=frozenset(plan_rows(frame)["store_id"].astype(int)))
+            facts = _refresh_facts(con, paths, monitoring, frozenset(plan_rows(frame)["store_id"].astype(int)))
             decision = decide(name, facts.states.get(name), stores=facts.stores,
                               params=json.loads(json.dumps(jsonable(forecaster.params))),
-                              layout=training.spec.layout(), champion=facts.champion, policy=retraining.policy)
+                              layout=training.spec.layout(), degradation=facts.degradation,
+                              policy=retraining.policy)
             registry = None if decision.refit else _registry_row(con, name, decision.version.model_version)
         context.log.info(f"{name}: {decision.decision.replace('_', '-')} ({decision.reason})")
         pinned = _pinned_forecast(context, name, facts, "" if decision.refit else decision.version.model_version,
@@ -190,7 +186,7 @@ def _blend_decision(members: dict[str, dict], facts: RefreshFacts, training: Tra
     member refit or the saved blend was fitted on other member versions."""
     latest = facts.states.get(BLEND)
     decision = decide(BLEND, latest and replace(latest, params={}), stores=facts.stores, params={},
-                      layout=training.spec.layout(), champion=facts.champion, policy=retraining.policy)
+                      layout=training.spec.layout(), degradation=facts.degradation, policy=retraining.policy)
     if decision.refit:
         return decision
     versions = {n: m["model_version"] for n, m in members.items()}
@@ -231,11 +227,11 @@ def _pinned_blend_forecast(paths: PlatformPaths, warehouse: DuckDBWarehouse, ver
                 "member refit or the policy asks; otherwise the saved weights blend the members' new forecasts.",
 )
 def blend(context: AssetExecutionContext, warehouse: DuckDBWarehouse, paths: PlatformPaths,
-          training: TrainingSettings, retraining: Retraining, **members: dict) -> Output[dict]:
+          training: TrainingSettings, retraining: Retraining, monitoring: MonitoringSettings,
+          **members: dict) -> Output[dict]:
     first = next(iter(members.values()))["forecast"]
     with warehouse.connect(read_only=True) as con:
-        facts = _refresh_facts(con, paths, retraining, history_end=first["forecast_date"].min() - pd.Timedelta(days=1),
-                               stores=frozenset(first["store_id"].astype(int)))
+        facts = _refresh_facts(con, paths, monitoring, frozenset(first["store_id"].astype(int)))
         decision = _blend_decision(members, facts, training, retraining)
         registry = None if decision.refit else _registry_row(con, BLEND, decision.version.model_version)
     context.log.info(f"{BLEND}: {decision.decision.replace('_', '-')} ({decision.reason})")
