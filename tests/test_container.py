@@ -114,7 +114,7 @@ def test_image_runs_the_pipeline_and_serves_forecasts(podman_ready, tmp_path, ca
     _progress(capsys, f"built in {time.perf_counter() - started:.0f}s, {size_mb:.0f} MB")
     config = inspect["Config"]
     assert config["User"] == f"{PLATFORM_UID}:{PLATFORM_UID}"
-    assert inspect["HealthCheck"]["Test"] == ["CMD", "/app/deploy/entrypoint.sh", "healthcheck"]
+    assert inspect["Healthcheck"]["Test"] == ["CMD", "/app/deploy/entrypoint.sh", "healthcheck"]
 
     volume = f"rossmann-test-{uuid.uuid4().hex[:8]}"  # named: the image gives /data to the platform user
     api = f"rossmann-test-api-{uuid.uuid4().hex[:8]}"
