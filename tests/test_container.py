@@ -55,8 +55,9 @@ def test_compose_runs_every_service_of_one_image_on_shared_volumes():
     assert all(f"\n  {name})\n" in entrypoint for name in services)
 
 
-def _progress(capsys, message: str) -> None:
-    with capsys.disabled():
+def _progress(config: pytest.Config, message: str) -> None:
+    """A progress line on the terminal as the steps go (pytest captures the test's own output)."""
+    with config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
         print(f"\n[container {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
@@ -74,7 +75,7 @@ def _tail(text: str, lines: int = 40) -> str:
 
 
 @pytest.fixture(scope="module")
-def podman_ready():
+def podman_ready(pytestconfig):
     """podman configured by deploy/podman-setup.sh, the debootstrap base image, and a container that runs."""
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed (apt-get install podman runc)")
@@ -84,6 +85,7 @@ def podman_ready():
     if _podman("image", "exists", BASE_IMAGE).returncode != 0:
         if shutil.which("debootstrap") is None:
             pytest.skip(f"no base image {BASE_IMAGE} and debootstrap is not installed to make one")
+        _progress(pytestconfig, f"making the base image {BASE_IMAGE} with debootstrap (a minute or two)")
         base = subprocess.run([str(DEPLOY / "base-image.sh"), BASE_IMAGE], capture_output=True, text=True,
                               timeout=900)
         assert base.returncode == 0, f"deploy/base-image.sh failed:\n{_tail(base.stdout + base.stderr)}"
@@ -100,18 +102,18 @@ def _get_json(url: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read() or b"{}")
 
 
-def test_image_runs_the_pipeline_and_serves_forecasts(podman_ready, tmp_path, capsys):
+def test_image_runs_the_pipeline_and_serves_forecasts(podman_ready, tmp_path, pytestconfig):
     started = time.perf_counter()
     build_args = ["build", "--network", "host", "--format", "docker", "--build-arg", f"BASE={BASE_IMAGE}",
                   "-t", IMAGE, "-f", str(DEPLOY / "Containerfile")]
     if CA_BUNDLE is not None:
         build_args += ["--secret", f"id=ca_bundle,src={CA_BUNDLE}"]
-    _progress(capsys, f"building {IMAGE} (minutes from nothing; log: {tmp_path / 'build.log'})")
+    _progress(pytestconfig, f"building {IMAGE} (minutes from nothing; log: {tmp_path / 'build.log'})")
     build = _podman(*build_args, str(REPO), timeout=1200, log=tmp_path / "build.log")
     assert build.returncode == 0, f"podman build failed:\n{_tail(build.stdout)}"
     inspect = json.loads(_podman("image", "inspect", IMAGE).stdout)[0]
     size_mb = inspect["Size"] / 1e6
-    _progress(capsys, f"built in {time.perf_counter() - started:.0f}s, {size_mb:.0f} MB")
+    _progress(pytestconfig, f"built in {time.perf_counter() - started:.0f}s, {size_mb:.0f} MB")
     config = inspect["Config"]
     assert config["User"] == f"{PLATFORM_UID}:{PLATFORM_UID}"
     assert inspect["Healthcheck"]["Test"] == ["CMD", "/app/deploy/entrypoint.sh", "healthcheck"]
@@ -121,12 +123,12 @@ def test_image_runs_the_pipeline_and_serves_forecasts(podman_ready, tmp_path, ca
     port = free_port()
     try:
         assert _podman("volume", "create", volume).returncode == 0
-        _progress(capsys, "pipeline on the default data (TRAINING_PROFILE=fast)")
+        _progress(pytestconfig, "pipeline on the default data (TRAINING_PROFILE=fast)")
         run = _podman("run", "--rm", "--network", "host", "-e", "TRAINING_PROFILE=fast", "-v", f"{volume}:/data",
                       IMAGE, "pipeline", timeout=900, log=tmp_path / "pipeline.log")
         assert run.returncode == 0, f"pipeline failed in the container:\n{_tail(run.stdout, 60)}"
         assert "succeeded" in run.stdout and "input: default data" in run.stdout
-        _progress(capsys, f"pipeline done ({time.perf_counter() - started:.0f}s so far); starting the API")
+        _progress(pytestconfig, f"pipeline done ({time.perf_counter() - started:.0f}s so far); starting the API")
 
         assert _podman("run", "-d", "--name", api, "--network", "host", "-e", f"PORT={port}",
                        "-e", "API_HOST=127.0.0.1", "-v", f"{volume}:/data", IMAGE, "api").returncode == 0
@@ -149,7 +151,7 @@ def test_image_runs_the_pipeline_and_serves_forecasts(podman_ready, tmp_path, ca
         # the image's health check (run on demand: no systemd timer here) and its non-root user
         assert _podman("healthcheck", "run", api).returncode == 0
         assert _podman("exec", api, "id", "-u").stdout.strip() == PLATFORM_UID
-        _progress(capsys, f"API answered; {time.perf_counter() - started:.0f}s in all, image {size_mb:.0f} MB")
+        _progress(pytestconfig, f"API answered; {time.perf_counter() - started:.0f}s in all, image {size_mb:.0f} MB")
     finally:
         _podman("rm", "--force", api)
         _podman("volume", "rm", "--force", volume)
