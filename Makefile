@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # INFO: a progress line per step; DEBUG: also Dagster's own events
 export LOG_LEVEL ?= INFO
 
-.PHONY: install run dev test clean serve api-key dashboard publish bench bi bi-install pin unpin champion
+.PHONY: install run dev test clean serve api-key dashboard publish bench bi bi-install pin unpin champion image base-image compose-up compose-down
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -74,6 +74,29 @@ bench: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# Containers (deploy/): podman if installed, else docker. CA_BUNDLE: a TLS-intercepting proxy's CA bundle for pip;
+# BUILD_FLAGS: e.g. --network host where the engine's bridge network does not work.
+ENGINE ?= $(if $(shell command -v podman),podman,docker)
+COMPOSE ?= $(if $(filter podman,$(ENGINE)),podman-compose,docker compose)
+IMAGE ?= localhost/rossmann-platform:latest
+BASE_IMAGE ?= docker.io/library/python:3.11-slim
+CA_SECRET = --secret id=ca_bundle,src=$(CA_BUNDLE)
+
+image:
+	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) $(if $(CA_BUNDLE),$(CA_SECRET)) $(BUILD_FLAGS) \
+	  --build-arg BASE=$(BASE_IMAGE) -t $(IMAGE) -f deploy/Containerfile .
+
+# Debian 12 + Python 3.11 by debootstrap where no registry is reachable; then
+# make image BASE_IMAGE=localhost/debian-python311:bookworm
+base-image:
+	deploy/base-image.sh localhost/debian-python311:bookworm
+
+compose-up:
+	PLATFORM_IMAGE=$(IMAGE) BASE_IMAGE=$(BASE_IMAGE) $(COMPOSE) -f deploy/compose.yaml up -d
+
+compose-down:
+	$(COMPOSE) -f deploy/compose.yaml down
 
 clean:
 	rm -rf $(DATA_DIR) dbt_project/target
