@@ -8,9 +8,9 @@ champion) and ``marts.fct_store_daily_features`` (history and plan rows).
   mean RMSPE of the versions that made those forecasts; fails above ``realised_vs_backtest_ratio`` times it.
 - interval_coverage: share of the champion's open days with actuals inside the interval over the last 28 days;
   fails outside ``coverage_min``..``coverage_max``.
-- data_drift_psi: population stability index of the history after the training window against the training
-  window, per store type, of open-day sales and customers (bins: the training window's deciles) and the open and
-  promo shares (two bins); fails above ``psi_warn``.
+- data_drift_psi: population stability index of the last ``psi_window_days`` of history against the
+  ``psi_reference_days`` before them, per store type, of open-day sales and customers (bins: the reference's
+  deciles) and the open and promo shares (two bins); fails above ``psi_warn``.
 - stale_stores: stores without a row in the last ``stale_days`` days of history that the plan has open.
 - store_sales_deviation: stores whose actual sales over the last 14 days with actuals are more than
   ``store_deviation`` (40%) away from the champion's forecast for those days.
@@ -62,6 +62,7 @@ class MonitoringThresholds:
     psi_warn: float = 0.2
     psi_min_rows: int = 30  # fewer new (or reference) observations in a cell: its PSI is noise, not evaluated
     psi_window_days: int = 28  # the recent days compared (4 weeks: whole promo cycles, not one promo week)
+    psi_reference_days: int = 84  # ... with the 12 weeks before them
     drift_severity: str = "WARN"
     stale_days: int = 7
     stale_severity: str = "WARN"
@@ -233,11 +234,11 @@ def data_drift_psi(con, thresholds: MonitoringThresholds) -> CheckOutcome:
     if champion is None:
         return _no_data(check, severity, limit, "no champion model yet")
     _require(con, DAILY_FEATURES)
-    # The last psi_window_days of history against the champion's training window before them: whole weeks and promo
-    # cycles on both sides, so a promo week alone is not drift.
+    # The last psi_window_days of history against the psi_reference_days before them: whole weeks and promo cycles
+    # on both sides (a promo week alone is not drift) and close enough in time that season and trend are not either.
     history_end = con.execute(f"select max(sale_date) from {DAILY_FEATURES} where is_history").fetchone()[0]
     new_start = history_end - timedelta(days=thresholds.psi_window_days - 1)
-    train_start = champion["train_start"]
+    ref_start, ref_end = new_start - timedelta(days=thresholds.psi_reference_days), new_start - timedelta(days=1)
     deciles = [round(q / 10, 1) for q in range(1, 10)]
     cells = _rows(con, f"""
         with history as (
@@ -245,7 +246,7 @@ def data_drift_psi(con, thresholds: MonitoringThresholds) -> CheckOutcome:
                 store_type, sales, customers, is_open, is_promo,
                 case when sale_date >= $new_start then 'new' else 'reference' end as period
             from {DAILY_FEATURES}
-            where is_history and sale_date >= $train_start
+            where is_history and (sale_date >= $new_start or sale_date between $ref_start and $ref_end)
         ),
         continuous as (
             select store_type, period, 'sales' as metric, sales as value from history where is_open and sales > 0
@@ -285,8 +286,8 @@ def data_drift_psi(con, thresholds: MonitoringThresholds) -> CheckOutcome:
             sum(reference_rows) as reference_rows,
             sum(new_rows) as new_rows
         from shares group by all order by store_type, metric
-    """, {"train_start": train_start, "new_start": new_start})
-    windows = {"model": champion["model"], "reference_window": [str(train_start), str(new_start - timedelta(days=1))],
+    """, {"new_start": new_start, "ref_start": ref_start, "ref_end": ref_end})
+    windows = {"model": champion["model"], "reference_window": [str(ref_start), str(ref_end)],
                "new_window": [str(new_start), str(history_end)]}
     evaluated = [c for c in cells if min(c["new_rows"], c["reference_rows"]) >= thresholds.psi_min_rows]
     if not evaluated:

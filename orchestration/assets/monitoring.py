@@ -39,6 +39,7 @@ class MonitoringSettings(ConfigurableResource):
     psi_warn: float = _DEFAULTS.psi_warn
     psi_min_rows: int = _DEFAULTS.psi_min_rows
     psi_window_days: int = _DEFAULTS.psi_window_days
+    psi_reference_days: int = _DEFAULTS.psi_reference_days
     drift_severity: str = _DEFAULTS.drift_severity
     stale_days: int = _DEFAULTS.stale_days
     stale_severity: str = _DEFAULTS.stale_severity
