@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from settings import Settings
+from settings import Settings, restrict_permissions
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,11 @@ def append_alert(message: Mapping[str, Any], settings: Settings) -> None:
     concurrent writers never interleave inside a line."""
     settings.alerts_path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(message, default=str, ensure_ascii=False) + "\n"
+    created = not settings.alerts_path.exists()
     with open(settings.alerts_path, "a", encoding="utf-8") as out:
         out.write(line)
+    if created:  # alerts name stores, runs and errors: the platform's user and its reader group only
+        restrict_permissions(settings.alerts_path, settings.platform_reader_group)
 
 
 def post_json(url: str, message: Mapping[str, Any], timeout_s: float, retries: int) -> bool:

@@ -31,6 +31,12 @@ class PlatformPaths(ConfigurableResource):
 
     data_dir: str = str(_ENV.data_dir)
     raw_data_dir: str = str(_ENV.raw_data_dir or "")
+    reader_group_name: str = _ENV.platform_reader_group or ""  # PLATFORM_READER_GROUP; empty: the owner only
+
+    @property
+    def reader_group(self) -> str | None:
+        """The group that may read the published copy and the model artifacts (None: the owner only)."""
+        return self.reader_group_name or None
 
     @property
     def settings(self) -> Settings:

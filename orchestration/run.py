@@ -9,16 +9,23 @@ lines) goes to ``DATA_DIR/logs/run-<time>.log``; the Dagster UI shows it per ste
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import time
 import warnings
 from datetime import datetime, timezone
 
+import duckdb
 from dagster import BetaWarning, DagsterEventType, DagsterInstance
+
+from monitoring.metrics import TEXTFILE, write_pipeline_textfile
+from orchestration.assets.metadata import ROW_COUNT
 
 from orchestration.definitions import defs
 from orchestration.summary import print_summary
 from settings import Settings, configure_logging
+
+log = logging.getLogger(__name__)
 
 
 def _step_line(step: str, seconds: float, metadata: dict, n_assets: int) -> str:
@@ -50,6 +57,34 @@ def failure_message(events) -> str | None:
     return f"the run failed before its first step: {error.message.strip()}"
 
 
+def _write_run_metrics(settings: Settings, result, duration_s: float) -> None:
+    """The run's duration, rows per table and the refit versions' metrics for Prometheus' textfile collector
+    (monitoring/metrics.py); never fails the run."""
+    rows = {}
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            materialization = event.event_specific_data.materialization
+            count = materialization.metadata.get(ROW_COUNT)
+            if count is not None:
+                rows[materialization.asset_key.to_user_string().replace("/", ".")] = int(count.value)
+    metrics, champion = [], None
+    try:
+        with duckdb.connect(str(settings.build_warehouse), read_only=True) as con:
+            metrics = con.execute("""
+                SELECT m.model, m.split, m.metric, m.value FROM ml.model_metrics m
+                JOIN ml.training_decisions d USING (model, model_version)
+                WHERE d.run_id = ? AND m.value IS NOT NULL""", [result.run_id]).fetchall()
+            champion = (con.execute("SELECT model FROM marts.dim_model_versions WHERE is_champion").fetchone()
+                        or [None])[0]
+    except duckdb.Error as exc:  # a run that failed early has not written these yet
+        log.debug("run metrics without model metrics: %s", exc)
+    try:
+        write_pipeline_textfile(settings.data_dir / TEXTFILE, run_id=result.run_id, succeeded=result.success,
+                                duration_s=duration_s, rows=rows, model_metrics=metrics, champion=champion)
+    except OSError as exc:
+        log.warning("could not write the run metrics: %s", exc)
+
+
 def main() -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
@@ -76,8 +111,10 @@ def main() -> int:
             entry["seconds"], entry["status"] = event.event_specific_data.duration_ms / 1000, "ok"
         elif event.event_type == DagsterEventType.STEP_FAILURE:
             entry["status"] = "FAILED"
+    duration_s = time.perf_counter() - started
     print(f"\nforecast_pipeline run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
-          f"in {time.perf_counter() - started:.0f}s")
+          f"in {duration_s:.0f}s")
+    _write_run_metrics(settings, result, duration_s)
     for step, entry in steps.items():
         if step:
             print(_step_line(step, entry["seconds"], entry["metadata"], entry["assets"]) + ("" if entry["status"] == "ok" else

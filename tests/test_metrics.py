@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving.api import create_app
 from serving.api.keys import add_key
 from serving.api.observe import ACCESS_LOG
-from serving.metrics import write_pipeline_textfile
+from monitoring.metrics import write_pipeline_textfile
 from serving.reader import read_publication
 from settings import Settings
 

@@ -163,7 +163,7 @@ def _model_asset(name: str):
             return _forecast_only_output(context, decision, registry, forecast_saved_version(directory, frame),
                                          saved_backtest(directory), pinned)
         result = train(forecaster, frame, store_stats, training.spec)
-        save_result(result, paths.models_dir)
+        save_result(result, paths.models_dir, reader_group=paths.reader_group)
         context_rows, target_rows = fold_frames(history_rows(frame), result.validation_fold)
         permuted = permuted_predictions(result.validation_forecaster, context_rows, target_rows)
         importance = importance_from_permuted(permuted).assign(model=name, model_version=result.model_version,
@@ -242,7 +242,7 @@ def blend(context: AssetExecutionContext, warehouse: DuckDBWarehouse, paths: Pla
         forecast = forecast_saved_blend(directory, {n: m["forecast"] for n, m in members.items()})
         return _forecast_only_output(context, decision, registry, forecast, saved_backtest(directory), pinned)
     result = fit_blend(members, training.spec)
-    save_result(result, paths.models_dir)
+    save_result(result, paths.models_dir, reader_group=paths.reader_group)
     weights = result.forecaster.params["weights"]
     permuted = {n: m.get("permuted") for n, m in members.items()}
     if all(p is not None for p in permuted.values()):

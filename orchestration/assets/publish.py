@@ -35,6 +35,7 @@ def published_warehouse_asset(upstream: list[AssetsDefinition]) -> AssetsDefinit
     def published_warehouse(context: AssetExecutionContext, config: PublishConfig, warehouse: DuckDBWarehouse,
                             paths: PlatformPaths) -> MaterializeResult:
         version = publish_warehouse(warehouse.path, paths.published_dir, source_run=context.run_id,
+                                    reader_group=paths.reader_group,
                                     storage_version=config.storage_version)
         context.log.info(f"published {version.version_id}: {len(version.tables)} tables, {version.n_rows:,} rows")
         return MaterializeResult(metadata={
