@@ -161,7 +161,7 @@ def test_api_docs_and_redoc_render_offline(pipeline_warehouse, browser):
         assert "/stores/{store_id}/forecast" in paths and "/predict" in paths, paths
         assert "Rossmann forecast API" in swagger
 
-        redoc = visit(browser, f"{url}/redoc", lambda text: "Live random forest predictions" in text, "redoc")
+        redoc = visit(browser, f"{url}/redoc", lambda text: "Live predictions with their interval" in text, "redoc")
         assert "Rossmann forecast API" in redoc
         assert all(summary in redoc for summary in summaries), "ReDoc lists every operation"
 
