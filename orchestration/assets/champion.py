@@ -29,9 +29,9 @@ class ChampionPinConfig(Config):
 
 
 @asset(key=PINS_KEY, group_name="ml", kinds={"duckdb"}, owners=DATA_SCIENCE,
-       # a pin names a version with forecasts: in a pipeline run it comes after the write-back (and a run that fails
-       # before it changes nothing); the set_champion job runs it alone
-       deps=[AssetKey(["ml", "store_sales_forecast"])],
+       # after the raw load, so a run whose input is refused materializes nothing (a dependency on the ml tables
+       # would split the dbt forecast marts into several steps); the set_champion job runs it alone
+       deps=[AssetKey(["raw", "sales"])],
        description="The pinned champion version (at most one row; empty: the lowest mean backtest RMSPE wins). "
                    "Changed by the set_champion job or `python -m orchestration.champion pin|unpin`.")
 def champion_pins(context: AssetExecutionContext, config: ChampionPinConfig,
