@@ -84,10 +84,11 @@ def run_pipeline(env: dict) -> tuple[int, float, float, str]:
 def sensor_requests(env: dict) -> int:
     """How many runs the raw-files sensor requests on the folder now (evaluated in a child with the run's env)."""
     code = ("from dagster import DagsterInstance, build_sensor_context\n"
-            "from orchestration.definitions import defs\n"
-            "sensor = next(s for s in defs.sensors if 'raw' in s.name)\n"
+            "from orchestration.automation import raw_files_sensor\n"
+            "from orchestration.resources import PlatformPaths\n"
             "with DagsterInstance.get() as instance:\n"
-            "    result = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs))\n"
+            "    context = build_sensor_context(instance=instance, resources={'paths': PlatformPaths()})\n"
+            "    result = raw_files_sensor.evaluate_tick(context)\n"
             "print(len(result.run_requests or []))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else -1
