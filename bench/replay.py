@@ -98,18 +98,19 @@ def realised(warehouse: Path, origin: date, first: date, last: date) -> dict:
     """The champion's forecast of ``origin`` scored on ``first``..``last``: RMSPE and coverage from the mart's rows
     (numpy) and RMSPE by SQL, which must agree."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        champion = con.execute("SELECT model, model_version FROM marts.dim_model_versions WHERE is_champion").fetchone()
+        # the champion model's forecast of that origin (a refit in this step made a new version: score the old one)
+        champion = con.execute("SELECT model, max(model_version) FROM marts.fct_forecast_vs_actual "
+                               "WHERE origin_date = ? AND model = (SELECT model FROM marts.dim_model_versions "
+                               "WHERE is_champion) GROUP BY model", [origin]).fetchone()
         rows = con.execute("""
             SELECT f.model, f.actual_sales, f.sales_pred, f.sales_lower, f.sales_upper
             FROM marts.fct_forecast_vs_actual f
-            JOIN marts.dim_model_versions v USING (model, model_version)
-            WHERE v.is_champion AND f.origin_date = ? AND f.forecast_date BETWEEN ? AND ?
-              AND f.is_open AND f.actual_sales > 0""", [origin, first, last]).fetchnumpy()
+            WHERE f.model = ? AND f.model_version = ? AND f.origin_date = ? AND f.forecast_date BETWEEN ? AND ?
+              AND f.is_open AND f.actual_sales > 0""", [*champion, origin, first, last]).fetchnumpy()
         by_sql = con.execute("""
             SELECT sqrt(avg(abs_pct_error ^ 2)) FROM marts.fct_forecast_vs_actual f
-            JOIN marts.dim_model_versions v USING (model, model_version)
-            WHERE v.is_champion AND f.origin_date = ? AND f.forecast_date BETWEEN ? AND ?
-              AND abs_pct_error IS NOT NULL""", [origin, first, last]).fetchone()[0]
+            WHERE f.model = ? AND f.model_version = ? AND f.origin_date = ? AND f.forecast_date BETWEEN ? AND ?
+              AND abs_pct_error IS NOT NULL""", [*champion, origin, first, last]).fetchone()[0]
     actual, pred = rows["actual_sales"].astype(float), rows["sales_pred"].astype(float)
     if not len(actual):
         return {"champion": champion, "n": 0}
