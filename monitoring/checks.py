@@ -4,8 +4,9 @@ Each check is a function ``(con, thresholds) -> CheckOutcome``; the SQL runs in 
 ``marts.fct_forecast_vs_actual`` (every forecast row beside its actual), ``marts.dim_model_versions`` (the
 champion) and ``marts.fct_store_daily_features`` (history and plan rows).
 
-- realised_vs_backtest_accuracy: the champion model's RMSPE over the last 14 days with actuals, against the backtest
-  mean RMSPE of the versions that made those forecasts; fails above ``realised_vs_backtest_ratio`` times it.
+- realised_vs_backtest_accuracy: the champion version's RMSPE over its last 14 days with actuals, against its backtest
+  mean RMSPE; fails above ``realised_vs_backtest_ratio`` times it (the retraining policy refits on it; a version just
+  refit is judged on its own forecasts only, so one shift triggers one refit, not one per week).
 - interval_coverage: share of the champion's open days with actuals inside the interval over the last 28 days;
   fails outside ``coverage_min``..``coverage_max``.
 - data_drift_psi: population stability index of the last ``psi_window_days`` of history against the
@@ -151,12 +152,14 @@ def _no_data(check: str, severity: str, threshold: float, note: str, **details) 
     return CheckOutcome(check, severity, True, None, threshold, {"note": note, **details})
 
 
-def _realised_rows(window_days: int) -> str:
-    """The champion model's forecast rows with actuals (``?`` = the model) in the last ``window_days`` days that
-    have actuals for it, each store-day once: by the latest origin that forecast it."""
+def _realised_rows(window_days: int, version_only: bool = False) -> str:
+    """The champion model's forecast rows with actuals (``?`` = the model; with ``version_only`` a second ``?`` =
+    the version) in the last ``window_days`` days that have actuals for it, each store-day once: by the latest
+    origin that forecast it."""
+    version = "and model_version = ?" if version_only else ""
     return f"""
         with realised as (
-            select * from {FORECAST_VS_ACTUAL} where model = ? and actual_sales is not null
+            select * from {FORECAST_VS_ACTUAL} where model = ? {version} and actual_sales is not null
             -- a store-day is scored by the latest forecast made for it (the one that was served)
             qualify row_number() over (partition by store_id, forecast_date
                                        order by origin_date desc, model_version desc) = 1
@@ -177,7 +180,7 @@ def realised_vs_backtest(con, thresholds: MonitoringThresholds) -> CheckOutcome:
         return _no_data(check, severity, limit, "no champion model yet")
     _require(con, FORECAST_VS_ACTUAL)
     [row] = _rows(con, f"""
-        with window_rows as ({_realised_rows(thresholds.realised_window_days)})
+        with window_rows as ({_realised_rows(thresholds.realised_window_days, version_only=True)})
         select
             sqrt(avg(w.abs_pct_error * w.abs_pct_error)) as realised_rmspe,
             avg(v.mean_rmspe) as backtest_rmspe,
@@ -189,7 +192,7 @@ def realised_vs_backtest(con, thresholds: MonitoringThresholds) -> CheckOutcome:
         from window_rows w
         left join {MODEL_VERSIONS} v using (model, model_version)
         where w.abs_pct_error is not null
-    """, [champion["model"]])
+    """, [champion["model"], champion["model_version"]])
     details = {"model": champion["model"], **{k: row[k] for k in ("n_rows", "n_days", "versions")},
                "window": [str(row["window_start"]), str(row["window_end"])]}
     if not row["n_rows"]:

@@ -20,7 +20,7 @@ DEFAULTS = MonitoringThresholds()
 
 def _build(con: duckdb.DuckDBPyConnection) -> None:
     """Six stores (types a: 1-3, b: 4-6), seven months of stationary history and a 14-day open plan; two versions
-    of the champion model `gb`; its older version's 42 days of forecasts from 2015-06-01 with actuals, errors
+    of the champion model `gb`; its latest version's 42 days of forecasts from 2015-06-01 with actuals, errors
     within 12.5% and 80% of open days inside the interval."""
     con.execute("CREATE SCHEMA marts")
     con.execute(f"""
@@ -57,7 +57,7 @@ def _build(con: duckdb.DuckDBPyConnection) -> None:
         CREATE TABLE marts.fct_forecast_vs_actual AS
         WITH rows AS (
             SELECT
-                f.store_id, f.sale_date AS forecast_date, 'gb' AS model, 'v1' AS model_version,
+                f.store_id, f.sale_date AS forecast_date, 'gb' AS model, 'v2' AS model_version,
                 DATE '2015-06-01' AS origin_date, CAST(f.sale_date - DATE '2015-06-01' + 1 AS INTEGER) AS horizon_day,
                 f.sales AS actual_sales, f.is_open,
                 (CAST(hash(f.store_id, f.sale_date, 'error') % 251 AS INTEGER) - 125) / 1000.0 AS error,
