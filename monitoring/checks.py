@@ -4,9 +4,10 @@ Each check is a function ``(con, thresholds) -> CheckOutcome``; the SQL runs in 
 ``marts.fct_forecast_vs_actual`` (every forecast row beside its actual), ``marts.dim_model_versions`` (the
 champion) and ``marts.fct_store_daily_features`` (history and plan rows).
 
-- realised_vs_backtest_accuracy: the champion version's RMSPE over its last 14 days with actuals, against its backtest
-  mean RMSPE; fails above ``realised_vs_backtest_ratio`` times it (the retraining policy refits on it; a version just
-  refit is judged on its own forecasts only, so one shift triggers one refit, not one per week).
+- realised_vs_backtest_accuracy: the champion model's served forecasts' RMSPE over the last 14 days with actuals,
+  against the backtest mean RMSPE of the versions that made them; fails above ``realised_vs_backtest_ratio`` times it.
+  The retraining policy applies the same rule to the champion version alone (``version_only``), so a version just
+  refit is judged on its own forecasts and one shift triggers one refit, not one per week.
 - interval_coverage: share of the champion's open days with actuals inside the interval over the last 28 days;
   fails outside ``coverage_min``..``coverage_max``.
 - data_drift_psi: population stability index of the last ``psi_window_days`` of history against the
@@ -172,7 +173,10 @@ def _realised_rows(window_days: int, version_only: bool = False) -> str:
 # ------------------------------------------------------------------------------------------ checks
 
 
-def realised_vs_backtest(con, thresholds: MonitoringThresholds) -> CheckOutcome:
+def realised_vs_backtest(con, thresholds: MonitoringThresholds, version_only: bool = False) -> CheckOutcome:
+    """The served forecasts of the champion model (``version_only``: of the champion version alone, as the
+    retraining policy judges it, so that a version just refit is judged on its own forecasts and one shift causes
+    one refit) over the last days with actuals, against the backtest RMSPE of the versions that made them."""
     check, severity = "realised_vs_backtest_accuracy", thresholds.realised_vs_backtest_severity
     limit = thresholds.realised_vs_backtest_ratio
     champion = _champion(con)
@@ -180,7 +184,7 @@ def realised_vs_backtest(con, thresholds: MonitoringThresholds) -> CheckOutcome:
         return _no_data(check, severity, limit, "no champion model yet")
     _require(con, FORECAST_VS_ACTUAL)
     [row] = _rows(con, f"""
-        with window_rows as ({_realised_rows(thresholds.realised_window_days, version_only=True)})
+        with window_rows as ({_realised_rows(thresholds.realised_window_days, version_only)})
         select
             sqrt(avg(w.abs_pct_error * w.abs_pct_error)) as realised_rmspe,
             avg(v.mean_rmspe) as backtest_rmspe,
@@ -192,7 +196,7 @@ def realised_vs_backtest(con, thresholds: MonitoringThresholds) -> CheckOutcome:
         from window_rows w
         left join {MODEL_VERSIONS} v using (model, model_version)
         where w.abs_pct_error is not null
-    """, [champion["model"], champion["model_version"]])
+    """, [champion["model"], *([champion["model_version"]] if version_only else [])])
     details = {"model": champion["model"], **{k: row[k] for k in ("n_rows", "n_days", "versions")},
                "window": [str(row["window_start"]), str(row["window_end"])]}
     if not row["n_rows"]:

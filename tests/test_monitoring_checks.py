@@ -269,3 +269,14 @@ def test_dagster_asset_checks_report_record_and_alert(tmp_path):
                                                                  "marts/fct_forecast_vs_actual")
     assert {f.name for f in dataclasses.fields(MonitoringThresholds)} == set(
         MonitoringSettings.model_fields)
+
+
+def test_the_retraining_policy_judges_the_champion_version_alone(con):
+    """The last two weeks were served by an older version that went wrong; the champion version's own forecasts
+    before them were fine: the check reports the served forecasts, the policy (version_only) does not refit again."""
+    con.execute("UPDATE marts.fct_forecast_vs_actual SET model_version = 'v1', abs_pct_error = abs_pct_error + 0.3 "
+                "WHERE forecast_date > DATE '2015-06-28'")
+    served = checks.realised_vs_backtest(con, DEFAULTS)
+    own = checks.realised_vs_backtest(con, DEFAULTS, version_only=True)
+    assert not served.passed and served.details["versions"] == ["v1"]
+    assert own.passed and own.details["versions"] == ["v2"] and own.details["window"][1] == "2015-06-27"

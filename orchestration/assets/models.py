@@ -91,7 +91,7 @@ def _charts(context: AssetExecutionContext, result: TrainingResult, importance: 
 
 def _refresh_facts(con, paths: PlatformPaths, monitoring: MonitoringSettings, stores: frozenset[int]) -> RefreshFacts:
     try:  # the forecast-vs-actual view reads this run's actuals already
-        degradation = realised_vs_backtest(con, monitoring.thresholds)
+        degradation = realised_vs_backtest(con, monitoring.thresholds, version_only=True)
     except MonitoringInputError:  # no forecast marts before the first run
         degradation = None
     return RefreshFacts(states=version_states(con, paths.models_dir), degradation=degradation, pin=current_pin(con),
