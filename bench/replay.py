@@ -35,6 +35,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from warehouse.catalog import relation_exists  # noqa: E402
+
 HORIZON_DAYS = 42
 TRAIN_COLUMNS = "Store, DayOfWeek, Date, Sales, Customers, Open, Promo, StateHoliday, SchoolHoliday"
 PLAN_COLUMNS = "Store, DayOfWeek, Date, Open, Promo, StateHoliday, SchoolHoliday"
@@ -126,15 +128,10 @@ def step_report(warehouse: Path, run_id: str) -> dict:
                                 "ORDER BY model", [run_id]).fetchall()
         failed = con.execute("SELECT check_name, severity, value, threshold FROM ml.monitoring_checks "
                              "WHERE run_id = ? AND NOT passed ORDER BY 1", [run_id]).fetchall() \
-            if _has(con, "ml", "monitoring_checks") else []
+            if relation_exists(con, "ml", "monitoring_checks") else []
         history_end = con.execute("SELECT max(sale_date) FROM marts.fct_store_daily_features "
                                   "WHERE is_history").fetchone()[0]
     return {"decisions": decisions, "checks_failed": failed, "history_end": history_end}
-
-
-def _has(con, schema: str, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
-                            "table_name = ?", [schema, table]).fetchone()[0])
 
 
 def _last_run_id(warehouse: Path) -> str:

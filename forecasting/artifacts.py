@@ -109,11 +109,13 @@ def load_forecaster(directory: str | Path, models_dirs: Collection[str | Path] |
     ``models_dirs`` (what a server loads) the folder is verified first (:func:`verify_artifact`)."""
     from forecasting.protocol import forecaster_class
 
-    if models_dirs is not None:
-        meta = verify_artifact(directory, models_dirs)
-    else:
-        meta = json.loads((Path(directory) / META_FILE).read_text())
+    meta = verify_artifact(directory, models_dirs) if models_dirs is not None else read_meta(directory)
     return forecaster_class(meta["model"]).load(directory)
+
+
+def read_meta(directory: str | Path) -> dict:
+    """An artifact folder's ``meta.json``: its model name, registry row, folds, timings, interval factors."""
+    return json.loads((Path(directory) / META_FILE).read_text())
 
 
 def _version_dirs(models_dir: Path) -> dict[Path, list[Path]]:

@@ -7,22 +7,17 @@ blend refreshes from its members' new forecasts with the weights and factors it 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 
-from forecasting.artifacts import META_FILE, load_forecaster
+from forecasting.artifacts import load_forecaster, read_meta
 from forecasting.blend import combine
 from forecasting.features import history_rows, plan_rows, prepare_frame
 from forecasting.runner import FORECAST_COLUMNS, forecast_plan, interval_forecast
 
 log = logging.getLogger(__name__)
-
-
-def _meta(directory: Path) -> dict:
-    return json.loads((Path(directory) / META_FILE).read_text())
 
 
 def _factors(meta: dict) -> pd.DataFrame:
@@ -37,7 +32,7 @@ def saved_backtest(directory: str | Path) -> pd.DataFrame:
 def forecast_saved_version(directory: str | Path, frame: pd.DataFrame) -> pd.DataFrame:
     """The plan rows of ``frame`` (``marts.fct_store_daily_features``) forecast by the version saved in
     ``directory``, stamped with its model and version (``FORECAST_COLUMNS``)."""
-    meta = _meta(directory)
+    meta = read_meta(directory)
     df = prepare_frame(frame)
     forecaster = load_forecaster(directory)
     forecast = forecast_plan(forecaster, history_rows(df), plan_rows(df), _factors(meta))
@@ -47,7 +42,7 @@ def forecast_saved_version(directory: str | Path, frame: pd.DataFrame) -> pd.Dat
 def forecast_saved_blend(directory: str | Path, member_forecasts: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The saved blend over its members' forecasts of the same origin (each member must be the version the blend
     was fitted on: see :func:`blend_members`)."""
-    meta = _meta(directory)
+    meta = read_meta(directory)
     weights = meta["params"]["weights"]
     names = sorted(weights)
     keys = ["store_id", "forecast_date"]
@@ -62,4 +57,4 @@ def forecast_saved_blend(directory: str | Path, member_forecasts: dict[str, pd.D
 
 def blend_members(directory: str | Path) -> dict[str, str]:
     """model -> version the saved blend was fitted on."""
-    return dict(_meta(directory)["params"]["members"])
+    return dict(read_meta(directory)["params"]["members"])

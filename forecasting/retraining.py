@@ -19,7 +19,6 @@ calibrated with (:mod:`forecasting.refresh`).  :func:`decide` is a plain functio
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +26,9 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+
+from forecasting.artifacts import read_meta
+from warehouse.catalog import relation_exists
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +125,10 @@ def _utc(moment) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
-                            "table_name = ? AND table_catalog = current_database()", [schema, table]).fetchone()[0])
-
-
 def version_states(con: duckdb.DuckDBPyConnection, models_dir: str | Path) -> dict[str, VersionState]:
     """Each model's latest version with forecasts (``marts.dim_model_versions.is_latest``), the stores it forecast
     at its latest origin, and what its artifact folder says.  Empty before the first run."""
-    if not _table_exists(con, "marts", "dim_model_versions"):
+    if not relation_exists(con, "marts", "dim_model_versions"):
         return {}
     rows = con.execute("""
         SELECT v.model, v.model_version, v.trained_at, list(DISTINCT f.store_id) AS stores
@@ -154,6 +151,6 @@ def version_states(con: duckdb.DuckDBPyConnection, models_dir: str | Path) -> di
 
 def _read_meta(folder: Path) -> dict | None:
     try:
-        return json.loads((folder / "meta.json").read_text())
+        return read_meta(folder)
     except (OSError, ValueError):
         return None

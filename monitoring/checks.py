@@ -35,6 +35,7 @@ import pandas as pd
 
 from monitoring.alerts import send_alert
 from settings import Settings
+from warehouse.catalog import relation_exists
 from warehouse.writeback import TABLE_COLUMNS, append_rows
 
 log = logging.getLogger(__name__)
@@ -126,10 +127,7 @@ class CheckOutcome:
 
 
 def _require(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
-    present = {f"{s}.{t}" for s, t in con.execute(
-        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() UNION ALL "
-        "SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = current_database()").fetchall()}
-    missing = [t for t in tables if t not in present]
+    missing = [t for t in tables if not relation_exists(con, *t.split("."))]
     if missing:
         raise MonitoringInputError(f"the monitoring checks read {', '.join(missing)}, which the warehouse does not "
                                    "have: build the dbt forecast marts first")

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import duckdb
 import pandas as pd
 
+from warehouse.catalog import relation_exists
 from warehouse.writeback import ML_SCHEMA, append_rows, ensure_ml_tables
 
 PROMOTION, PIN, UNPIN = "promotion", "pin", "unpin"
@@ -33,7 +34,7 @@ class Champion:
 
 def current_pin(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
     """The pinned (model, model_version), or None (also before the first run)."""
-    if not _exists(con, "champion_pins"):
+    if not relation_exists(con, ML_SCHEMA, "champion_pins"):
         return None
     row = con.execute(f"SELECT model, model_version FROM {ML_SCHEMA}.champion_pins "
                       "ORDER BY pinned_at DESC LIMIT 1").fetchone()
@@ -42,14 +43,14 @@ def current_pin(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
 
 def served_champion(con: duckdb.DuckDBPyConnection) -> Champion | None:
     """The champion ``marts.dim_model_versions`` flags now (None before the first forecast marts)."""
-    if not _exists(con, "dim_model_versions", schema="marts"):
+    if not relation_exists(con, "marts", "dim_model_versions"):
         return None
     row = con.execute("SELECT model, model_version FROM marts.dim_model_versions WHERE is_champion").fetchone()
     return None if row is None else Champion(*row)
 
 
 def last_recorded(con: duckdb.DuckDBPyConnection) -> Champion | None:
-    if not _exists(con, "champion_history"):
+    if not relation_exists(con, ML_SCHEMA, "champion_history"):
         return None
     row = con.execute(f"SELECT model, model_version FROM {ML_SCHEMA}.champion_history "
                       "ORDER BY changed_at DESC, event DESC LIMIT 1").fetchone()
@@ -129,8 +130,3 @@ def _record(con, event: str, to: Champion | None, before: Champion | None, reaso
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def _exists(con: duckdb.DuckDBPyConnection, table: str, schema: str = ML_SCHEMA) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
-                            "table_name = ? AND table_catalog = current_database()", [schema, table]).fetchone()[0])

@@ -11,9 +11,7 @@ from forecasting.protocol import MODEL_NAMES
 from orchestration.assets.metadata import DATA_SCIENCE, ROW_COUNT
 from orchestration.assets.models import model_key
 from orchestration.resources import DuckDBWarehouse
-from warehouse.writeback import TABLE_COLUMNS, write_model_outputs
-
-ML_TABLE_OF = {"metrics": "model_metrics", "registry": "model_registry", "importance": "feature_importance"}
+from warehouse.writeback import write_model_outputs
 
 ML_TABLES = {
     "store_sales_forecast": "Daily sales forecasts with prediction intervals per store, model and version.",
@@ -27,13 +25,6 @@ ML_TABLES = {
                           "compared (forecasting/retraining.py).",
 }
 WRITTEN = (*MODEL_NAMES, BLEND)
-
-
-def _concat(parts: list[pd.DataFrame], like: str) -> pd.DataFrame:
-    """Rows of the models that refit (none on a forecast-only refresh: an empty frame with the table's columns)."""
-    if parts:
-        return pd.concat(parts, ignore_index=True)
-    return pd.DataFrame(columns=list(TABLE_COLUMNS[ML_TABLE_OF[like]]))
 
 
 @multi_asset(
@@ -50,7 +41,9 @@ def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, **trai
         hist = history_rows(load_feature_frame(con))
     diagnostics = series_diagnostics(hist).assign(history_end=hist["sale_date"].max().date())
     refit = [t for t in trained.values() if t["refit"]]
-    frames = {key: _concat([t[key] for t in refit], like=key) for key in ("metrics", "registry", "importance")}
+    # the rows of the models that refit (None on a forecast-only refresh: those tables are left as they are)
+    frames = {key: pd.concat([t[key] for t in refit], ignore_index=True) if refit else None
+              for key in ("metrics", "registry", "importance")}
     frames["forecast"] = pd.concat([f for t in trained.values() for f in (t["forecast"], t["pinned_forecast"])
                                     if f is not None], ignore_index=True)
     # the fold rows carry no version: stamp each with its model's registry row
@@ -61,20 +54,22 @@ def ml_tables(context: AssetExecutionContext, warehouse: DuckDBWarehouse, **trai
     with warehouse.connect() as con:
         counts = write_model_outputs(con, forecasts=frames["forecast"], metrics=frames["metrics"],
                                      registry=frames["registry"], feature_importance=frames["importance"],
-                                     backtest=frames["backtest"] if refit else None,
+                                     backtest=frames["backtest"],
                                      series_diagnostics=diagnostics, decisions=decisions)
         # The per-version tables keep earlier versions' rows: the row count is the table's, not this run's.
         totals = {t: con.execute(f'SELECT count(*) FROM ml."{t}"').fetchall()[0][0] for t in ML_TABLES}
-    scores = (frames["metrics"].loc[frames["metrics"]["metric"] == "rmspe"].groupby("model")["value"].mean()
-              .sort_values().rename("mean_rmspe").to_frame())
     versions = decisions[["model", "model_version", "decision"]].to_dict("records")
     extra = {
-        "model_metrics": {"mean_rmspe_by_model": MetadataValue.md(scores.round(4).to_markdown())},
         "series_diagnostics": {"stationary_share": float(diagnostics["is_stationary"].mean()),
                                "median_acf_lag7": float(diagnostics["acf_lag7"].median())},
     }
+    if refit:
+        metrics = frames["metrics"]
+        scores = (metrics.loc[metrics["metric"] == "rmspe"].groupby("model")["value"].mean()
+                  .sort_values().rename("mean_rmspe").to_frame())
+        extra["model_metrics"] = {"mean_rmspe_by_model": MetadataValue.md(scores.round(4).to_markdown())}
     context.log.info("wrote " + ", ".join(f"ml.{t}: {n:,} rows" for t, n in counts.items()))
     for table in ML_TABLES:  # a forecast-only refresh writes no fold rows: 0 written, the table as it was
         yield MaterializeResult(asset_key=AssetKey(["ml", table]),
-                                metadata={ROW_COUNT: totals[table], "rows_written": counts.get(table, 0), "model_versions": versions,
-                                          **extra.get(table, {})})
+                                metadata={ROW_COUNT: totals[table], "rows_written": counts.get(table, 0),
+                                          "model_versions": versions, **extra.get(table, {})})
