@@ -53,7 +53,7 @@ dashboard: install
 	$(BIN)/streamlit run serving/dashboard/app.py --server.port $${DASHBOARD_PORT:-8501}  # more settings: .streamlit/config.toml
 
 publish: install
-	$(BIN)/python -m warehouse.publish --source-run manual
+	$(BIN)/python -m warehouse.publish
 
 # Apache Superset on the published copy, in its own virtualenv (its pins never touch the platform's) (README: Superset)
 BI_VENV := .venv-bi

@@ -173,7 +173,7 @@ class Republisher:
         # a separate process, like the pipeline: its CPU is neither the server's nor the load generator's
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
         cmd = [sys.executable, "-m", "warehouse.publish", "--build", str(self.build), "--published-dir",
-               str(self.published_dir), "--source-run", "bench-republish"]
+               str(self.published_dir)]
         while not self._stop.wait(self.every_s):
             t0 = time.perf_counter()
             done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)

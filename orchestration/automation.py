@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dagster import (
-    DagsterEventType,
     DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -45,7 +44,7 @@ from dagster import (
 from ingestion.raw_layout import RAW_FILES
 from monitoring.alerts import send_alert
 from orchestration.resources import PlatformPaths
-from orchestration.run_guard import _pid_alive, _run_pids
+from orchestration.run_guard import _pid_alive, _run_pids, has_failed_step
 from settings import Settings
 
 JOB_NAME = "forecast_pipeline"
@@ -177,7 +176,7 @@ def alert_on_run_failure(context: RunFailureSensorContext) -> None:
     from orchestration.run import failure_message  # run.py imports the definitions, which import this module
 
     run = context.dagster_run
-    if context.instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1).records:
+    if has_failed_step(context.instance, run.run_id):
         return  # alert_on_step_failure reported it
     events = [entry.dagster_event for entry in context.instance.all_logs(run.run_id) if entry.dagster_event]
     error = failure_message(events) or context.failure_event.message or "unknown error"

@@ -17,8 +17,9 @@ from dagster import ConfigurableResource, Field, InitResourceContext, resource
 
 from forecasting.folds import ForecastSpec
 from forecasting.retraining import RetrainingPolicy
-from orchestration.run_guard import guarded_run
+from orchestration.run_guard import guarded_run, has_failed_step, staged_warehouse
 from settings import Settings
+from warehouse.staging import active_path
 
 _ENV = Settings.from_env()
 
@@ -70,16 +71,24 @@ class PlatformPaths(ConfigurableResource):
 class DuckDBWarehouse(ConfigurableResource):
     """The DuckDB file that dbt, the checks and the models share.
 
-    DuckDB allows one writer process at a time, so connections are opened per use and closed at once.
+    `path` is the committed build warehouse; during a run everything reads and writes the run's staged copy of it
+    (`active_path`, warehouse/staging.py), which replaces it only when the run's checks have passed.  DuckDB allows
+    one writer process at a time, so connections are opened per use and closed at once.
     """
 
     path: str = str(_ENV.build_warehouse)
 
+    @property
+    def active_path(self) -> Path:
+        """The file to read and write now: the running run's staged copy, else the committed file."""
+        return active_path(self.path)
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        path = self.active_path
         if not read_only:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.path, read_only=read_only)
+            path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path), read_only=read_only)
         try:
             yield con
         finally:
@@ -124,15 +133,19 @@ class Retraining(ConfigurableResource):
     config_schema={"timeout_s": Field(float, default_value=_ENV.run_lock_timeout_s,
                                       description="Seconds to wait for another run on the same DATA_DIR "
                                                   "(RUN_LOCK_TIMEOUT_S); 0 = fail at once.")},
-    description="Holds DATA_DIR's run lock for the whole run and first clears what killed runs left "
-                "(orchestration/run_guard.py).",
+    description="Holds DATA_DIR's run lock for the whole run, first clears what killed runs left, and lets the run "
+                "work on a staged copy of the build warehouse that replaces it only when every step passed "
+                "(orchestration/run_guard.py, warehouse/staging.py).",
 )
 def run_guard(context: InitResourceContext) -> Iterator[None]:
     """Every asset requires this (definitions.py), so Dagster sets it up once before a run's first step and tears
     it down after its last, whichever way the run was started (`make run`, `materialize`, the UI, the CLI): the job
-    runs in process, so one setup spans the run.  A refused run fails before any step, having changed nothing.
-    `paths` and `warehouse` come by key, so launchpad config of either is what the guard uses."""
+    runs in process, so one setup spans the run.  A refused run fails before any step, having changed nothing; a
+    run with a failed step leaves the build warehouse as it was.  `paths` and `warehouse` come by key, so
+    launchpad config of either is what the guard uses."""
     settings = dataclasses.replace(context.resources.paths.settings,
                                    warehouse_path=Path(context.resources.warehouse.path))
-    with guarded_run(settings, context.run.run_id, context.resource_config["timeout_s"], context.instance):
-        yield None
+    run_id = context.run.run_id
+    with guarded_run(settings, run_id, context.resource_config["timeout_s"], context.instance):
+        with staged_warehouse(settings, run_id, lambda: not has_failed_step(context.instance, run_id)):
+            yield None

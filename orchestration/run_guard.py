@@ -9,6 +9,10 @@ Holding the lock, a run is the only writer of DATA_DIR, so it can safely clear w
 (:func:`recover`): temporary and orphan model artifact folders (also those of runs that failed before their
 write-back), temporary files in ``published/``, and Dagster runs left STARTED by a process that no longer exists.
 
+Holding the lock, the run works on a staged copy of the build warehouse (:func:`staged_warehouse`,
+:mod:`warehouse.staging`): the publish step publishes it and swaps it in; a run without a publish step commits it
+at its end when no step failed; a failed run discards it and the model artifacts it saved.
+
 The Dagster side is :func:`orchestration.resources.run_guard`: a resource that every asset requires, initialised
 once per run before the first step and torn down after the last (the job runs in process).
 """
@@ -21,7 +25,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -33,6 +37,7 @@ from forecasting.artifacts import remove_leftovers
 from ingestion.sql_text import sql_string
 from settings import Settings
 from warehouse.publish import remove_stale_temp_files
+from warehouse.staging import commit, discard, is_staged, remove_stale_stages, stage
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +223,7 @@ class Recovery:
     failed_runs: list[str]
     artifacts: list[Path]
     published_temp_files: list[Path]
+    staged_warehouses: list[Path]
 
 
 def recover(settings: Settings, *, run_started: float, instance=None, run_id: str = "",
@@ -234,17 +240,56 @@ def recover(settings: Settings, *, run_started: float, instance=None, run_id: st
             failed = fail_dead_runs(instance, run_id, stale)
         except Exception as exc:  # noqa: BLE001 -- bookkeeping in Dagster's storage; never worth refusing the run
             log.warning("could not check the Dagster instance for dead runs: %s", exc)
+    artifacts = remove_orphan_artifacts(settings, before=run_started)
+    temp_files = remove_stale_temp_files(settings.published_dir)
+    for path in temp_files:
+        log.warning("removed %s, left by a publisher that died", path)
+    stages = remove_stale_stages(settings.build_warehouse)
+    for path in stages:
+        log.warning("removed %s, the staged warehouse of a run that died", path)
+    return Recovery(failed_runs=failed, artifacts=artifacts, published_temp_files=temp_files, staged_warehouses=stages)
+
+
+def remove_orphan_artifacts(settings: Settings, before: float) -> list[Path]:
+    """Remove temporary model folders and version folders that neither the committed build warehouse's nor the
+    published copy's ``ml.model_registry`` names, last changed before ``before``; when either registry cannot be
+    read, no version folder goes."""
     build, served = registered_versions(settings.build_warehouse), registered_versions(settings.published_path)
     referenced = None if build is None or served is None else build | served
     if referenced is None:
         log.warning("a model registry could not be read: orphan artifact folders are kept this time")
-    artifacts = remove_leftovers(settings.models_dir, referenced, before=run_started)
+    artifacts = remove_leftovers(settings.models_dir, referenced, before=before)
     for path in artifacts:
         log.warning("removed %s, left by an earlier run that died or failed before its write-back", path)
-    temp_files = remove_stale_temp_files(settings.published_dir)
-    for path in temp_files:
-        log.warning("removed %s, left by a publisher that died", path)
-    return Recovery(failed_runs=failed, artifacts=artifacts, published_temp_files=temp_files)
+    return artifacts
+
+
+def has_failed_step(instance, run_id: str) -> bool:
+    """Whether a step of the run failed (a blocking check that fails fails its step)."""
+    from dagster import DagsterEventType
+
+    return bool(instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1).records)
+
+
+@contextmanager
+def staged_warehouse(settings: Settings, run_id: str, succeeded: Callable[[], bool]) -> Iterator[Path]:
+    """The run works on a staged copy of the build warehouse for the block. Unless the run's publish step has
+    already swapped it in, it is committed at the end when ``succeeded()`` (no step failed), else discarded
+    together with the model artifacts the run saved, so the build warehouse, the artifacts it references and the
+    published copy stay exactly as the last good run left them."""
+    committed = settings.build_warehouse
+    staged = stage(committed, run_id)
+    ok = False
+    try:
+        yield staged
+        ok = succeeded()
+    finally:
+        if is_staged(committed, run_id):
+            if ok:
+                commit(committed, run_id)
+            else:
+                discard(committed, run_id)
+                remove_orphan_artifacts(settings, before=time.time())
 
 
 @contextmanager

@@ -321,24 +321,39 @@ def _write_meta(con, dst: str, record: tuple, history: list[tuple], objects: lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m warehouse.publish [--build PATH] [--published-dir DIR] [--source-run NAME]``"""
+    """``python -m warehouse.publish [--build PATH] [--published-dir DIR]`` (``make publish``): publish the state the
+    last run whose checks all passed committed to the build warehouse (warehouse/staging.py), holding the run lock
+    so no run is under way, and say which run that was."""
     import argparse
+    import sys
+
+    from orchestration.run_guard import RunLockBusy, run_lock
+    from warehouse.staging import last_commit
 
     settings = Settings.from_env()
     parser = argparse.ArgumentParser(description="Publish the build warehouse as a read-only copy.")
     parser.add_argument("--build", default=str(settings.build_warehouse))
     parser.add_argument("--published-dir", default=str(settings.published_dir))
-    parser.add_argument("--source-run", default="manual")
     parser.add_argument("--schemas", default=",".join(DEFAULT_SCHEMAS), help="comma-separated")
     parser.add_argument("--storage-version", default=settings.publish_storage_version,
                         help="DuckDB storage version of the copy (default $PUBLISH_STORAGE_VERSION or "
                              f"{PUBLISH_STORAGE_VERSION}; empty: the writer's own format)")
     args = parser.parse_args(argv)
-    version = publish_warehouse(args.build, args.published_dir, source_run=args.source_run,
-                                schemas=[s for s in args.schemas.split(",") if s],
-                                storage_version=args.storage_version.strip())
-    print(f"published {version.version_id} ({len(version.tables)} tables, {version.n_rows:,} rows) "
-          f"to {version.path}")
+    try:
+        with run_lock(settings.run_lock_path, "manual-publish", settings.run_lock_timeout_s):
+            committed = last_commit(args.build)
+            if committed is None:
+                print(f"{args.build} holds no state committed by a run whose checks passed (no meta.commits): "
+                      "nothing was published; run the pipeline (make run) first.", file=sys.stderr)
+                return 1
+            version = publish_warehouse(args.build, args.published_dir, source_run=committed.run_id,
+                                        schemas=[s for s in args.schemas.split(",") if s],
+                                        storage_version=args.storage_version.strip())
+    except RunLockBusy as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"published {version.version_id} ({len(version.tables)} tables, {version.n_rows:,} rows) to "
+          f"{version.path}: the state of run {committed.run_id}, committed at {committed.committed_at:%Y-%m-%d %H:%M:%S} UTC")
     return 0
 
 

@@ -55,7 +55,7 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckD
     # the insight marts. (dagster-dbt's fetch_row_counts()/fetch_column_metadata() also wait for the exit, but open
     # the file through an in-process dbt adapter that keeps it open read-only for the rest of the process, so the
     # later steps of an in-process run could not write it; they also skip the row counts of views.)
-    args = dbt_args(["build"], warehouse.path, training.spec.dbt_vars())
+    args = dbt_args(["build"], warehouse.active_path, training.spec.dbt_vars())
     events = list(dbt.cli(args, context=context).stream())
     built = {e.output_name: context.asset_key_for_output(e.output_name) for e in events if isinstance(e, Output)}
     with warehouse.connect(read_only=True) as con:

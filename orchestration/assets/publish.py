@@ -9,6 +9,7 @@ from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSett
 from orchestration.run_guard import served_versions
 from settings import Settings
 from warehouse.publish import publish_warehouse
+from warehouse.staging import commit
 
 PUBLISHED_KEY = AssetKey(["published", "warehouse"])
 
@@ -30,13 +31,16 @@ def published_warehouse_asset(upstream: list[AssetsDefinition]) -> AssetsDefinit
         kinds={"duckdb"},
         owners=DATA_ENGINEERING,
         description="Read-only copy of marts + ml for the API, dashboard and BI tools, replaced atomically "
-                    "after every successful run (DATA_DIR/published/warehouse.duckdb).",
+                    "after every successful run (DATA_DIR/published/warehouse.duckdb); then the run's staged build "
+                    "warehouse becomes the build warehouse.",
     )
     def published_warehouse(context: AssetExecutionContext, config: PublishConfig, warehouse: DuckDBWarehouse,
                             paths: PlatformPaths) -> MaterializeResult:
-        version = publish_warehouse(warehouse.path, paths.published_dir, source_run=context.run_id,
+        # Every other step of the run passed: publish what it staged, then make that the build warehouse too.
+        version = publish_warehouse(warehouse.active_path, paths.published_dir, source_run=context.run_id,
                                     reader_group=paths.reader_group,
                                     storage_version=config.storage_version)
+        commit(warehouse.path, context.run_id)
         context.log.info(f"published {version.version_id}: {len(version.tables)} tables, {version.n_rows:,} rows")
         return MaterializeResult(metadata={
             "published_version": version.version_id,

@@ -70,7 +70,7 @@ def raw_tables(context: AssetExecutionContext, paths: PlatformPaths, warehouse: 
     for load in loads.values():
         context.log.info(load_summary(load))
 
-    outcomes = validate_incoming(warehouse.path, data_docs_dir=paths.reports_dir / "data_docs",
+    outcomes = validate_incoming(warehouse.active_path, data_docs_dir=paths.reports_dir / "data_docs",
                                  thresholds=guards.raw_thresholds(training.horizon_days))
     checks = [
         AssetCheckResult(
