@@ -47,7 +47,7 @@ def test_a_run_that_fails_after_the_write_back_changes_nothing(pipeline_warehous
     result = materialize_pipeline(data_copy, pipeline_warehouse.raw_dir, guards=GuardSettings(forecast_max_multiple=0.01),
                                   retraining=Retraining(force_refit=True))
     assert not result.success
-    assert "forecast refused" in failure_message(result.all_events)
+    assert "forecast_within_store_history" in failure_message(result.all_events)
     written = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"raw/sales", "ml/model_registry", "ml/store_sales_forecast"} <= written  # written, then discarded
     assert last_good_state(data_copy) == before
