@@ -284,11 +284,7 @@ def test_predict_one_row_serves_the_champion_with_its_interval(client, copy):
     body = r.json()
     champion_model, champion_version = champion(copy)
     assert body["champion"] == champion_model
-    if champion_model in LIVE_MODELS:
-        assert (body["model"], body["model_version"]) == (champion_model, champion_version)
-        assert body["is_champion"] and body["note"] is None
-    else:  # the blend or the LSTM: the best model with a live predict path, and a note saying so
-        assert body["model"] in LIVE_MODELS and not body["is_champion"] and champion_model in body["note"]
+    assert (body["model"], body["model_version"]) == (champion_model, champion_version) and body["is_champion"]
     assert "80%" in body["interval"]
     [p] = body["predictions"]
     assert p["store"] == 1 and p["date"] == "2015-08-03" and p["open"] is True
@@ -405,7 +401,7 @@ def test_predict_unknown_store_or_version_is_404(client, copy):
     r = client.post("/predict", params={"model_version": "20990101T000000000000Z"}, json={"store": 1, "date": "2015-08-03"})
     assert r.status_code == 404
     r = client.post("/predict", params={"model_version": latest(copy, "lstm")}, json={"store": 1, "date": "2015-08-03"})
-    assert r.status_code == 422 and "lstm" in r.text and "no live predict path" in r.text
+    assert r.status_code == 200 and r.json()["model"] == "lstm"
 
 
 def test_predict_with_an_older_random_forest(versions_client, older_versions):
@@ -527,32 +523,11 @@ def test_bodies_over_the_cap_are_413_before_parsing(copy, tmp_path):
     assert Settings.from_env({}).api_max_body_bytes == 1_048_576
 
 
-def test_predict_with_a_model_that_cannot_predict_is_422(client):
-    for name in ["lstm", "blend", "xgboost"]:
+def test_predict_with_an_unknown_model_is_422(client):
+    for name in ["xgboost", "prophet"]:
         r = client.post("/predict", params={"model": name}, json={"store": 1, "date": "2015-08-03"})
         assert r.status_code == 422, (name, r.text)
         detail = r.json()["detail"]
         assert any(d["loc"] == ["query", "model"] and all(m in d["msg"] for m in LIVE_MODELS) for d in detail), detail
     r = client.post("/predict", params={"model": "random_forest"}, json={"store": 1, "date": "2015-08-03"})
     assert r.status_code == 200 and r.json()["model"] == "random_forest"
-
-
-def test_predict_default_falls_back_from_a_champion_without_a_live_path():
-    """The choice on dbt's flags (as marts.dim_model_versions gives them): a blend champion cannot run live, so the
-    most accurate model that can is served, with a note; a named version of the blend is a 422."""
-    from fastapi import HTTPException
-
-    from serving.api.routers.predict import _choose
-    from serving.queries import ModelVersions
-
-    rows = {name: {"model": name, "model_version": f"v-{name}", "mean_rmspe": rmspe, "is_champion": name == "blend"}
-            for name, rmspe in [("blend", 0.09), ("lstm", 0.10), ("hist_gradient_boosting", 0.12),
-                                ("random_forest", 0.11), ("baseline", 0.3)]}
-    info = ModelVersions(by_version={r["model_version"]: r for r in rows.values()}, latest=rows, latest_trained=rows,
-                         champion=rows["blend"])
-    chosen, note = _choose(info, None, None)
-    assert chosen["model"] == "random_forest" and "blend" in note and "random_forest" in note
-    assert _choose(info, "hist_gradient_boosting", None) == (rows["hist_gradient_boosting"], None)
-    with pytest.raises(HTTPException) as refused:
-        _choose(info, None, "v-blend")
-    assert refused.value.status_code == 422

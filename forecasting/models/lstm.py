@@ -313,34 +313,70 @@ def refit(fitted: LSTMModel, full_df: pd.DataFrame, params: dict | None = None) 
     return LSTMModel(params=p, network=network, scaler=scaler, train_start=start, train_end=end, history=history)
 
 
-def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.DataFrame) -> pd.DataFrame:
-    """Forecast ``target_df`` rows from the last ``lookback_days`` of ``context_df`` history before them.
+def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.DataFrame,
+            origins: pd.Series | None = None) -> pd.DataFrame:
+    """Forecast ``target_df`` rows, each store from its forecast origin.
 
-    The forecast origin is the earliest target date; context rows on/after it are ignored (no leakage of
-    actuals from the target window).
+    The network reads the store's last ``lookback_days`` of ``context_df`` history before its origin, then only
+    known covariates up to the store's last target day: the target's rows and, on days the target does not list,
+    the context's rows (a target of one plan day still sees the plan's earlier days, as the forecast of the whole
+    plan does). Context actuals on or after the origin are never read (no leakage from the target window).
+
+    ``origins``: store_id -> origin, on or before each store's first target day (default: the earliest target
+    date for every store: the batch forecast's one origin).
     """
     p = fitted.params
+    lookback = int(p["lookback_days"])
     target = target_df.reset_index(drop=True)
     if target.empty:
         return prediction_frame(target, np.zeros(0), np.zeros(0))
     tdates = pd.to_datetime(target["sale_date"])
-    origin = tdates.min()
-    start = origin - pd.Timedelta(days=int(p["lookback_days"]))
-    n_days = (tdates.max() - start).days + 1
-    stores = np.unique(target["store_id"].to_numpy())
-    ctx = None
-    if context_df is not None and len(context_df):
-        ctx = _history_only(context_df)
-        cd = pd.to_datetime(ctx["sale_date"])
-        ctx = ctx.loc[(cd >= start) & (cd < origin) & ctx["store_id"].isin(stores)]
-    grid = build_grid(stores, start, n_days, fitted.scaler, ctx, future_rows=target, future_from=origin)
-    raw = fitted.network.predict(_inputs(p, grid.x, grid.stores), batch_size=512, verbose=0)  # [S, T, 2]
-    sc = fitted.scaler.lookup(grid.stores)
-    s_i = np.searchsorted(grid.stores, target["store_id"].to_numpy())
-    t_i = (tdates - start).dt.days.to_numpy()
-    ps = raw[s_i, t_i, 0] * sc["s_sd"].to_numpy()[s_i] + sc["s_mu"].to_numpy()[s_i]
-    pc = raw[s_i, t_i, 1] * sc["c_sd"].to_numpy()[s_i] + sc["c_mu"].to_numpy()[s_i]
+    t_stores = target["store_id"].to_numpy()
+    stores = np.unique(t_stores)
+    origin = (pd.Series(tdates.min(), index=stores) if origins is None
+              else pd.to_datetime(pd.Series(origins)).reindex(stores))
+    steps = lookback + (tdates - origin.reindex(t_stores).to_numpy()).dt.days.to_numpy()  # index in its window
+    if not (steps >= lookback).all():
+        raise ValueError("lstm: a store's origin is after one of its target days (or it has no origin)")
+    n_days = int(steps.max()) + 1
+    history, known = _context_rows(context_df, target, origin, lookback)
+    # One grid per distinct origin, every store's window starting lookback days before its own origin (so
+    # step `lookback` is each store's first forecast day), all of the same length: one network call.
+    grids = [build_grid(group.index.to_numpy(), day - pd.Timedelta(days=lookback), n_days, fitted.scaler,
+                        _of_stores(history, group.index),
+                        future_rows=pd.concat([_of_stores(known, group.index), _of_stores(target, group.index)]),
+                        future_from=day)
+             for day, group in origin.groupby(origin)]
+    grid_stores = np.concatenate([g.stores for g in grids])
+    x = grids[0].x if len(grids) == 1 else np.concatenate([g.x for g in grids])
+    raw = fitted.network.predict(_inputs(p, x, grid_stores), batch_size=512, verbose=0)  # [S, T, 2]
+    sc = fitted.scaler.lookup(grid_stores)
+    s_i = pd.Index(grid_stores).get_indexer(t_stores)
+    ps = raw[s_i, steps, 0] * sc["s_sd"].to_numpy()[s_i] + sc["s_mu"].to_numpy()[s_i]
+    pc = raw[s_i, steps, 1] * sc["c_sd"].to_numpy()[s_i] + sc["c_mu"].to_numpy()[s_i]
     return prediction_frame(target, np.expm1(np.clip(ps, 0, 20)), np.expm1(np.clip(pc, 0, 20)))
+
+
+def _context_rows(context_df: pd.DataFrame | None, target: pd.DataFrame, origin: pd.Series,
+                  lookback: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The context's history rows of the lookback before each store's origin, and its rows from the origin on
+    that no target row replaces (their covariates only); None where there are none."""
+    if context_df is None or context_df.empty:
+        return None, None
+    row_origin = context_df["store_id"].map(origin)
+    dates = pd.to_datetime(context_df["sale_date"])
+    ctx = context_df.loc[(dates >= row_origin - pd.Timedelta(days=lookback)).to_numpy()]  # NaT (other stores): no
+    before = (pd.to_datetime(ctx["sale_date"]) < row_origin.loc[ctx.index]).to_numpy()
+    history = ctx.loc[before & (ctx["is_history"].to_numpy(bool) if "is_history" in ctx.columns else True)]
+    after = ctx.loc[~before]
+    targeted = pd.MultiIndex.from_arrays([after["store_id"].astype("int64"), pd.to_datetime(after["sale_date"])]).isin(
+        pd.MultiIndex.from_arrays([target["store_id"].astype("int64"), pd.to_datetime(target["sale_date"])]))
+    after = after.loc[~targeted]
+    return (history if len(history) else None), (after if len(after) else None)
+
+
+def _of_stores(rows: pd.DataFrame | None, stores: pd.Index) -> pd.DataFrame | None:
+    return None if rows is None else rows.loc[rows["store_id"].isin(stores)]
 
 
 def save(fitted: LSTMModel, directory: str | Path) -> Path:
@@ -379,8 +415,10 @@ class LSTMForecaster(BaseForecaster):
         refitted.model = refit(self.model, history, {**self.params, **overrides})
         return refitted
 
-    def predict(self, context: pd.DataFrame | None, target: pd.DataFrame) -> pd.DataFrame:
-        return predict(self.model, context, target)
+    def predict(self, context: pd.DataFrame | None, target: pd.DataFrame,
+                origins: pd.Series | None = None) -> pd.DataFrame:
+        """``origins``: each store's forecast origin (see :func:`predict`); default the earliest target date."""
+        return predict(self.model, context, target, origins)
 
     def save(self, directory: str | Path) -> Path:
         return save(self.model, directory)

@@ -10,6 +10,8 @@ from fastapi import Body, Query
 from pydantic import (AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator,
                       model_validator)
 
+from serving.api.model_artifact import LIVE_MODELS
+
 VERSION_PATTERN = r"^[A-Za-z0-9_.:+\-]{1,64}$"
 def interval_note(level: float | None) -> str:
     """What sales_lower / sales_upper are, at the version's interval level (marts.dim_model_versions)."""
@@ -23,8 +25,8 @@ ModelParam = Annotated[str | None, Query(pattern=MODEL_PATTERN,
                                          description="A model name, e.g. random_forest. Default: the champion.")]
 VersionParam = Annotated[str | None, Query(pattern=VERSION_PATTERN)]
 PredictModelParam = Annotated[str | None, Query(
-    pattern=MODEL_PATTERN, description="The model to predict with (one with a live predict path: random_forest or "
-                                       "hist_gradient_boosting). Default: the champion, when it has one.")]
+    pattern=MODEL_PATTERN, description=f"The model to predict with (any model the pipeline trains: "
+                                       f"{', '.join(LIVE_MODELS)}). Default: the champion, whichever model it is.")]
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -210,7 +212,6 @@ class Predictions(BaseModel):
     model_version: str
     is_champion: bool
     champion: str | None = Field(description="The champion model of marts.dim_model_versions.")
-    note: str | None = Field(description="Why the default is not the champion (it has no live predict path).")
     published_version: str
     interval: str = Field(description="What sales_lower / sales_upper are, with the interval's level.")
     predictions: list[Prediction]
