@@ -153,15 +153,22 @@ def registered_versions(warehouse: str | os.PathLike) -> set[tuple[str, str]] | 
 
 def served_versions(published: str | os.PathLike) -> set[tuple[str, str]] | None:
     """The versions a published copy serves, whose artifacts must stay: each model's newest registered version
-    (what ``POST /predict`` loads) and ``marts.dim_model_versions``' latest and champion versions."""
+    (what ``POST /predict`` loads) and ``marts.dim_model_versions``' latest and champion versions, and the member
+    versions of any blend among them (a blend predicts with its members' artifacts)."""
     path = Path(published)
     newest = _attached_rows(path, "SELECT model, max(model_version) FROM ml.model_registry GROUP BY model",
                             ("ml.model_registry",))
     flagged = _attached_rows(path, "SELECT model, model_version FROM marts.dim_model_versions "
                                    "WHERE is_latest OR is_champion", ("marts.dim_model_versions",))
-    if newest is None or flagged is None:
+    blends = _attached_rows(path, "SELECT model, model_version, params->>'$.members' FROM ml.model_registry "
+                                  "WHERE json_extract(params, '$.members') IS NOT NULL", ("ml.model_registry",))
+    if newest is None or flagged is None or blends is None:
         return None
-    return set(newest) | set(flagged)
+    served = set(newest) | set(flagged)
+    for model, version, members in blends:
+        if (model, version) in served:
+            served |= set(json.loads(members).items())
+    return served
 
 
 def _pid_alive(pid: int) -> bool:

@@ -231,3 +231,19 @@ def test_leftovers_go_only_when_known_to_be_orphans_and_older_than_the_run(tmp_p
     removed = remove_leftovers(tmp_path, {("lstm", "20260102T000000000000Z")}, before=now + 1)
     assert [p.name for p in removed] == ["20260101T000000000000Z"]
     assert [p.name for p in (tmp_path / "lstm").iterdir()] == ["20260102T000000000000Z"]
+
+
+def test_a_served_blend_keeps_its_members_artifacts(tmp_path):
+    published = tmp_path / "published.duckdb"
+    with duckdb.connect(str(published)) as con:
+        con.execute("CREATE SCHEMA ml; CREATE SCHEMA marts")
+        con.execute("CREATE TABLE ml.model_registry (model VARCHAR, model_version VARCHAR, params JSON)")
+        con.execute("""INSERT INTO ml.model_registry VALUES
+            ('random_forest', 'v1', '{"n_estimators": 10}'), ('random_forest', 'v2', '{"n_estimators": 10}'),
+            ('lstm', 'v1', '{}'), ('blend', 'b1', '{"members": {"random_forest": "v1", "lstm": "v1"}}'),
+            ('blend', 'b2', '{"members": {"random_forest": "v0"}}')""")
+        con.execute("CREATE TABLE marts.dim_model_versions AS SELECT 'blend' AS model, 'b1' AS model_version, "
+                    "false AS is_latest, true AS is_champion")
+    # b1 is the pinned champion; b2 is only the newest blend: its member v0 stays too.
+    assert served_versions(published) == {("random_forest", "v2"), ("lstm", "v1"), ("blend", "b2"), ("blend", "b1"),
+                                          ("random_forest", "v1"), ("random_forest", "v0")}
