@@ -44,14 +44,15 @@ RowFiles = Callable[[str, Sequence[dict[str, Any]]], Sequence[str | None]]
 
 
 def failure_lines(outcomes: Mapping[str, ValidationOutcome], source_files: Mapping[str, Path | None],
-                  row_files: RowFiles | None = None) -> str:
-    """Plain text, one block per failed blocking expectation; ``source_files``: raw table -> the file it came from;
-    ``row_files``: (raw table, sample rows) -> the file each row came from (a table merged from several files, e.g.
-    :func:`ingestion.load.incoming_row_files`); where it knows, those files are named instead."""
+                  row_files: RowFiles | None = None, warnings: bool = False) -> str:
+    """Plain text, one block per failed blocking expectation (``warnings``: per failed non-blocking one instead);
+    ``source_files``: raw table -> the file it came from; ``row_files``: (raw table, sample rows) -> the file each
+    row came from (a table merged from several files, e.g. :func:`ingestion.load.incoming_row_files`); where it
+    knows, those files are named instead."""
     lines: list[str] = []
     for table, outcome in outcomes.items():
         source = source_files.get(table)
-        for failure in outcome.blocking_failures:
+        for failure in outcome.warnings if warnings else outcome.blocking_failures:
             count = failure.get("unexpected_count")
             samples = (failure.get("sample_unexpected_rows") or [])[:MAX_SAMPLES]
             files = list(row_files(table, samples)) if row_files and samples else []

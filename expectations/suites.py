@@ -204,6 +204,8 @@ def build_stores_suite() -> list[gxe.Expectation]:
         error(gxe.ExpectTableRowCountToBeBetween, min_value=1),
         *_not_null(["Store", "StoreType", "Assortment", "Promo2"]),
         error(gxe.ExpectColumnValuesToBeUnique, column="Store"),
+        # A store id below 1 would pass every rule naming known stores, then fail dbt's tests after training.
+        error(gxe.ExpectColumnValuesToBeBetween, column="Store", min_value=1, notes="Store ids are 1 or more."),
         _in_set("StoreType", STORE_TYPES),
         _in_set("Assortment", ASSORTMENTS),
         guards.competition_distance_guard(),

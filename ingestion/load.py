@@ -31,10 +31,12 @@ history count in none of them), loaded_at (UTC) and run_id (the Dagster run).
 from __future__ import annotations
 
 import codecs
+import csv
 import dataclasses
 import datetime
 import gzip
 import hashlib
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,6 +72,8 @@ FILE_LOAD_COLUMNS = {
     "rows_unchanged": "BIGINT", "loaded_at": "TIMESTAMP", "run_id": "VARCHAR",
 }
 MAX_SAMPLES = 5
+INTEGER_MAX = 2**31 - 1  # the layout's INTEGER columns are 32-bit
+GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)  # what a truncated or corrupt .gz raises when read
 
 
 class RawInputError(ValueError):
@@ -128,8 +132,26 @@ def _open_binary(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
+def _gzip_error(path: Path) -> str | None:
+    """Why a ``.gz`` file cannot be decompressed to its end (truncated or corrupt) and how far it can; None when it
+    can (or it is no ``.gz``). Streams the file, so it is only run to explain a failed read."""
+    if path.suffix != ".gz":
+        return None
+    size = lines = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read1(1 << 16):  # read1: what decompresses before the break counts too
+                size += len(chunk)
+                lines += chunk.count(b"\n")
+    except GZIP_ERRORS as exc:
+        return (f"{path.name}: the gzip data is truncated or corrupt ({exc}) after {size:,} uncompressed bytes "
+                f"(about {lines:,} lines); copy the file again.")
+    return None
+
+
 def _encoding_error(path: Path, chunk_size: int = 1 << 22) -> str | None:
-    """Where `path` stops being UTF-8 (an optional BOM is UTF-8 too): a message with byte offset and line, or None.
+    """Where `path` stops being UTF-8 (an optional BOM is UTF-8 too): a message with byte offset, line, column and
+    value, or None.
 
     Streams the file, so it is only run to explain a failed read (DuckDB's own message names a wrong line)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -145,17 +167,66 @@ def _encoding_error(path: Path, chunk_size: int = 1 << 22) -> str | None:
                 at = offset - len(pending) + exc.start
                 line = lines - pending.count(b"\n") + exc.object[:exc.start].count(b"\n")
                 bad = exc.object[exc.start:exc.start + 4]
-                return (f"{path.name} is not UTF-8: byte {bad[:1]!r} at byte offset {at} (line {line}). "
-                        "Save it as UTF-8 (with or without BOM); latin-1 / Windows-1252 exports need converting.")
+                return (f"{path.name} is not UTF-8: byte {bad[:1]!r} at byte offset {at} (line {line}), "
+                        f"{_place_of_byte(path, line, at)}. Save it as UTF-8 (with or without BOM); latin-1 / "
+                        "Windows-1252 exports need converting.")
             if not chunk:
                 return None
             offset += len(chunk)
             lines += chunk.count(b"\n")
 
 
-def _header(path: Path) -> list[str]:
+def _place_of_byte(path: Path, line: int, offset: int) -> str:
+    """The CSV column and value holding the byte at ``offset`` on ``line`` (1-based; line 1 is the header)."""
+    if line == 1:
+        return "in the header"
     with _open_binary(path) as fh:
-        raw = fh.readline()
+        header = next(csv.reader([fh.readline().decode("utf-8-sig", errors="replace")]), [])
+        for _ in range(line - 2):
+            fh.readline()
+        start = fh.tell()
+        text = fh.readline(1 << 20)
+    try:
+        # latin-1 maps every byte to one character, so the fields before the byte count as they are in the file
+        n_fields = len(next(csv.reader([text[:offset - start].decode("latin-1")]), [""]))
+        fields = next(csv.reader([text.decode("utf-8", errors="backslashreplace").rstrip("\r\n")]), [])
+    except csv.Error:  # e.g. a field longer than the csv module allows: the offset and line say where
+        return "in a line that is not CSV text"
+    column = header[n_fields - 1] if 0 < n_fields <= len(header) else f"field {n_fields}"
+    value = fields[n_fields - 1] if 0 < n_fields <= len(fields) else ""
+    return f"column {column}, value '{value}'"
+
+
+def _ragged_line(path: Path) -> str | None:
+    """The first line whose number of fields differs from the header's (a stray comma, a line cut short), or None.
+    Streams the file, so it is only run to explain a failed read."""
+    with _open_binary(path) as fh:
+        rows = csv.reader(codecs.iterdecode(fh, "utf-8-sig"))
+        try:
+            header = next(rows, [])
+            for row in rows:
+                if row and len(row) != len(header):
+                    return (f"{path.name}: line {rows.line_num} has {len(row)} fields where the header has "
+                            f"{len(header)}: '{','.join(row)}'")
+        except csv.Error as exc:  # e.g. a field longer than the csv module allows (binary data)
+            return f"{path.name}: line {rows.line_num} is not CSV text ({exc})"
+    return None
+
+
+def _read_error(path: Path, exc: duckdb.Error) -> str:
+    """Why DuckDB could not read ``path``, in the file's terms where we can tell (a truncated gzip, a byte that is
+    not UTF-8, a line with too many or too few fields), else the first paragraph of DuckDB's message (it names the
+    line, the column and the value that does not convert; the rest is advice on read_csv options)."""
+    reason = _gzip_error(path) or _encoding_error(path) or _ragged_line(path)
+    return reason or f"{path.name}: could not be read: {str(exc).split(chr(10) * 2)[0].strip()}"
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with _open_binary(path) as fh:
+            raw = fh.readline()
+    except GZIP_ERRORS as exc:
+        raise RawInputError(_gzip_error(path) or f"{path.name}: {exc}") from exc
     try:
         first = raw.decode("utf-8-sig").strip()
     except UnicodeDecodeError as exc:
@@ -208,20 +279,23 @@ def _file_type(sql_type: str) -> str:
 
 
 def _to_whole_numbers(con: duckdb.DuckDBPyConnection, table: str, path: Path, target: str) -> None:
-    """Give the file's integer columns their layout type, refusing values with a fraction."""
+    """Give the file's integer columns their layout type, refusing values with a fraction, nan, inf and values
+    beyond the INTEGER range (the cast would fail without saying which rows)."""
     keys = [k for k in ("Store", "Date") if k in RAW_COLUMNS[table]]
     for column in (c for c, t in RAW_COLUMNS[table].items() if t == "INTEGER"):
         selected = ", ".join(f'"{c}"' for c in [*keys, column])
-        rel = con.sql(f'SELECT {selected} FROM {target} WHERE "{column}" <> round("{column}") ORDER BY ALL')
+        # NULLs (blank fields) pass: the not-null expectations name them
+        rel = con.sql(f'SELECT {selected} FROM {target} WHERE NOT isfinite("{column}") '
+                      f'OR "{column}" <> round("{column}") OR abs("{column}") > {INTEGER_MAX} ORDER BY ALL')
         bad = rel.limit(MAX_SAMPLES).fetchall()
         if bad:
             n = con.execute(f"SELECT count(*) FROM ({rel.sql_query()})").fetchall()[0][0]
             samples = "; ".join(", ".join(f"{c}={v}" for c, v in zip([*keys, column], row)) for row in bad)
-            raise RawInputError(f"{path.name}: column {column} must hold whole numbers; {n} row(s) do not, "
-                                f"e.g. {samples}")
+            raise RawInputError(f"{path.name}: column {column} must hold whole numbers (at most {INTEGER_MAX:,}); "
+                                f"{n} row(s) do not, e.g. {samples}")
         try:
             con.execute(f'ALTER TABLE {target} ALTER "{column}" TYPE INTEGER')
-        except duckdb.Error as exc:  # e.g. beyond INTEGER's range
+        except duckdb.Error as exc:  # whatever the check above did not foresee
             raise RawInputError(f"{path.name}: column {column}: {exc}") from exc
 
 
@@ -230,7 +304,7 @@ def _read_file(con: duckdb.DuckDBPyConnection, table: str, path: Path, target: s
     try:
         con.execute(f"CREATE OR REPLACE TABLE {target} AS " + _select_sql(table, path, _check_header(table, path)))
     except duckdb.Error as exc:
-        raise RawInputError(_encoding_error(path) or f"{path.name}: could not be read: {exc}") from exc
+        raise RawInputError(_read_error(path, exc)) from exc
     _to_whole_numbers(con, table, path, target)
     _check_finite(con, table, path, target)
     return _scalar(con, f"SELECT count(*) FROM {target}")

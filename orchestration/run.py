@@ -40,12 +40,25 @@ def _step_line(step: str, seconds: float, metadata: dict, n_assets: int) -> str:
     return f"  {step:<34} {seconds:>7.1f}s  {assets}  {metric}".rstrip()
 
 
+STEP_CODE_ERROR = "DagsterExecutionStepExecutionError"  # Dagster's wrapper of what a step's own code raised
+CHECK_FAILED_ERROR = "DagsterAssetCheckFailedError"  # a blocking check failed: its message names only the check
+
+
 def failure_message(events) -> str | None:
-    """The first failed step's error; failing that, the run's own (e.g. a resource that refused to start: another
-    run holds DATA_DIR), its innermost cause, without Dagster's wrapper."""
+    """The first failed step's error (what its code raised, e.g. the loader's message naming file, column and
+    samples, not Dagster's "Error occurred while executing op" around it; for a failed blocking check, the check's
+    own description too); failing that, the run's own (e.g. a resource that refused to start: another run holds
+    DATA_DIR), its innermost cause, without Dagster's wrapper."""
     step = next((e for e in events if e.event_type == DagsterEventType.STEP_FAILURE), None)
     if step is not None:
-        return f"{step.step_key} failed: {step.event_specific_data.error.message.strip()}"
+        error = step.event_specific_data.error
+        while error.cls_name == STEP_CODE_ERROR and error.cause is not None:
+            error = error.cause
+        reasons = [e.event_specific_data.description for e in events
+                   if error.cls_name == CHECK_FAILED_ERROR and e.step_key == step.step_key
+                   and e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+                   and not e.event_specific_data.passed and e.event_specific_data.description]
+        return "\n".join([f"{step.step_key} failed: {error.message.strip()}", *reasons])
     run = next((e for e in events if e.event_type in (DagsterEventType.RESOURCE_INIT_FAILURE,
                                                        DagsterEventType.RUN_FAILURE)
                 and getattr(e.event_specific_data, "error", None) is not None), None)

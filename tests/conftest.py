@@ -3,7 +3,7 @@
 The serving and publishing tests read what dbt, the Great Expectations checks, the models and the publish step
 produce (``orchestration.definitions.materialize_pipeline``, profile ``fast``: about 1-2 minutes), never a
 hand-written stand-in. Tests must not change the fixture's files: a test that writes copies them first
-(:meth:`PipelineWarehouse.copy_build`).
+(:meth:`PipelineWarehouse.copy_build`, or the whole data folder: ``data_copy``).
 """
 
 from __future__ import annotations
@@ -52,3 +52,10 @@ def pipeline_warehouse(tmp_path_factory) -> PipelineWarehouse:
     return PipelineWarehouse(raw_dir=raw_dir, data_dir=data_dir, build_warehouse=data_dir / "warehouse.duckdb",
                              published=data_dir / "published" / "warehouse.duckdb", result=result)
 
+
+
+@pytest.fixture
+def data_copy(pipeline_warehouse, tmp_path) -> Path:
+    """A private copy of the session run's data folder: its committed good state (build warehouse, model artifacts,
+    published copy) for a test's own runs."""
+    return shutil.copytree(pipeline_warehouse.data_dir, tmp_path / "data")

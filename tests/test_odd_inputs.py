@@ -1,5 +1,6 @@
-"""Odd but valid inputs load (BOM, CRLF, quotes and spaces in the path); wrong encodings and non-finite numbers
-are refused with a message naming the file, the place and the column (ingestion.load.load_incoming)."""
+"""Odd but valid inputs load (BOM, CRLF); wrong encodings and non-finite numbers are refused with a message naming
+the file, the place and the column (ingestion.load.load_incoming). Through the whole pipeline, with quotes and
+spaces in the paths and a latin-1 store.csv: tests/test_bad_input_catalogue.py."""
 
 from __future__ import annotations
 
@@ -44,21 +45,6 @@ def test_utf8_bom_and_crlf_load_like_plain_files(tmp_path, variant):
                        ).fetchall() == [(1270.0, None), (570.0, "Jän,Apr,Jul,Oct")]
 
 
-def test_path_with_quotes_and_spaces(tmp_path):
-    folder = write(tmp_path / "it's a \"raw\" folder")
-    con = load(folder, tmp_path)
-    assert con.execute("SELECT count(*) FROM raw_incoming.stores").fetchone() == (2,)
-
-
-def test_latin1_store_file_names_file_offset_and_line(tmp_path):
-    stores = STORES.format(distance=1270).replace("Jan,Apr", "Jän,Apr").encode("latin-1")
-    folder = write(tmp_path / "in", stores=stores)
-    with pytest.raises(RawInputError) as err:
-        load(folder, tmp_path)
-    offset = stores.index(b"\xe4")
-    assert f"store.csv is not UTF-8: byte b'\\xe4' at byte offset {offset} (line 3)" in str(err.value)
-
-
 def test_latin1_header_is_refused_before_reading(tmp_path):
     folder = write(tmp_path / "in", sales=SALES.replace("Store,", "Störe,", 1).encode("latin-1"))
     with pytest.raises(RawInputError, match=r"train.csv is not UTF-8: .* at byte offset 2 \(line 1\)"):
@@ -70,7 +56,7 @@ def test_encoding_error_offset_does_not_depend_on_chunking(tmp_path, chunk):
     path = tmp_path / "x.csv"
     data = "a,€\n".encode() * 3 + b"b,J\xe4n\n" + "c,€\n".encode()
     path.write_bytes(data)
-    assert f"byte offset {data.index(b'J') + 1} (line 4)" in _encoding_error(path, chunk)
+    assert f"byte offset {data.index(b'J') + 1} (line 4), column €, value 'J\\xe4n'" in _encoding_error(path, chunk)
     path.write_bytes("a,€ä\n".encode() * 3)
     assert _encoding_error(path, chunk) is None
 

@@ -1,13 +1,13 @@
-"""One run at a time per DATA_DIR, and the clean-up after killed runs (orchestration/run_guard.py).
+"""One run at a time per DATA_DIR, and what the clean-up keeps (orchestration/run_guard.py).
 
-Runs are real Dagster runs through the real run guard; the ones that must be killed or must hold the lock run in
-child processes. Each test works on a private copy of the session pipeline's data folder."""
+Runs are real Dagster runs through the real run guard; the ones that must hold the lock run in child processes.
+Each test works on a private copy of the session pipeline's data folder. Runs killed at each step, and the clean-up
+after them: tests/test_bad_input_catalogue.py."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,16 +17,15 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetKey, AssetSelection, DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from forecasting.artifacts import remove_leftovers
-from forecasting.protocol import MODEL_NAMES
-from orchestration.assets.models import model_key
 from orchestration.definitions import materialize_pipeline
-from orchestration.resources import Retraining, TrainingSettings, run_guard
+from orchestration.resources import TrainingSettings, run_guard
 from orchestration.run import failure_message
-from orchestration.run_guard import RunLockBusy, registered_versions, run_lock, served_versions
+from orchestration.run_guard import RunLockBusy, run_lock, served_versions
 from settings import REPO_ROOT
+from state import version_folders
 
 LOCK = ".run.lock"
 
@@ -53,31 +52,6 @@ result = materialize([hold.with_hooks({requires_run_guard})], instance=DagsterIn
 sys.exit(0 if result.success else 1)
 """
 
-# A training run killed (SIGKILL) in the middle of writing its second model's artifacts.
-KILLED_TRAINING = """
-import os, signal, sys
-import pandas as pd
-from dagster import DagsterInstance
-from orchestration.definitions import materialize_pipeline
-from orchestration.resources import Retraining
-
-data_dir, raw_dir, home = sys.argv[1:4]
-writes = []
-to_parquet = pd.DataFrame.to_parquet
-
-def to_parquet_then_die(frame, path, *args, **kwargs):
-    if "/models/" in str(path):
-        writes.append(path)
-        if len(writes) == 5:  # the first model's 3 files are in place; the second's 2nd file is being written
-            os.kill(os.getpid(), signal.SIGKILL)
-    return to_parquet(frame, path, *args, **kwargs)
-
-pd.DataFrame.to_parquet = to_parquet_then_die
-materialize_pipeline(data_dir, raw_dir, selection=["models/baseline", "models/random_forest"],
-                     instance=DagsterInstance.local_temp(home), retraining=Retraining(force_refit=True))
-sys.exit(3)  # not reached
-"""
-
 
 def _python(script: str, *args, **popen) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
@@ -97,15 +71,6 @@ def _tree(root: Path) -> dict[str, str]:
     """Every file under ``root`` with a hash of its bytes, and every folder."""
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
             for p in sorted(root.rglob("*"))}
-
-
-def _version_folders(models_dir: Path) -> set[tuple[str, str]]:
-    return {(p.parent.name, p.name) for p in models_dir.glob("*/*") if p.is_dir() and not p.name.startswith(".")}
-
-
-@pytest.fixture
-def data_copy(pipeline_warehouse, tmp_path) -> Path:
-    return shutil.copytree(pipeline_warehouse.data_dir, tmp_path / "data")
 
 
 def test_run_lock_names_its_holder_and_survives_a_killed_holder(tmp_path):
@@ -169,43 +134,10 @@ def test_a_second_run_fails_at_once_changing_nothing_or_waits_for_the_first(pipe
     assert instance.get_run_by_id(first_run).status == DagsterRunStatus.SUCCESS
 
 
-def test_a_killed_training_leaves_nothing_behind_after_the_next_run(pipeline_warehouse, data_copy, tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    models = data_copy / "models"
-    kept = _version_folders(models)
-    killed = _python(KILLED_TRAINING, data_copy, pipeline_warehouse.raw_dir, home)
-    assert killed.wait(timeout=300) == -signal.SIGKILL
-    instance = DagsterInstance.local_temp(str(home))
-    (dead_run,) = instance.get_runs()
-    assert dead_run.status == DagsterRunStatus.STARTED
-    temps = list(models.glob("*/.*.tmp"))
-    orphans = _version_folders(models) - kept
-    assert len(temps) == 1 and len(orphans) == 1  # one model saved (not yet in ml.model_registry), one half-written
-    assert dead_run.run_id in (data_copy / LOCK).read_text()
-    stale_publish = data_copy / "published" / ".warehouse.duckdb.20260101T000000.000000Z-abcdef.tmp"
-    stale_publish.write_bytes(b"half a copy")  # what a publisher killed mid-copy leaves
-
-    # The models and everything after them (raw and dbt do not touch artifacts; skipping them saves half the time).
-    rerun = materialize_pipeline(data_copy, pipeline_warehouse.raw_dir, instance=instance,
-                                 selection=AssetSelection.assets(*map(model_key, MODEL_NAMES)).downstream(),
-                                 retraining=Retraining(force_refit=True))
-
-    assert rerun.success, failure_message(rerun.all_events)
-    assert instance.get_run_by_id(dead_run.run_id).status == DagsterRunStatus.FAILURE
-    assert instance.get_run_by_id(rerun.run_id).status == DagsterRunStatus.SUCCESS
-    assert not list(models.glob("*/.*")) and not any(p.exists() for p in temps)
-    assert not any((models / m / v).exists() for m, v in orphans)
-    assert _version_folders(models) == registered_versions(data_copy / "warehouse.duckdb")  # no orphan left
-    assert kept < _version_folders(models)
-    assert not stale_publish.exists()
-    assert (data_copy / LOCK).read_text() == ""
-
-
 def test_pruning_never_deletes_what_the_published_copy_serves(pipeline_warehouse, data_copy):
     models = data_copy / "models"
     served = served_versions(data_copy / "published" / "warehouse.duckdb")
-    assert served and served == _version_folders(models)
+    assert served and served == version_folders(models)
     # Three newer runs that failed after their write-back: in the build registry, never published.
     newer = {(m, f"2099010{i}T000000000000Z") for m, _ in served for i in (1, 2, 3)}
     for model, version in newer:
@@ -219,7 +151,9 @@ def test_pruning_never_deletes_what_the_published_copy_serves(pipeline_warehouse
                                   selection=[AssetKey(["models", "artifact_retention"])])
     assert result.success, failure_message(result.all_events)
     # Each model keeps its 2 newest versions and the one the published copy serves, although it is older.
-    assert _version_folders(models) == served | {(m, v) for m, v in newer if not v.startswith("20990101")}
+    assert version_folders(models) == served | {(m, v) for m, v in newer if not v.startswith("20990101")}
+
+
 def test_leftovers_go_only_when_known_to_be_orphans_and_older_than_the_run(tmp_path):
     for name in ("20260101T000000000000Z", "20260102T000000000000Z", ".20260103T000000000000Z.x1.tmp"):
         (tmp_path / "lstm" / name).mkdir(parents=True)

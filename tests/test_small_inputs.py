@@ -1,11 +1,11 @@
 """Small valid inputs degrade with a logged warning (fewer folds, clusters, a shorter LSTM lookback, HGB without
-empty columns, ADF skipped) or stop with a message naming the minimum, through the real pipeline (fast profile)."""
+empty columns, ADF skipped) or stop with a message naming the minimum. Through the whole pipeline (one store, 104
+and 60 days of history): tests/test_bad_input_catalogue.py."""
 
 from __future__ import annotations
 
 import logging
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -39,31 +39,6 @@ def test_lstm_too_short_for_any_lookback_names_the_minimum():
     frame = history(45).assign(store_id=1, sales=100.0, customers=10.0, is_open=True)
     with pytest.raises(ValueError, match=r"lstm: history of 45 days is too short: at least 49 days are needed"):
         lstm.fit(frame, lstm.FAST_PARAMS)
-
-
-def test_one_store_short_history_runs_through_the_pipeline_with_warnings(tmp_path, caplog):
-    """One store, 104 days: one fold instead of 3, 2 clusters instead of 20 (3 complete months), the LSTM's
-    lookback lowered (62 training days < 21 + 42), HGB leaving out the store's empty Promo2 columns."""
-    from ingestion.synthetic import generate_dataset
-    from orchestration.definitions import materialize_pipeline
-
-    generate_dataset(tmp_path / "raw", n_stores=1, start="2015-04-01", end="2015-07-13", horizon_days=42)
-    with caplog.at_level(logging.WARNING):
-        result = materialize_pipeline(tmp_path / "data", tmp_path / "raw", profile="fast")
-    assert result.success
-    warnings = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
-    assert "history of 104 days: 1 of 3 folds" in warnings
-    assert "only 3 complete store-months: 2 clusters instead of 20" in warnings
-    assert "lstm: history of 62 days is shorter than lookback 21 + horizon 42: lookback lowered to 20 days" in warnings
-    assert "hist_gradient_boosting: no values in" in warnings
-
-    with duckdb.connect(str(tmp_path / "data" / "published" / "warehouse.duckdb"), read_only=True) as con:
-        per_model = dict(con.execute("SELECT model, count(*) FROM marts.fct_sales_forecast GROUP BY model").fetchall())
-        splits = {s for (s,) in con.execute("SELECT DISTINCT split FROM ml.model_metrics").fetchall()}
-        n_clusters = con.execute("SELECT count(*) FROM ml.customer_sales_cluster_centers").fetchone()[0]
-    assert set(per_model) >= {"baseline", "random_forest", "hist_gradient_boosting", "lstm"}
-    assert all(n == 42 for n in per_model.values())
-    assert splits == {"validation"} and n_clusters == 2
 
 
 def test_adf_skipped_on_short_series_with_a_warning(caplog):
