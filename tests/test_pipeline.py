@@ -189,3 +189,11 @@ def test_readers_of_the_published_warehouse_never_block_a_run(platform, tmp_path
     assert summary["iterations"] > 10
     assert after != before and held_version == before
     assert [v["version_id"] for v in summary["versions"]] == [before, after]
+
+
+def test_dbt_steps_leave_no_target_folder_behind(platform):
+    from settings import DBT_PROJECT_DIR
+
+    # dagster-dbt names each invocation's folder "<step>-<first 7 characters of the run id>-<random>"
+    left = list((DBT_PROJECT_DIR / "target").glob(f"*-{platform[2].run_id[:7]}-*"))
+    assert left == []

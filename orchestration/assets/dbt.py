@@ -1,5 +1,6 @@
 """dbt models as Dagster assets: the warehouse models, and the BI marts downstream of the forecasts."""
 
+import shutil
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -56,7 +57,11 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckD
     # the file through an in-process dbt adapter that keeps it open read-only for the rest of the process, so the
     # later steps of an in-process run could not write it; they also skip the row counts of views.)
     args = dbt_args(["build"], warehouse.active_path, training.spec.dbt_vars())
-    events = list(dbt.cli(args, context=context).stream())
+    invocation = dbt.cli(args, context=context)
+    events = list(invocation.stream())
+    # Each invocation writes its own target folder (about 13 MB of compiled SQL and run results); the step's log and
+    # events already hold what a user reads, so the folders would only pile up run after run.
+    shutil.rmtree(invocation.target_path, ignore_errors=True)
     built = {e.output_name: context.asset_key_for_output(e.output_name) for e in events if isinstance(e, Output)}
     with warehouse.connect(read_only=True) as con:
         counts = {name: con.execute(f'SELECT count(*) FROM "{key.path[0]}"."{key.path[-1]}"').fetchall()[0][0]
