@@ -12,8 +12,9 @@ and ``marts.dim_stores``, and computes in DuckDB, per fold and model:
 
 grouped by fold x model, then per fold by store type, assortment, weekday, horizon week, promo, state-holiday
 proximity, school holiday, closures (reopening after >= 3 closed days, refurbishment, the days before a long
-closure), stores with a gap in their history, and the worst stores of the champion.  Prints markdown tables and
-writes them as JSON (``bench/results/errors-<UTC time>.json`` unless ``--out``).
+closure), stores with a gap in their history, the worst stores and days of the champion; and whether a store's
+bias carries over from one fold to the next (with the RMSPE a store correction fitted on the earlier fold would
+give).  Prints markdown tables and writes them as JSON (``bench/results/errors-<UTC time>.json`` unless ``--out``).
 
     .venv/bin/python bench/errors.py --warehouse bench/results/real-warehouse.duckdb
     .venv/bin/python bench/errors.py --warehouse W --artifacts ACCURACY_WORK_DIR/models --models random_forest lstm
@@ -59,6 +60,9 @@ DIMENSIONS: dict[str, str] = {
         ELSE '4: none near' END""",
     "history gap": "CASE WHEN n_missing_days > 0 THEN 'store with missing days' ELSE 'complete history' END",
 }
+WORST_DAYS = 8
+# how much of the earlier fold's store bias the carry-over trial removes (1 = all of it: noisier)
+STORE_BIAS_SHRINK = 0.5
 
 
 def load_fold_rows(con: duckdb.DuckDBPyConnection, models: list[str] | None = None,
@@ -166,6 +170,58 @@ def worst_stores(con: duckdb.DuckDBPyConnection, champion: str, n: int) -> pd.Da
         ORDER BY fold_index, store_id, model""", {"champion": champion, "n": n}).df()
 
 
+def worst_days(con: duckdb.DuckDBPyConnection, champion: str, n: int) -> pd.DataFrame:
+    """Per fold, the ``n`` days carrying the largest share of the champion's squared error (calendar events the
+    features miss show up here), with every model's RMSPE and bias on them."""
+    return con.execute("""
+        WITH per_day AS (
+            SELECT split, forecast_date::VARCHAR AS day, dayname(forecast_date) AS weekday, model, count(*) AS n_days,
+                   sum(sq_pct_error) AS sq_error, sqrt(avg(sq_pct_error)) AS rmspe, avg(log_ratio) AS bias
+            FROM scored GROUP BY ALL
+        ), shares AS (
+            SELECT *, sq_error / sum(sq_error) OVER (PARTITION BY split, model) AS sq_error_share FROM per_day
+        ), worst AS (
+            SELECT split, day FROM shares WHERE model = $champion
+            QUALIFY row_number() OVER (PARTITION BY split ORDER BY sq_error DESC, day) <= $n
+        )
+        SELECT fold_index, split, day, weekday, model, n_days, rmspe, bias, sq_error_share
+        FROM shares JOIN worst USING (split, day) JOIN folds USING (split)
+        ORDER BY fold_index, day, model""", {"champion": champion, "n": n}).df()
+
+
+def store_bias_persistence(con: duckdb.DuckDBPyConnection, shrink: float) -> pd.DataFrame:
+    """Does a store's bias carry over to the next fold?  Per model and pair of consecutive folds: the correlation
+    of the stores' bias, the later fold's RMSPE, and its RMSPE had each forecast been divided by
+    exp(``shrink`` x the store's bias in the earlier fold) -- a correction fitted on the earlier fold only."""
+    return con.execute("""
+        WITH store_bias AS (
+            SELECT model, fold_index, store_id, avg(log_ratio) AS bias
+            FROM scored JOIN folds USING (split) GROUP BY ALL
+        ), pairs AS (
+            SELECT earlier.model, earlier.fold_index + 1 AS fold_index, earlier.store_id, earlier.bias AS earlier_bias,
+                   later.bias AS later_bias
+            FROM store_bias AS earlier JOIN store_bias AS later
+                ON later.model = earlier.model AND later.store_id = earlier.store_id
+                AND later.fold_index = earlier.fold_index + 1
+        ), corrected AS (
+            SELECT r.model, f.fold_index, r.sq_pct_error,
+                   power((r.actual_sales - r.sales_pred * exp(-$shrink * coalesce(p.earlier_bias, 0)))
+                         / r.actual_sales, 2) AS corrected_sq_pct_error
+            FROM scored AS r JOIN folds AS f USING (split)
+            LEFT JOIN pairs AS p USING (model, fold_index, store_id)
+            WHERE f.fold_index > 1
+        )
+        SELECT (SELECT split FROM folds WHERE fold_index = c.fold_index - 1) || ' -> '
+               || (SELECT split FROM folds WHERE fold_index = c.fold_index) AS folds,
+               c.model, any_value(b.store_bias_corr) AS "store bias correlation",
+               sqrt(avg(c.sq_pct_error)) AS "RMSPE later fold",
+               sqrt(avg(c.corrected_sq_pct_error)) AS "RMSPE with the earlier fold's store bias removed"
+        FROM corrected AS c
+        JOIN (SELECT model, fold_index, corr(earlier_bias, later_bias) AS store_bias_corr FROM pairs GROUP BY ALL) AS b
+            USING (model, fold_index)
+        GROUP BY c.fold_index, c.model ORDER BY c.fold_index, c.model""", {"shrink": shrink}).df()
+
+
 def _wide(long: pd.DataFrame, keys: list[str], models: list[str], champion: str) -> pd.DataFrame:
     """One row per ``keys``: open days, the champion's share of squared error, RMSPE and bias of each model."""
     wide = long.pivot_table(index=keys, columns="model", values=["rmspe", "bias"], sort=False)
@@ -202,6 +258,8 @@ def analyse(con: duckdb.DuckDBPyConnection, models: list[str] | None = None, art
     stores = worst_stores(con, champion, worst)
     tables[f"worst {worst} stores"] = _wide(stores, ["split", "store_id", "store_type", "n_missing_days"], found,
                                              champion)
+    tables["worst days"] = _wide(worst_days(con, champion, WORST_DAYS), ["split", "day", "weekday"], found, champion)
+    tables[f"store bias carried over (shrink {STORE_BIAS_SHRINK:g})"] = store_bias_persistence(con, STORE_BIAS_SHRINK)
     return {"models": found, "champion": champion, "tables": tables}
 
 
