@@ -10,8 +10,9 @@ whole window -- what the platform's blend would have forecast at that cut.  The 
 backtest fold's blend was fitted on later folds too).
 
 Rules: the mean over the window (the rule until issue 14), the last fold, the last two folds, and weighted means
-with weights halving every h folds back (``ForecastSpec.recency_weights``).  Second table: the blend's RMSPE on
-fold k when its weights are fitted with every fold alike or with each half-life's weights.
+with weights halving every h folds back (``ForecastSpec.recency_weights``).  The candidate blend's fold weights are
+the platform's (``--blend-half-life``; 0: every fold alike).  Last table: the blend's RMSPE on fold k when its
+weights are fitted with every fold alike or with each half-life's weights.
 
     .venv/bin/python bench/champion_rule.py --warehouse bench/results/real-warehouse.duckdb
     .venv/bin/python bench/champion_rule.py --warehouse W --artifacts ACCURACY_WORK_DIR/models --window 3 4
@@ -93,16 +94,18 @@ def blend_at_cut(window_preds: dict[str, pd.DataFrame], future: dict[str, pd.Dat
 
 
 def evaluate(preds: dict[str, pd.DataFrame], splits: list[str], window: int, first_cut: int,
-             candidate_rules: dict[str, Rule]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per cut (fold ``first_cut`` on, 0-based): every rule's pick and its loss to the best candidate on the future
-    fold; and the blend's future RMSPE with every fold alike or with each half-life's weights."""
+             candidate_rules: dict[str, Rule], blend_half_life: float | None
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per cut (fold ``first_cut`` on, 0-based): every rule's pick among the members and the blend fitted with
+    ``blend_half_life`` (None: every fold alike), and its loss to the best of them on the future fold; and the
+    blend's future RMSPE with every fold alike or with each half-life's weights."""
     member_scores = {n: fold_metrics(p).query("metric == 'rmspe'").set_index("split")["value"]
                      for n, p in preds.items()}
     picks, blends = [], []
     for k in range(first_cut, len(splits)):
         folds_before, cut = splits[k - window:k], splits[k]
         window_preds, future = _subset(preds, folds_before), _subset(preds, [cut])
-        blend_scores, blend_future = blend_at_cut(window_preds, future, folds_before, None)
+        blend_scores, blend_future = blend_at_cut(window_preds, future, folds_before, blend_half_life)
         scores = pd.DataFrame({n: s[folds_before] for n, s in member_scores.items()} | {BLEND: blend_scores})
         outcome = {n: float(s[cut]) for n, s in member_scores.items()} | {BLEND: blend_future}
         best = min(outcome, key=outcome.get)
@@ -115,7 +118,8 @@ def evaluate(preds: dict[str, pd.DataFrame], splits: list[str], window: int, fir
             row[name] = pick
             row[f"{name} loss"] = outcome[pick] - outcome[best]
         picks.append(row)
-        blend_row = {"future fold": cut, "blend, folds alike": blend_future}
+        blend_row = {"future fold": cut, "blend, folds alike": blend_at_cut(window_preds, future, folds_before,
+                                                                          None)[1]}
         for h in HALF_LIVES:
             blend_row[f"blend, half-life {h:g}"] = blend_at_cut(window_preds, future, folds_before, h)[1]
         blends.append(blend_row)
@@ -136,6 +140,8 @@ def summary(picks: pd.DataFrame, candidate_rules: dict[str, Rule]) -> pd.DataFra
     return pd.DataFrame([{
         "rule": name, "cuts": len(picks), "picked the best": int((picks[f"{name} loss"] == 0).sum()),
         "mean loss (RMSPE)": picks[f"{name} loss"].mean(), "largest loss": picks[f"{name} loss"].max(),
+        # relative to the best, so that one hard future fold (Christmas) does not decide alone
+        "mean loss %": 100 * (picks[f"{name} loss"] / picks["best RMSPE"]).mean(),
         "mean RMSPE of its picks": (picks["best RMSPE"] + picks[f"{name} loss"]).mean(),
     } for name in candidate_rules])
 
@@ -148,14 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, nargs="+", default=[2],
                     help="folds a rule may look at before each cut, i.e. the platform's n_folds (default 2: all "
                          "that a 3-fold run has before its last fold); several values: one table each")
+    ap.add_argument("--blend-half-life", type=float, default=ForecastSpec().champion_half_life_folds,
+                    help="the candidate blend's fold weights (default: the platform's ForecastSpec; 0: every fold "
+                         "alike, as before issue 14)")
     ap.add_argument("--out", type=Path, help="JSON file (default bench/results/champion_rule-<UTC time>.json)")
     args = ap.parse_args(argv)
     with duckdb.connect(str(args.warehouse), read_only=True) as con:
         load_fold_rows(con, args.models, args.artifacts)
         preds, splits = member_rows(con)
     candidate_rules = rules()
-    print(f"folds (oldest first): {', '.join(splits)}; members: {', '.join(preds)} (+ the blend refitted per cut). "
-          "Loss = the pick's RMSPE on the future fold minus the best candidate's.")
+    blend_fit = f"half-life {args.blend_half_life:g} folds" if args.blend_half_life else "every fold alike"
+    print(f"folds (oldest first): {', '.join(splits)}; members: {', '.join(preds)} (+ the blend refitted per cut, "
+          f"fold weights: {blend_fit}). Loss = the pick's RMSPE on the future fold minus the best candidate's.")
     # every window on the same cuts, so the tables compare
     first_cut = max(args.window)
     if first_cut >= len(splits):
@@ -163,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{len(splits)}")
     result = {}
     for window in args.window:
-        picks, blends = evaluate(preds, splits, window, first_cut, candidate_rules)
+        picks, blends = evaluate(preds, splits, window, first_cut, candidate_rules, args.blend_half_life or None)
         table = summary(picks, candidate_rules)
         print(f"\n## window of {window} folds before each cut\n\n{markdown(table)}\n\n"
               f"{markdown(compact(picks, candidate_rules))}\n\nRMSPE on the future fold:\n\n"
@@ -174,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or REPO / "bench" / "results" / f"champion_rule-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"warehouse": str(args.warehouse), "artifacts": str(args.artifacts or ""),
+                               "blend_half_life": args.blend_half_life,
                                "splits": splits, "members": list(preds), "windows": result}, indent=2, default=str))
     print(f"\nwritten {out}")
     return 0

@@ -110,7 +110,7 @@ def load_fold_rows(con: duckdb.DuckDBPyConnection, models: list[str] | None = No
         WHERE coalesce(b.is_open, true) AND b.actual_sales > 0""")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE folds AS
-        SELECT split, min(forecast_date)::VARCHAR AS first_day, max(forecast_date)::VARCHAR AS last_day,
+        SELECT split, min(forecast_date)::DATE::VARCHAR AS first_day, max(forecast_date)::DATE::VARCHAR AS last_day,
                row_number() OVER (ORDER BY min(forecast_date)) AS fold_index
         FROM scored GROUP BY split""")
     return [m for (m,) in con.execute("SELECT DISTINCT model FROM scored ORDER BY model").fetchall()]
