@@ -6,12 +6,18 @@ history up to and including its cut-off and forecasts the next ``horizon_days`` 
 of history and is called ``validation``; the earlier ones ``backtest_1`` (oldest), ``backtest_2``, ...
 dbt computes the store statistics at the same cuts (``intermediate.int_feature_cuts``): the orchestration layer
 passes :meth:`ForecastSpec.dbt_vars` to dbt, so both sides read one :class:`ForecastSpec`.
+
+The folds do not count alike when models are compared: :meth:`ForecastSpec.recency_weights` halves a fold's weight
+every ``champion_half_life_folds`` folds back from the latest, because the latest folds resemble the forecast
+after them best (bench/README.md, "Champion rule").  dbt's ``marts.dim_model_versions`` ranks the champion by
+that weighted mean RMSPE (var ``champion_half_life_folds``) and the blend fits its weights with the same weights.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -24,15 +30,18 @@ MIN_TRAIN_DAYS = 56
 
 @dataclass(frozen=True)
 class ForecastSpec:
-    """Folds, horizon and the prediction interval's level (0.8 = 80%)."""
+    """Folds, horizon, the prediction interval's level (0.8 = 80%) and how fast older folds lose weight."""
 
     n_folds: int = 3
     horizon_days: int = 42
     interval: float = 0.8
+    champion_half_life_folds: float = 1.0
 
     def __post_init__(self):
-        if self.n_folds < 1 or self.horizon_days < 1 or not 0 < self.interval < 1:
-            raise ValueError(f"invalid forecast layout {self}: n_folds >= 1, horizon_days >= 1, 0 < interval < 1")
+        if (self.n_folds < 1 or self.horizon_days < 1 or not 0 < self.interval < 1
+                or not self.champion_half_life_folds > 0):
+            raise ValueError(f"invalid forecast layout {self}: n_folds >= 1, horizon_days >= 1, 0 < interval < 1, "
+                             "champion_half_life_folds > 0")
 
     def layout(self) -> dict:
         """What a trained version's forecasts depend on besides its parameters (see forecasting.retraining)."""
@@ -47,10 +56,16 @@ class ForecastSpec:
     def horizon_weeks(self) -> int:
         return math.ceil(self.horizon_days / 7)
 
-    def dbt_vars(self) -> dict[str, int]:
-        """The dbt vars that must match the training folds (dbt_project.yml documents them)."""
+    def recency_weights(self, splits: Sequence[str]) -> dict[str, float]:
+        """Weight of each fold of ``splits`` (oldest first, the latest last): 0.5 ** (age / half-life), age 0 for
+        the latest.  dim_model_versions.sql computes the same weights for the champion's ``weighted_rmspe``."""
+        n = len(splits)
+        return {split: 0.5 ** ((n - 1 - i) / self.champion_half_life_folds) for i, split in enumerate(splits)}
+
+    def dbt_vars(self) -> dict[str, int | float]:
+        """The dbt vars that must match the training folds and the blend (dbt_project.yml documents them)."""
         return {"backtest_folds": self.n_folds, "backtest_horizon_days": self.horizon_days,
-                "assumed_horizon_days": self.horizon_days}
+                "assumed_horizon_days": self.horizon_days, "champion_half_life_folds": self.champion_half_life_folds}
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,51 @@ def test_blend_weights_fix_bias_and_prefer_the_better_model():
     assert m.loc[m["metric"] == "rmspe", "value"].mean() < g.loc[g["metric"] == "rmspe", "value"].mean()
 
 
+def test_recency_weights_halve_every_half_life_back_from_the_latest_fold():
+    splits = ["backtest_1", "backtest_2", "backtest_3", VALIDATION]
+    assert ForecastSpec(champion_half_life_folds=1).recency_weights(splits) == {
+        "backtest_1": 0.125, "backtest_2": 0.25, "backtest_3": 0.5, VALIDATION: 1.0}
+    assert ForecastSpec(champion_half_life_folds=2).recency_weights(splits[-3:])["backtest_2"] == 0.5
+    assert ForecastSpec().dbt_vars()["champion_half_life_folds"] == ForecastSpec().champion_half_life_folds
+    with pytest.raises(ValueError):
+        ForecastSpec(champion_half_life_folds=0)
+
+
+def _drifting_members():
+    """"old" is accurate on the first two folds and noisy on the validation fold; "new" the other way round."""
+    base = _fake_preds(noise=0.0, seed=4)
+    latest = (base["split"] == VALIDATION).to_numpy()
+    rng = np.random.default_rng(5)
+    noise = {name: np.exp(rng.normal(0, 1, len(base)) * np.where(latest == (name == "new"), 0.02, 0.3))
+             for name in ("new", "old")}
+    return {name: base.assign(sales_pred=base["sales"] * noise[name]) for name in ("new", "old")}, latest
+
+
+def test_blend_weights_follow_the_recent_folds_as_the_champion_rule_does():
+    preds, latest = _drifting_members()
+    splits = ["backtest_1", "backtest_2", VALIDATION]
+    alike = blend_weights(preds)
+    recent = blend_weights(preds, recency=ForecastSpec(champion_half_life_folds=1).recency_weights(splits))
+    # every row alike: two folds favour "old"; weighted 0.25 / 0.5 / 1: the validation fold outweighs them
+    assert alike["old"] > alike["new"] and recent["new"] > recent["old"]
+    # a fold of weight 0 does not count at all
+    assert blend_weights(preds, recency={"backtest_1": 0.0, "backtest_2": 0.0, VALIDATION: 1.0}) == \
+        pytest.approx(blend_weights(preds, latest))
+
+
+def test_blend_backtest_weighs_the_other_folds_and_never_its_own():
+    preds, _ = _drifting_members()
+    _, per_fold = blend_backtest(preds, ForecastSpec(champion_half_life_folds=1))
+    # the validation fold's weights come from backtest_1 and _2 only, where "old" is right
+    assert per_fold[VALIDATION]["old"] > 0.9 and per_fold[VALIDATION]["new"] < 0.1
+    # backtest_1's from backtest_2 (weight 0.5) and validation (1): "new" leads
+    assert per_fold["backtest_1"]["new"] > per_fold["backtest_1"]["old"]
+    # a very long half-life is the unweighted fit of before
+    _, alike = blend_backtest(preds, ForecastSpec(champion_half_life_folds=1e9))
+    rows = (preds["new"]["split"] == "backtest_1").to_numpy()
+    assert alike["backtest_1"] == pytest.approx(blend_weights(preds, ~rows))
+
+
 def test_blend_of_trained_models_and_writeback(frame, tmp_path):
     members = {}
     for name in ("baseline", "hist_gradient_boosting"):

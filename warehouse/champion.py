@@ -1,6 +1,6 @@
 """Champion pins and the champion's history, in schema `ml`.
 
-The champion is dbt's (``marts.dim_model_versions``: the lowest mean backtest RMSPE among the latest versions,
+The champion is dbt's (``marts.dim_model_versions``: the lowest recency-weighted backtest RMSPE among the latest versions,
 unless a person pinned a version).  This module owns what people and runs change about it:
 
 - ``ml.champion_pins``: at most one row, the pinned version; empty = the rule decides.
@@ -111,7 +111,7 @@ def record_promotion(con: duckdb.DuckDBPyConnection, run_id: str) -> Champion | 
     last = last_recorded(con)
     if served is None or served == last:
         return None
-    reason = con.execute("SELECT champion_reason, mean_rmspe FROM marts.dim_model_versions WHERE is_champion "
+    reason = con.execute("SELECT champion_reason, weighted_rmspe FROM marts.dim_model_versions WHERE is_champion "
                          "AND model = ? AND model_version = ?", [served.model, served.model_version]).fetchone()
     why = f"{reason[0]} ({reason[1]:.4f})" if reason and reason[1] is not None else (reason or ["rule"])[0]
     _record(con, PROMOTION, served, last, why, f"run {run_id}", run_id, _now())

@@ -7,9 +7,13 @@
 -- latest origin: per version, the latest origin_date of its forecasts; "the served forecast" is
 --           the latest origin of a version, everywhere (marts, API, dashboard).
 -- champion: the version pinned in ml.champion_pins when it is registered and has forecasts;
---           otherwise, among the latest versions, the lowest mean RMSPE over the validation fold
---           and the backtest folds (split = 'validation' or 'backtest_<n>'); ties go to the model
---           name. A latest version without any RMSPE ranks after every scored one.
+--           otherwise, among the latest versions, the lowest weighted_rmspe: the mean RMSPE over
+--           the validation fold and the backtest folds (split = 'validation' or 'backtest_<n>'),
+--           each fold weighted 0.5 ^ (age / var champion_half_life_folds), age 0 for the
+--           validation fold, 1 for the backtest before it, ... (the latest folds resemble the
+--           forecast best: bench/README.md, "Champion rule"; forecasting.folds.ForecastSpec.
+--           recency_weights gives the blend's fit the same weights). Ties go to the model name.
+--           A latest version without any RMSPE ranks after every scored one.
 
 with
 
@@ -76,6 +80,36 @@ forecast_versions as (
 
 ),
 
+fold_rmspe as (
+
+    select
+        model,
+        model_version,
+        split,
+        value,
+        cast(nullif(regexp_extract(split, '^backtest_([0-9]+)$', 1), '') as integer) as backtest_number
+
+    from metrics
+    where
+        metric = 'rmspe'
+        and (split = 'validation' or regexp_matches(split, '^backtest_[0-9]+$'))
+
+),
+
+-- folds counted back from the validation fold (0); backtest_1 is the oldest, so backtest_<n> is
+-- (number of backtests + 1 - n) folds old
+fold_ages as (
+
+    select
+        *,
+        coalesce(
+            max(backtest_number) over (partition by model, model_version) + 1 - backtest_number, 0
+        ) as fold_age
+
+    from fold_rmspe
+
+),
+
 scores as (
 
     select
@@ -83,13 +117,12 @@ scores as (
         model_version,
         max(value) filter (where split = 'validation') as validation_rmspe,
         avg(value) as mean_rmspe,
+        sum(value * pow(0.5, fold_age / {{ var('champion_half_life_folds') }}))
+        / sum(pow(0.5, fold_age / {{ var('champion_half_life_folds') }})) as weighted_rmspe,
         count(*) as n_scored_folds
 
-    from metrics
-    where
-        metric = 'rmspe'
-        and value is not null
-        and (split = 'validation' or regexp_matches(split, '^backtest_[0-9]+$'))
+    from fold_ages
+    where value is not null
     group by all
 
 ),
@@ -122,6 +155,7 @@ versions as (
         coalesce(forecast_versions.n_origins, 0) as n_origins,
         scores.validation_rmspe,
         scores.mean_rmspe,
+        scores.weighted_rmspe,
         coalesce(scores.n_scored_folds, 0) as n_scored_folds,
         interval_levels.interval_level
 
@@ -162,7 +196,7 @@ ranked as (
         case
             when is_latest then row_number() over (
                 partition by is_latest
-                order by mean_rmspe asc nulls last, model
+                order by weighted_rmspe asc nulls last, model
             )
         end as rank
 
@@ -199,6 +233,7 @@ final as (
         cast(n_origins as integer) as n_origins,
         validation_rmspe,
         mean_rmspe,
+        weighted_rmspe,
         n_scored_folds,
         interval_level,
         cast(rank as integer) as rank,
@@ -211,9 +246,9 @@ final as (
         is_pinned,
         case
             when has_valid_pin and is_pinned and has_forecasts then 'pinned'
-            when not has_valid_pin and rank = 1 then 'lowest mean_rmspe'
+            when not has_valid_pin and rank = 1 then 'lowest weighted_rmspe'
         end as champion_reason,
-        'mean_rmspe' as champion_metric
+        'weighted_rmspe' as champion_metric
 
     from pinned
 
