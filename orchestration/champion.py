@@ -27,9 +27,9 @@ def _show(settings: Settings) -> int:
         print(f"no warehouse at {settings.build_warehouse} yet: run `make run` first")
         return 1
     with duckdb.connect(str(settings.build_warehouse), read_only=True) as con:
-        print(con.sql("SELECT model, model_version, mean_rmspe, is_latest, is_champion, is_pinned, champion_reason "
+        print(con.sql("SELECT model, model_version, weighted_rmspe, mean_rmspe, is_latest, is_champion, is_pinned, champion_reason "
                       "FROM marts.dim_model_versions WHERE is_latest OR is_champion OR is_pinned "
-                      "ORDER BY is_champion DESC, mean_rmspe"))
+                      "ORDER BY is_champion DESC, weighted_rmspe"))
         print(con.sql("SELECT changed_at, event, model, model_version, from_model, from_model_version, reason, "
                       "changed_by FROM ml.champion_history ORDER BY changed_at DESC LIMIT 10"))
     return 0
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     pin = sub.add_parser("pin", help="serve MODEL MODEL_VERSION as the champion until unpinned")
     pin.add_argument("model")
     pin.add_argument("model_version")
-    unpin = sub.add_parser("unpin", help="let the rule (lowest mean backtest RMSPE) choose again")
+    unpin = sub.add_parser("unpin", help="let the rule (lowest recency-weighted mean backtest RMSPE) choose again")
     for p in (pin, unpin):
         p.add_argument("--reason", default="")
         p.add_argument("--by", default=getpass.getuser(), help="who asks (default: the login name)")

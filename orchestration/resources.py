@@ -98,7 +98,8 @@ class DuckDBWarehouse(ConfigurableResource):
 class TrainingSettings(ConfigurableResource):
     """The one owner of the forecast layout and the model settings.
 
-    `n_folds`, `horizon_days` and `interval` (the prediction interval's level) reach dbt as `--vars` (the store
+    `n_folds`, `horizon_days`, `interval` (the prediction interval's level) and `champion_half_life_folds` (the
+    champion rule's fold weights) reach dbt as `--vars` (the store
     statistics' cuts and the assumed plan's length) and the training runner as a :class:`ForecastSpec`, so the
     two always agree. `profile` picks each model's parameter set ('default' or 'fast'); `keep_versions` (>= 2) is
     how many artifact folders per model stay under DATA_DIR/models after a run.
@@ -109,10 +110,12 @@ class TrainingSettings(ConfigurableResource):
     n_folds: int = ForecastSpec.n_folds
     horizon_days: int = ForecastSpec.horizon_days
     interval: float = ForecastSpec.interval
+    champion_half_life_folds: float = ForecastSpec.champion_half_life_folds
 
     @property
     def spec(self) -> ForecastSpec:
-        return ForecastSpec(n_folds=self.n_folds, horizon_days=self.horizon_days, interval=self.interval)
+        return ForecastSpec(n_folds=self.n_folds, horizon_days=self.horizon_days, interval=self.interval,
+                            champion_half_life_folds=self.champion_half_life_folds)
 
 
 class Retraining(ConfigurableResource):

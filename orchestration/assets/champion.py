@@ -32,7 +32,7 @@ class ChampionPinConfig(Config):
        # after the raw load, so a run whose input is refused materializes nothing (a dependency on the ml tables
        # would split the dbt forecast marts into several steps); the set_champion job runs it alone
        deps=[AssetKey(["raw", "sales"])],
-       description="The pinned champion version (at most one row; empty: the lowest mean backtest RMSPE wins). "
+       description="The pinned champion version (at most one row; empty: the lowest recency-weighted mean backtest RMSPE wins). "
                    "Changed by the set_champion job or `python -m orchestration.champion pin|unpin`.")
 def champion_pins(context: AssetExecutionContext, config: ChampionPinConfig,
                   warehouse: DuckDBWarehouse) -> MaterializeResult:

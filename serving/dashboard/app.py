@@ -100,7 +100,7 @@ def store_page(con, version_id: str, overview: dict) -> None:
         metric = st.radio("Metric", data.ACCURACY_METRICS, horizontal=True)
         st.altair_chart(charts.accuracy_chart(overview["accuracy"], metric), width="stretch")
         st.dataframe(insights.tidy(latest.drop(columns=["model_version"]).rename(
-            columns={"mean_rmspe": "mean RMSPE (validation + backtests)"})), hide_index=True, width="stretch")
+            columns={"weighted_rmspe": "weighted RMSPE (champion rule)", "mean_rmspe": "mean RMSPE (validation + backtests)"})), hide_index=True, width="stretch")
     with tab_insights:
         if not tables:
             st.info("No insight tables in this published version.")
@@ -123,7 +123,7 @@ def chain_page(con, version_id: str, overview: dict) -> None:
     k4.metric("Chain RMSPE (validation)", _rmspe(worst["chain_rmspe"].iat[0] if len(worst) else None))
     if len(fc):
         st.caption(f"Forecast {pd.Timestamp(fc['date'].min()):%d %b %Y} to {pd.Timestamp(fc['date'].max()):%d %b %Y}"
-                   " by the champion (the latest version with the lowest mean RMSPE).")
+                   " by the champion (the latest version with the lowest recency-weighted mean RMSPE).")
     st.altair_chart(charts.chain_daily_chart(c["daily"]), width="stretch")
     left, right = st.columns(2)
     with left:

@@ -21,9 +21,9 @@ def load_overview(version_id: str, _con) -> dict:
     accuracy = frame(_con, f"""
         SELECT model, model_version, trained_at, {", ".join(ACCURACY_METRICS)}
         FROM marts.rpt_model_accuracy WHERE split = 'validation' ORDER BY trained_at""")
-    # each model's latest version, the champion first (dbt's rank: by mean RMSPE)
+    # each model's latest version, the champion first (dbt's rank: by recency-weighted RMSPE)
     latest = frame(_con, """
-        SELECT model, model_version, trained_at, validation_rmspe, mean_rmspe, interval_level, rank, is_champion
+        SELECT model, model_version, trained_at, validation_rmspe, weighted_rmspe, mean_rmspe, interval_level, rank, is_champion
         FROM marts.dim_model_versions WHERE is_latest ORDER BY rank""")
     insight_tables = [r[0] for r in _con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "

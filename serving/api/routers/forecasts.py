@@ -18,7 +18,7 @@ NOT_FOUND = {404: {"description": "Unknown store or model version"}}
 
 @router.get("/stores/{store_id}/forecast", response_model=Forecast, summary="Daily forecast of one store",
             description="Daily rows with the prediction interval. Default model: the champion (among each model's "
-                        "latest version, the lowest mean RMSPE over its validation and backtest folds: "
+                        "latest version, the lowest recency-weighted mean RMSPE over its validation and backtest folds: "
                         "marts.dim_model_versions, the model of ml.champion_forecast); `model` picks a model's "
                         "latest version, `model_version` a specific one.",
             responses=NOT_FOUND)
