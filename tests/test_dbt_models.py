@@ -201,7 +201,7 @@ def load_fake_ml(warehouse: Path) -> None:
             (SELECT DATE '2013-01-01' AS train_start, DATE '2013-03-10' AS train_end,
                     100::BIGINT AS n_train_rows, '{}'::JSON AS params, 'models/x' AS artifact_path);
             CREATE OR REPLACE TABLE ml.model_metrics AS
-            SELECT model, model_version, 'validation' AS split, 'rmspe' AS metric, 0.12 AS value,
+            SELECT model, model_version, 'validation' AS split, 'rmspe' AS metric, 0.12::DOUBLE AS value,  -- DOUBLE like the write-back's
                    TIMESTAMP '2024-02-01 11:00:00' AS created_at
             FROM ml.model_registry;
             INSERT INTO ml.backtest_forecast BY NAME

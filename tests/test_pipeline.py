@@ -13,6 +13,7 @@ from dagster import AssetKey, materialize
 
 from conftest import HORIZON_DAYS as HORIZON
 from conftest import N_STORES
+from forecasting.folds import ForecastSpec
 from orchestration.definitions import ALL_ASSETS, build_resources
 from orchestration.resources import DuckDBWarehouse, PlatformPaths, TrainingSettings
 from serving.api import create_app
@@ -93,9 +94,13 @@ def test_champion_importance_and_diagnostics(platform):
     _, data_dir, result = platform
     champ = query(data_dir, "SELECT DISTINCT model, model_version FROM ml.champion_forecast")
     assert len(champ) == 1
-    best = query(data_dir, """
-        SELECT model FROM ml.model_metrics WHERE metric = 'rmspe' GROUP BY model ORDER BY avg(value), model LIMIT 1""")
-    assert champ[0][0] == best[0][0]
+    # The champion rule: the lowest recency-weighted mean RMSPE over the folds (ForecastSpec.recency_weights).
+    scores = query(data_dir, "SELECT model, split, value FROM ml.model_metrics WHERE metric = 'rmspe'")
+    splits = sorted({split for _, split, _ in scores}, key=lambda s: (s == "validation", s))
+    weights = ForecastSpec().recency_weights(splits)
+    weighted = {model: sum(weights[s] * v for m, s, v in scores if m == model) / sum(weights.values())
+                for model in {m for m, _, _ in scores}}
+    assert champ[0][0] == min(sorted(weighted), key=weighted.get)
     assert query(data_dir, "SELECT count(*) FROM ml.champion_forecast") == query(data_dir, "SELECT count(*) FROM raw.plan")
     cols = query(data_dir, "SELECT column_name FROM information_schema.columns WHERE table_schema = 'ml' "
                            "AND table_name = 'champion_forecast' ORDER BY ordinal_position")
