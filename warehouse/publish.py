@@ -112,7 +112,8 @@ def _remove_temp_files(published_dir: Path) -> list[Path]:
     return stale
 
 
-def _fsync(path: Path, directory: bool = False) -> None:
+def fsync_path(path: Path, directory: bool = False) -> None:
+    """Flush a file's (or, with ``directory``, a folder's entries') writes to disk: an atomic rename is durable only then."""
     fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
     try:
         os.fsync(fd)
@@ -213,9 +214,9 @@ def publish_warehouse(
             if reader_group is not None:
                 shutil.chown(tmp, group=reader_group)
             os.chmod(tmp, 0o440)  # read-only, and only for the owner and the reader group
-            _fsync(tmp)
+            fsync_path(tmp)
             os.replace(tmp, target)
-            _fsync(published_dir, directory=True)
+            fsync_path(published_dir, directory=True)
         except BaseException:
             _remove_temp_files(published_dir)
             raise

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.publish import fsync_path
+
 log = logging.getLogger(__name__)
 
 _ACTIVE: dict[Path, Path] = {}  # committed file (resolved) -> the staged copy the current run works on
@@ -69,14 +71,6 @@ def is_staged(committed: str | os.PathLike, run_id: str) -> bool:
     """Whether ``run_id``'s staged copy of ``committed`` is still the active file (not yet committed or discarded)."""
     with _ACTIVE_LOCK:
         return _ACTIVE.get(_key(committed)) == staged_path(committed, run_id)
-
-
-def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _checkpoint(path: Path) -> None:
@@ -124,9 +118,9 @@ def commit(committed: str | os.PathLike, run_id: str) -> Commit | None:
                     "committed_at TIMESTAMP NOT NULL)")
         con.execute(f"INSERT INTO {COMMITS_TABLE} VALUES (?, ?)", [record.run_id, record.committed_at])
         con.execute("CHECKPOINT")
-    _fsync(staged)
+    fsync_path(staged)
     os.replace(staged, committed)
-    _fsync(committed.parent, directory=True)
+    fsync_path(committed.parent, directory=True)
     log.info("run %s committed %s", run_id, committed)
     return record
 
