@@ -9,7 +9,7 @@ them at every backtest cut and at the forecast cut, each computed only from the 
 so nothing from a validation or forecast window can leak into the features.
 
 Recent sales (``marts.agg_store_recent_sales``: the last weeks before a cut, the store's trend) are in dbt at every
-cut one horizon apart, back to the start of the history.  :func:`add_recent_sales` joins each row onto the cut it
+cut one horizon apart, back to the start of the history.  :func:`recent_sales_features` joins each row onto the cut it
 is forecast from -- a fold's rows onto the fold's cut, older training rows onto the latest cut on or before them
 -- so a model learns from history how the weeks before a cut relate to the days after it, with every value taken
 from days before that row's cut.
@@ -73,7 +73,7 @@ STORE_STAT_FEATURES = STORE_LEVEL_FEATURES + [
     "store_month_log_sales_effect",
 ]
 
-# Joined on by add_recent_sales() from marts.agg_store_recent_sales at the cut each row is forecast from.
+# Joined on by recent_sales_features() from marts.agg_store_recent_sales at the cut each row is forecast from.
 RECENT_SALES_FEATURES = [
     "days_after_cut",  # the row's day in the horizon of its cut (0 = the cut)
     "recent_log_sales_last_vs_year",  # latest same weekday and promo status before the cut against its year mean
@@ -229,7 +229,7 @@ class StoreStats:
 
 
 def _recent_sales_lookups(table: pd.DataFrame, cut: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The recent-sales rows of ``table`` at the cuts up to ``cut`` as the lookups of :func:`add_recent_sales`."""
+    """The recent-sales rows of ``table`` at the cuts up to ``cut`` as the lookups of :func:`recent_sales_features`."""
     dates = pd.to_datetime(table["feature_cut_date"])
     rows = table.loc[(table["grain"] == RECENT_GRAIN) & (dates <= cut)]
     if not (pd.to_datetime(rows["feature_cut_date"]) == cut).any():
@@ -257,7 +257,7 @@ def add_store_stats(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
     (its quarter's and year's means -> the long-run mean); month effect -> 0; a store without statistics -> the
     median over stores.
     """
-    out = frame.reset_index(drop=True).copy()
+    out = frame.reset_index(drop=True)  # a new frame (copy-on-write): the columns set below never reach ``frame``
     keys = out[["store_id", "day_of_week", "month", "is_promo"]].copy()
     keys["is_promo"] = keys["is_promo"].astype(bool)
     st = stats_lookup(keys, stats.store, ["store_id"])
@@ -284,27 +284,29 @@ def add_store_stats(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
     return out
 
 
-def add_recent_sales(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
-    """Return a copy of ``frame`` with the RECENT_SALES_FEATURES columns (row order kept).
+def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
+    """The RECENT_SALES_FEATURES of ``frame``'s rows (a frame of those columns only, in row order, RangeIndex: the
+    caller's wide frame is not copied).
 
     Each row takes the recent sales at the cut it is forecast from: the latest cut of ``stats.recent`` on or before
     its day -- the training cut for the days from it on (the forecast or fold rows), for older training rows the
     start of their horizon-long block.  Rows before the first cut and combinations without data get NaN.
     """
-    out = frame.reset_index(drop=True).copy()
+    rows = frame[["store_id", "sale_date", "day_of_week", "is_promo"]].reset_index(drop=True)
+    out = pd.DataFrame(index=rows.index)
     cuts = np.sort(stats.recent.index.get_level_values("feature_cut_date").unique().to_numpy())
-    days = pd.to_datetime(out["sale_date"]).to_numpy("datetime64[ns]")
+    days = pd.to_datetime(rows["sale_date"]).to_numpy("datetime64[ns]")
     position = np.searchsorted(cuts, days, side="right") - 1
     row_cut = pd.Series(np.where(position >= 0, cuts[np.maximum(position, 0)], np.datetime64("NaT")),
                         dtype="datetime64[ns]")
-    keys = pd.DataFrame({"feature_cut_date": row_cut, "store_id": out["store_id"].astype("int64"),
-                         "day_of_week": out["day_of_week"].astype("int64"), "is_promo": out["is_promo"].astype(bool)})
+    keys = pd.DataFrame({"feature_cut_date": row_cut, "store_id": rows["store_id"].astype("int64"),
+                         "day_of_week": rows["day_of_week"].astype("int64"), "is_promo": rows["is_promo"].astype(bool)})
     at_row_cut = stats_lookup(keys, stats.recent, _RECENT_KEYS)
     store_at_row_cut = stats_lookup(keys, stats.recent_store, ["feature_cut_date", "store_id"])
     at_training_cut = stats_lookup(keys.assign(feature_cut_date=stats.feature_cut_date), stats.recent, _RECENT_KEYS)
     store_at_training_cut = stats_lookup(keys.assign(feature_cut_date=stats.feature_cut_date), stats.recent_store,
                                          ["feature_cut_date", "store_id"])
-    out["days_after_cut"] = (pd.to_datetime(out["sale_date"]) - row_cut).dt.days.astype("float64").to_numpy()
+    out["days_after_cut"] = (pd.to_datetime(rows["sale_date"]) - row_cut).dt.days.astype("float64").to_numpy()
     out["recent_log_sales_last_vs_year"] = at_row_cut["log_sales_last_vs_year"].to_numpy()
     out["recent_log_sales_8_weeks_vs_year"] = at_row_cut["log_sales_8_weeks_vs_year"].to_numpy()
     out["recent_days_since_last"] = at_row_cut["days_since_last"].to_numpy()
@@ -384,7 +386,8 @@ def tabular_design(frame: pd.DataFrame, stats: StoreStats, numeric: list[str], c
     numerics as float (NULL -> NaN, a missing column all NaN), categoricals as text with 'missing' for NULL."""
     x = add_store_stats(frame, stats)
     if stats.recent is not None and set(RECENT_SALES_FEATURES) & set(numeric):
-        x = add_recent_sales(x, stats)
+        recent = recent_sales_features(x, stats)
+        x = x.assign(**{c: recent[c].to_numpy() for c in recent.columns})  # shallow: no copy of the wide frame
     data = {}
     for c in numeric:
         data[c] = numeric_matrix_column(x[c]) if c in x.columns else np.full(len(x), np.nan)

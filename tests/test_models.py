@@ -19,8 +19,8 @@ from forecasting.features import (
     RECENT_SALES_FEATURES,
     STORE_STAT_FEATURES,
     StoreStats,
-    add_recent_sales,
     add_store_stats,
+    recent_sales_features,
     history_rows,
     load_feature_frame,
     plan_rows,
@@ -237,7 +237,8 @@ def test_recent_sales_join_each_row_onto_the_cut_it_is_forecast_from(frame, spli
     train, valid = split
     stats = stats_for(train, stats_table)
     cut = stats.feature_cut_date
-    x = add_recent_sales(pd.concat([train, valid], ignore_index=True), stats)
+    rows = pd.concat([train, valid], ignore_index=True)
+    x = pd.concat([rows, recent_sales_features(rows, stats)], axis=1)
     days = pd.to_datetime(x["sale_date"])
     in_valid = days >= cut
     np.testing.assert_array_equal(x.loc[in_valid, "days_after_cut"], (days[in_valid] - cut).dt.days)
@@ -264,8 +265,9 @@ def test_recent_sales_ignore_the_window_being_forecast(frame, split, stats_table
     poisoned = history_rows(frame).copy()
     poisoned.loc[poisoned["sale_date"] >= valid["sale_date"].min(), ["sales", "customers"]] *= 10
     rows = pd.concat([train, valid], ignore_index=True)
-    a = add_recent_sales(rows, stats_for(train, stats_table))[RECENT_SALES_FEATURES]
-    b = add_recent_sales(rows, stats_for(train, store_stats_table(poisoned)))[RECENT_SALES_FEATURES]
+    a = recent_sales_features(rows, stats_for(train, stats_table))
+    b = recent_sales_features(rows, stats_for(train, store_stats_table(poisoned)))
+    assert list(a.columns) == RECENT_SALES_FEATURES
     pd.testing.assert_frame_equal(a, b)
 
 

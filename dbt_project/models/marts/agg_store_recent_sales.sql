@@ -6,7 +6,7 @@
 -- weeks. The tabular models join each row onto the cut it is forecast from: a horizon row onto
 -- its fold's cut, an older training row onto the latest cut on or before it (its block), so
 -- the relation between recent sales and the days after a cut is learnt from history and no
--- fold ever sees its own horizon (forecasting.features.add_recent_sales).
+-- fold ever sees its own horizon (forecasting.features.recent_sales_features).
 -- Selling days (open, sales > 0) as in agg_store_sales_stats; windows end the day before the
 -- cut: 28 days (4 weeks), 56 days (8 weeks), 91 days (a quarter), 364 days (a year of whole
 -- weeks) and the quarter one year earlier (days 365 .. 455 before the cut).
