@@ -33,7 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-ALL_MODELS = ("baseline", "random_forest", "hist_gradient_boosting", "lstm")
+from forecasting.protocol import MODEL_NAMES, REGISTRY  # noqa: E402  (after the sys.path line above)
+
+ALL_MODELS = MODEL_NAMES  # the pipeline's models; --models may name any registered one
 
 
 def build_warehouse(raw_dir: Path, warehouse: Path, folds: int) -> float:
@@ -97,7 +99,7 @@ def main(argv=None) -> int:
     ap.add_argument("--raw-dir", type=Path, help="folder with train.csv[.gz], store.csv[, test.csv]")
     ap.add_argument("--warehouse", type=Path, help="reuse this warehouse (built if missing and --raw-dir given)")
     ap.add_argument("--work-dir", type=Path, help="scratch folder (default: a new temporary folder)")
-    ap.add_argument("--models", nargs="+", default=list(ALL_MODELS), choices=ALL_MODELS)
+    ap.add_argument("--models", nargs="+", default=list(ALL_MODELS), choices=list(REGISTRY))
     ap.add_argument("--folds", type=int, default=3, help="number of folds incl. validation (default 3)")
     ap.add_argument("--profile", choices=["default", "fast"], default="default")
     ap.add_argument("--no-blend", action="store_true")

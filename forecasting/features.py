@@ -7,6 +7,12 @@ Store statistics (target encodings of the store identity) come from dbt: ``marts
 them at every backtest cut and at the forecast cut, each computed only from the history before its cut.
 :meth:`StoreStats.from_table` takes the rows of one cut and :func:`add_store_stats` joins them onto any frame,
 so nothing from a validation or forecast window can leak into the features.
+
+Recent sales (``marts.agg_store_recent_sales``: the last weeks before a cut, the store's trend) are in dbt at every
+cut one horizon apart, back to the start of the history.  :func:`recent_sales_features` joins each row onto the cut it
+is forecast from -- a fold's rows onto the fold's cut, older training rows onto the latest cut on or before them
+-- so a model learns from history how the weeks before a cut relate to the days after it, with every value taken
+from days before that row's cut.
 """
 
 from __future__ import annotations
@@ -67,6 +73,20 @@ STORE_STAT_FEATURES = STORE_LEVEL_FEATURES + [
     "store_month_log_sales_effect",
 ]
 
+# Joined on by recent_sales_features() from marts.agg_store_recent_sales at the cut each row is forecast from.
+RECENT_SALES_FEATURES = [
+    "days_after_cut",  # the row's day in the horizon of its cut (0 = the cut)
+    "recent_log_sales_last_vs_year",  # latest same weekday and promo status before the cut against its year mean
+    "recent_log_sales_8_weeks_vs_year",  # the same over the last 8 weeks
+    "recent_days_since_last",  # age of that latest day
+    "recent_store_log_sales_4_weeks_vs_year",  # the store's last 4 weeks against its year
+    "recent_store_log_sales_trend",  # the store's last quarter against the same quarter a year before
+    # the year's mean at the row's cut minus the one at the training cut (0 on the forecast rows): what level the
+    # store had when the row was forecast, against the level the target offset describes
+    "recent_log_sales_year_vs_cut",  # same weekday and promo status
+    "recent_store_log_sales_year_vs_cut",  # the store
+]
+
 _BOOL_COLUMNS = ["is_history", "is_open", *BOOLEAN_FEATURES]
 _INT_COLUMNS = ["store_id", *NUMERIC_FEATURES[:6]]
 
@@ -111,11 +131,21 @@ def plan_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 STORE_STATS_TABLE = "marts.agg_store_sales_stats"
+RECENT_SALES_TABLE = "marts.agg_store_recent_sales"
+RECENT_GRAIN = "recent_store_dow_promo"  # the grain of the recent-sales rows in load_store_stats_table's frame
+_RECENT_KEYS = ["feature_cut_date", "store_id", "day_of_week", "is_promo"]
+_RECENT_COLUMNS = ["log_sales_mean_year", "log_sales_last_vs_year", "log_sales_8_weeks_vs_year", "days_since_last"]
+_RECENT_STORE_COLUMNS = ["store_log_sales_mean_year", "store_log_sales_4_weeks_vs_year", "store_log_sales_trend"]
 
 
 def load_store_stats_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """``marts.agg_store_sales_stats`` at every cut."""
-    table = con.execute(f"SELECT * FROM {STORE_STATS_TABLE} ORDER BY feature_cut_date, store_id, grain").df()
+    """The per-cut store features of dbt in one frame: ``marts.agg_store_sales_stats`` at every fold cut, then the
+    rows of ``marts.agg_store_recent_sales`` at every cut (grain ``RECENT_GRAIN``, the columns the models use)."""
+    stats = con.execute(f"SELECT * FROM {STORE_STATS_TABLE} ORDER BY feature_cut_date, store_id, grain").df()
+    recent = con.execute(
+        f"SELECT '{RECENT_GRAIN}' AS grain, {', '.join(_RECENT_KEYS + _RECENT_COLUMNS + _RECENT_STORE_COLUMNS)} "
+        f"FROM {RECENT_SALES_TABLE} ORDER BY feature_cut_date, store_id, day_of_week, is_promo").df()
+    table = pd.concat([stats, recent], ignore_index=True)
     table["feature_cut_date"] = pd.to_datetime(table["feature_cut_date"]).astype("datetime64[ns]")
     return table
 
@@ -136,6 +166,11 @@ class StoreStats:
     store_month: pd.DataFrame  # index (store_id, month)
     global_defaults: dict = field(default_factory=dict)
     feature_cut_date: pd.Timestamp | None = None
+    # marts.agg_store_recent_sales at every cut up to feature_cut_date: index (feature_cut_date, store_id,
+    # day_of_week, is_promo) and, for the store_* columns, (feature_cut_date, store_id).  None in versions saved
+    # before the table existed (they use no recent-sales feature).
+    recent: pd.DataFrame | None = None
+    recent_store: pd.DataFrame | None = None
 
     @classmethod
     def from_table(cls, table: pd.DataFrame, feature_cut_date) -> "StoreStats":
@@ -187,8 +222,27 @@ class StoreStats:
         })
         store_month = grain("store_month", ["store_id", "month"], {"store_month_log_sales_effect": "month_log_sales_effect"})
         defaults = {c: float(store[c].median()) for c in store.columns}
+        recent, recent_store = _recent_sales_lookups(table, cut)
         return cls(store=store, store_dow=store_dow, store_promo=store_promo, store_dow_promo=store_dow_promo,
-                   store_month=store_month, global_defaults=defaults, feature_cut_date=cut)
+                   store_month=store_month, global_defaults=defaults, feature_cut_date=cut, recent=recent,
+                   recent_store=recent_store)
+
+
+def _recent_sales_lookups(table: pd.DataFrame, cut: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The recent-sales rows of ``table`` at the cuts up to ``cut`` as the lookups of :func:`recent_sales_features`."""
+    dates = pd.to_datetime(table["feature_cut_date"])
+    rows = table.loc[(table["grain"] == RECENT_GRAIN) & (dates <= cut)]
+    if not (pd.to_datetime(rows["feature_cut_date"]) == cut).any():
+        raise ValueError(f"no recent sales for the cut {cut:%Y-%m-%d} in {RECENT_SALES_TABLE}: rebuild the dbt models, "
+                         "with the vars backtest_folds / backtest_horizon_days matching the training folds")
+    keys = rows[_RECENT_KEYS].astype({"store_id": "int64", "day_of_week": "int64", "is_promo": bool})
+    recent = pd.DataFrame(rows[_RECENT_COLUMNS].astype("float64").to_numpy(), columns=_RECENT_COLUMNS,
+                          index=pd.MultiIndex.from_frame(keys))
+    store_rows = rows.drop_duplicates(["feature_cut_date", "store_id"])
+    recent_store = pd.DataFrame(
+        store_rows[_RECENT_STORE_COLUMNS].astype("float64").to_numpy(), columns=_RECENT_STORE_COLUMNS,
+        index=pd.MultiIndex.from_frame(keys.loc[store_rows.index, ["feature_cut_date", "store_id"]]))
+    return recent, recent_store
 
 
 def stats_lookup(frame: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -203,7 +257,7 @@ def add_store_stats(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
     (its quarter's and year's means -> the long-run mean); month effect -> 0; a store without statistics -> the
     median over stores.
     """
-    out = frame.reset_index(drop=True).copy()
+    out = frame.reset_index(drop=True)  # a new frame (copy-on-write): the columns set below never reach ``frame``
     keys = out[["store_id", "day_of_week", "month", "is_promo"]].copy()
     keys["is_promo"] = keys["is_promo"].astype(bool)
     st = stats_lookup(keys, stats.store, ["store_id"])
@@ -230,6 +284,41 @@ def add_store_stats(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
     return out
 
 
+def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
+    """The RECENT_SALES_FEATURES of ``frame``'s rows (a frame of those columns only, in row order, RangeIndex: the
+    caller's wide frame is not copied).
+
+    Each row takes the recent sales at the cut it is forecast from: the latest cut of ``stats.recent`` on or before
+    its day -- the training cut for the days from it on (the forecast or fold rows), for older training rows the
+    start of their horizon-long block.  Rows before the first cut and combinations without data get NaN.
+    """
+    rows = frame[["store_id", "sale_date", "day_of_week", "is_promo"]].reset_index(drop=True)
+    out = pd.DataFrame(index=rows.index)
+    cuts = np.sort(stats.recent.index.get_level_values("feature_cut_date").unique().to_numpy())
+    days = pd.to_datetime(rows["sale_date"]).to_numpy("datetime64[ns]")
+    position = np.searchsorted(cuts, days, side="right") - 1
+    row_cut = pd.Series(np.where(position >= 0, cuts[np.maximum(position, 0)], np.datetime64("NaT")),
+                        dtype="datetime64[ns]")
+    keys = pd.DataFrame({"feature_cut_date": row_cut, "store_id": rows["store_id"].astype("int64"),
+                         "day_of_week": rows["day_of_week"].astype("int64"), "is_promo": rows["is_promo"].astype(bool)})
+    at_row_cut = stats_lookup(keys, stats.recent, _RECENT_KEYS)
+    store_at_row_cut = stats_lookup(keys, stats.recent_store, ["feature_cut_date", "store_id"])
+    at_training_cut = stats_lookup(keys.assign(feature_cut_date=stats.feature_cut_date), stats.recent, _RECENT_KEYS)
+    store_at_training_cut = stats_lookup(keys.assign(feature_cut_date=stats.feature_cut_date), stats.recent_store,
+                                         ["feature_cut_date", "store_id"])
+    out["days_after_cut"] = (pd.to_datetime(rows["sale_date"]) - row_cut).dt.days.astype("float64").to_numpy()
+    out["recent_log_sales_last_vs_year"] = at_row_cut["log_sales_last_vs_year"].to_numpy()
+    out["recent_log_sales_8_weeks_vs_year"] = at_row_cut["log_sales_8_weeks_vs_year"].to_numpy()
+    out["recent_days_since_last"] = at_row_cut["days_since_last"].to_numpy()
+    out["recent_store_log_sales_4_weeks_vs_year"] = store_at_row_cut["store_log_sales_4_weeks_vs_year"].to_numpy()
+    out["recent_store_log_sales_trend"] = store_at_row_cut["store_log_sales_trend"].to_numpy()
+    out["recent_log_sales_year_vs_cut"] = (at_row_cut["log_sales_mean_year"]
+                                           - at_training_cut["log_sales_mean_year"]).to_numpy()
+    out["recent_store_log_sales_year_vs_cut"] = (store_at_row_cut["store_log_sales_mean_year"]
+                                                 - store_at_training_cut["store_log_sales_mean_year"]).to_numpy()
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Extra calendar columns of the mart (added over time in dbt: promo-run position, Easter/Christmas proximity,
 # school-holiday weeks, refurbishment reopen distances, trend/fourier terms, state_group, ...).  The models use
@@ -245,7 +334,7 @@ CATEGORICAL_CODE_COLUMNS = ("state_group",)
 def extra_feature_columns(frame: pd.DataFrame) -> dict[str, list[str]]:
     """Mart columns beyond the base feature lists, by kind (numeric incl. booleans / categorical)."""
     known = NON_FEATURE_COLUMNS | set(NUMERIC_FEATURES) | set(CATEGORICAL_FEATURES) | set(BOOLEAN_FEATURES)
-    known |= set(STORE_STAT_FEATURES)
+    known |= set(STORE_STAT_FEATURES) | set(RECENT_SALES_FEATURES)
     numeric, categorical = [], []
     for col in frame.columns:
         if col in known or any(m in col.lower() for m in _LEAKY_MARKERS):
@@ -284,17 +373,21 @@ def tabular_training_rows(train_df: pd.DataFrame, stats: StoreStats | None) -> p
 
 def design_columns(rows: pd.DataFrame) -> tuple[list[str], list[str]]:
     """The tabular models' (numeric, categorical) columns: the base features present in ``rows``, booleans as
-    numerics, the store statistics, then the mart's extra columns (:func:`extra_feature_columns`)."""
+    numerics, the store statistics, the recent sales, then the mart's extra columns (:func:`extra_feature_columns`)."""
     extra = extra_feature_columns(rows)
-    numeric = [c for c in NUMERIC_FEATURES + BOOLEAN_FEATURES if c in rows.columns] + STORE_STAT_FEATURES + extra["numeric"]
+    numeric = ([c for c in NUMERIC_FEATURES + BOOLEAN_FEATURES if c in rows.columns] + STORE_STAT_FEATURES
+               + RECENT_SALES_FEATURES + extra["numeric"])
     categorical = [c for c in CATEGORICAL_FEATURES if c in rows.columns] + extra["categorical"]
     return numeric, categorical
 
 
 def tabular_design(frame: pd.DataFrame, stats: StoreStats, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
-    """The tabular models' input: store statistics joined on, numerics as float (NULL -> NaN, a missing
-    column all NaN), categoricals as text with 'missing' for NULL."""
+    """The tabular models' input: store statistics and (when ``numeric`` asks for them) recent sales joined on,
+    numerics as float (NULL -> NaN, a missing column all NaN), categoricals as text with 'missing' for NULL."""
     x = add_store_stats(frame, stats)
+    if stats.recent is not None and set(RECENT_SALES_FEATURES) & set(numeric):
+        recent = recent_sales_features(x, stats)
+        x = x.assign(**{c: recent[c].to_numpy() for c in recent.columns})  # shallow: no copy of the wide frame
     data = {}
     for c in numeric:
         data[c] = numeric_matrix_column(x[c]) if c in x.columns else np.full(len(x), np.nan)

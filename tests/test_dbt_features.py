@@ -1,8 +1,9 @@
 """The leakage-free calendar / event features of marts.fct_store_daily_features (the columns after
 the contract's 27; macros store_day_features, store_closure_spells, calendar_events; int_store_state_groups),
-the served features (serving.features, the same macro) and the per-cut store statistics (int_feature_cuts,
-agg_store_sales_stats), on tiny hand-made data. The pure rules (promo runs, distances, Easter / Christmas,
-closure spells) are dbt unit tests beside the models.
+the served features (serving.features, the same macro) and the per-cut store statistics and recent sales
+(int_feature_cuts, agg_store_sales_stats, agg_store_recent_sales), on tiny hand-made data. The pure rules (promo
+runs, distances, event counts, Easter / Christmas, closure spells, recent-sales windows) are dbt unit tests beside
+the models.
 
 The data set (five stores, history 2014-12-01 .. 2015-04-30, raw.plan empty -> assumed calendar):
   state holidays (every store): 2014-12-25/26 'c', 2015-01-01 'a', Good Friday 2015-04-03 'b',
@@ -62,6 +63,11 @@ NEW_COLUMNS = [
     ("months_since_promo2_start", "INTEGER"), ("promo2_cycle_month", "INTEGER"),
     ("days_since_start", "INTEGER"), ("day_of_year_sin", "DOUBLE"), ("day_of_year_cos", "DOUBLE"),
     ("week_of_month", "INTEGER"), ("state_group", "INTEGER"),
+    *[(f"{count}_{window}", "INTEGER") for count in ("promo_days", "state_holidays", "school_holidays", "closed_days")
+      for window in ("this_week", "last_week", "next_week", "past_7", "next_7")],
+    ("days_since_multi_day_closure", "INTEGER"), ("days_until_multi_day_closure", "INTEGER"),
+    ("school_holiday_run_length", "INTEGER"), ("days_since_school_holiday", "INTEGER"),
+    ("days_until_school_holiday", "INTEGER"), ("promo2_cycle_day", "INTEGER"),
 ]
 
 
@@ -142,7 +148,7 @@ def test_new_columns_follow_the_contract_columns(built):
 
 
 def test_new_features_have_no_nulls_except_promo2_months(built):
-    nullable = {"months_since_promo2_start", "promo2_cycle_month"}
+    nullable = {"months_since_promo2_start", "promo2_cycle_month", "promo2_cycle_day"}
     checks = ", ".join(f"count(*) filter (where {c} is null) as {c}" for c, _ in NEW_COLUMNS
                        if c not in nullable)
     nulls = query(built["warehouse"], f"select {checks} from marts.fct_store_daily_features").iloc[0]
@@ -189,6 +195,11 @@ def test_school_holiday_weeks_and_runs(built):
                                              "school_holiday_next_week"]]) == (False, True, False)
     run = df.loc[day("2015-03-30"):day("2015-04-11"), "school_holiday_run_day"].tolist()
     assert run == list(range(1, 13)) + [0]
+    # the whole run's length on each of its days; store 4's 68-day run from its first row
+    assert rows(built["warehouse"], 1, "2015-03-29", "2015-04-11", "school_holiday_run_length")[
+        "school_holiday_run_length"].tolist() == [0] + [12] * 12 + [0]
+    r = feature_row(built["warehouse"], 4, "2014-12-01")
+    assert (r["school_holiday_run_day"], r["school_holiday_run_length"]) == (1, 68)
 
 
 # --------------------------------------------------------------------------- closures / refurbishment
@@ -267,6 +278,13 @@ def test_competition_and_promo2_months(built):
     assert (r["months_since_promo2_start"], r["promo2_cycle_month"], r["is_promo2_month"]) == (4, 0, True)
     r = feature_row(wh, 2, "2015-04-15")
     assert pd.isna(r["months_since_promo2_start"]) and pd.isna(r["promo2_cycle_month"])
+    # the day in the cycle: days since 1 January (the latest PromoInterval month) on 29 December 2014 and
+    # 15 March 2015, since 1 April on 15 April; NULL before Promo2 started
+    days = rows(wh, 1, "2014-12-28", "2015-04-15", "promo2_cycle_day").set_index("sale_date")["promo2_cycle_day"]
+    assert pd.isna(days[pd.Timestamp("2014-12-28")])
+    assert days[pd.Timestamp("2014-12-29")] == (pd.Timestamp("2014-12-29") - pd.Timestamp("2014-10-01")).days
+    assert days[pd.Timestamp("2015-03-15")] == (pd.Timestamp("2015-03-15") - pd.Timestamp("2015-01-01")).days
+    assert (days[pd.Timestamp("2015-04-01")], days[pd.Timestamp("2015-04-15")]) == (0, 14)
 
 
 def test_trend_and_seasonality_terms(built):
@@ -313,6 +331,7 @@ def test_served_features_are_the_mart_rows(built):
         (5, "2015-01-29"),  # 3 days before the gap
         (2, "2015-01-17"), (2, "2015-01-23"),  # before and after store 2's 3-day closure
         (4, "2015-02-06"),  # day 68 of a school-holiday run
+        (4, "2014-12-20"),  # inside that run, 48 days before its end (its length reads the rows up to there)
         (3, "2015-01-06"), (1, "2014-12-01"), (1, "2015-05-01"), (1, "2015-06-11"),  # holiday, first, plan
     ]
     requests = [mart] + [keys.loc[[(store, pd.Timestamp(day))]].reset_index() for store, day in alone]
@@ -344,7 +363,7 @@ def test_store_sales_stats_use_only_days_before_each_cut(built):
     # the cuts: the day after the last history date and every 42 days before it (3 backtest folds)
     cuts = query(wh, "select * from intermediate.int_feature_cuts order by folds_before_end")
     assert [str(d)[:10] for d in cuts["feature_cut_date"]] == ["2015-05-01", "2015-03-20", "2015-02-06", "2014-12-26"]
-    assert list(cuts["cut_kind"]) == ["forecast", "validation", "backtest", "backtest"]
+    assert list(cuts["cut_kind"]) == ["forecast", "validation", "backtest", "backtest"]  # 4 cuts: no earlier block
     all_stats = query(wh, "select * from marts.agg_store_sales_stats")
     assert set(pd.to_datetime(all_stats["feature_cut_date"])) == set(pd.to_datetime(cuts["feature_cut_date"]))
 
@@ -381,3 +400,102 @@ def test_store_sales_stats_use_only_days_before_each_cut(built):
     promo = stats[(stats["grain"] == "store_promo") & (stats["store_id"] == 2)].set_index("is_promo")
     h2 = history[(history["Store"] == 2) & (history["Date"] < cut) & (history["Open"] == 1)]
     assert promo.loc[True, "sales_mean_year"] == pytest.approx(h2.loc[h2["Promo"] == 1, "Sales"].mean())
+
+
+# --------------------------------------------------------------------------- recent sales per cut
+
+
+def expected_recent_sales(history: pd.DataFrame, cut: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """agg_store_recent_sales at ``cut`` recomputed in pandas: (store x weekday x promo rows, store rows)."""
+    selling = history[(history["Open"] == 1) & (history["Sales"] > 0) & (history["Date"] < cut)]
+    selling = pd.DataFrame({"store_id": selling["Store"], "day_of_week": selling["DayOfWeek"],
+                            "is_promo": selling["Promo"] == 1, "log_sales": np.log1p(selling["Sales"]),
+                            "days": (cut - selling["Date"]).dt.days})
+    keys = ["store_id", "day_of_week", "is_promo"]
+    year = selling[selling["days"] <= 364]
+    weeks_8 = year[year["days"] <= 56]
+    fine = pd.DataFrame({
+        "n_days_year": year.groupby(keys).size(),
+        "log_sales_mean_year": year.groupby(keys)["log_sales"].mean(),
+        "n_days_8_weeks": weeks_8.groupby(keys).size(),
+        "log_sales_mean_8_weeks": weeks_8.groupby(keys)["log_sales"].mean(),
+        "log_sales_last": year.sort_values("days").groupby(keys)["log_sales"].first(),
+        "days_since_last": year.groupby(keys)["days"].min(),
+    }).sort_index()
+    fine["n_days_8_weeks"] = fine["n_days_8_weeks"].fillna(0)
+
+    def store_mean(lo: int, hi: int) -> pd.Series:
+        return selling[selling["days"].between(lo, hi)].groupby("store_id")["log_sales"].mean()
+
+    store = pd.DataFrame({"store_log_sales_mean_4_weeks": store_mean(1, 28), "store_log_sales_mean_quarter": store_mean(1, 91),
+                          "store_log_sales_mean_year": store_mean(1, 364),
+                          "store_log_sales_mean_quarter_year_ago": store_mean(365, 455)})
+    store["store_log_sales_trend"] = store["store_log_sales_mean_quarter"] - store["store_log_sales_mean_quarter_year_ago"]
+    return fine, store
+
+
+def test_recent_sales_at_every_cut_are_the_days_before_it(built):
+    wh, history = built["warehouse"], built["history"]
+    recent = query(wh, "select * from marts.agg_store_recent_sales")
+    recent["feature_cut_date"] = pd.to_datetime(recent["feature_cut_date"])
+    cuts = pd.to_datetime(query(wh, "select feature_cut_date from intermediate.int_feature_cuts")["feature_cut_date"])
+    assert set(recent["feature_cut_date"]) == set(cuts)
+    for cut in cuts:
+        fine, store = expected_recent_sales(history, cut)
+        got = recent[recent["feature_cut_date"] == cut].set_index(["store_id", "day_of_week", "is_promo"]).sort_index()
+        assert list(got.index) == list(fine.index), cut
+        for col in fine.columns:
+            np.testing.assert_allclose(got[col].to_numpy(float), fine[col].to_numpy(float), err_msg=f"{cut:%F} {col}")
+        by_store = got.groupby(level="store_id").first()
+        for col in store.columns:
+            np.testing.assert_allclose(by_store[col].to_numpy(float), store[col].reindex(by_store.index).to_numpy(float),
+                                       err_msg=f"{cut:%F} {col}")
+        np.testing.assert_allclose(got["log_sales_last_vs_year"], got["log_sales_last"] - got["log_sales_mean_year"])
+    # store 5's refurbishment gap (no rows 1 February .. 5 March): at the 20 March cut its 8 weeks have fewer days
+    s5 = recent[(recent["store_id"] == 5) & (recent["feature_cut_date"] == pd.Timestamp("2015-03-20"))]
+    s1 = recent[(recent["store_id"] == 1) & (recent["feature_cut_date"] == pd.Timestamp("2015-03-20"))]
+    assert s5["n_days_8_weeks"].sum() < s1["n_days_8_weeks"].sum()
+
+
+def test_recent_sales_agree_with_the_store_statistics_at_fold_cuts(built):
+    """The windows both models compute mean the same days: at a fold cut the year's weekday x promo means and the
+    store's quarter and year means equal agg_store_sales_stats'."""
+    pairs = query(built["warehouse"], """
+        select recent.log_sales_mean_year as recent_year, stats.log_sales_mean_year as stats_year,
+               recent.store_log_sales_mean_quarter, store.log_sales_mean_quarter,
+               recent.store_log_sales_mean_year, store.log_sales_mean_year as store_year
+        from marts.agg_store_recent_sales as recent
+        inner join marts.agg_store_sales_stats as stats
+            on stats.grain = 'store_dow_promo' and recent.feature_cut_date = stats.feature_cut_date
+            and recent.store_id = stats.store_id and recent.day_of_week = stats.day_of_week
+            and recent.is_promo = stats.is_promo
+        inner join marts.agg_store_sales_stats as store
+            on store.grain = 'store' and recent.feature_cut_date = store.feature_cut_date
+            and recent.store_id = store.store_id""")
+    n_rows = scalar(built["warehouse"], "select count(*) from marts.agg_store_recent_sales")
+    assert len(pairs) == n_rows > 0  # every cut is a fold cut here, and every row has its statistics
+    np.testing.assert_allclose(pairs["recent_year"], pairs["stats_year"])
+    np.testing.assert_allclose(pairs["store_log_sales_mean_quarter"], pairs["log_sales_mean_quarter"])
+    np.testing.assert_allclose(pairs["store_log_sales_mean_year"], pairs["store_year"])
+
+
+def test_recent_sales_ignore_days_from_their_cut_on(built, tmp_path):
+    """Scrambling the sales from 6 February 2015 on leaves every cut up to it unchanged, and with one backtest fold
+    the cuts before the validation's are training blocks (recent sales only, no store statistics)."""
+    history = built["history"].copy()
+    later = history["Date"] >= pd.Timestamp("2015-02-06")
+    rng = np.random.default_rng(1)
+    history.loc[later, "Sales"] = rng.permutation(history.loc[later, "Sales"].to_numpy()) * 3
+    warehouse = tmp_path / "warehouse.duckdb"
+    load_raw(warehouse, history, make_stores())
+    assert_ok(run_dbt(tmp_path, warehouse, "run", "--select", "+agg_store_recent_sales", "+agg_store_sales_stats",
+                      "--vars", '{"backtest_folds": 1}'))
+    cuts = query(warehouse, "select * from intermediate.int_feature_cuts order by folds_before_end")
+    assert list(cuts["cut_kind"]) == ["forecast", "validation", "training_block", "training_block"]
+    assert scalar(warehouse, "select count(distinct feature_cut_date) from marts.agg_store_sales_stats") == 2
+    sql = "select * from marts.agg_store_recent_sales where feature_cut_date <= '2015-02-06' order by all"
+    before = query(built["warehouse"], sql)
+    assert set(pd.to_datetime(before["feature_cut_date"]).dt.strftime("%Y-%m-%d")) == {"2014-12-26", "2015-02-06"}
+    pd.testing.assert_frame_equal(before, query(warehouse, sql))
+    moved = "select store_log_sales_mean_4_weeks from marts.agg_store_recent_sales where feature_cut_date = '2015-03-20' order by all"
+    assert not query(built["warehouse"], moved).equals(query(warehouse, moved))

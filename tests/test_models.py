@@ -16,9 +16,11 @@ from forecasting.features import (
     BOOLEAN_FEATURES,
     CATEGORICAL_FEATURES,
     NUMERIC_FEATURES,
+    RECENT_SALES_FEATURES,
     STORE_STAT_FEATURES,
     StoreStats,
     add_store_stats,
+    recent_sales_features,
     history_rows,
     load_feature_frame,
     plan_rows,
@@ -27,11 +29,12 @@ from forecasting.features import (
 from forecasting.artifacts import load_forecaster, prune_artifacts, save_result
 from forecasting.folds import ForecastSpec, fold_frames, make_folds
 from forecasting.models import lstm, lstm_windows
-from forecasting.protocol import MODEL_NAMES, PREDICTION_COLUMNS, create, forecaster_class
+from forecasting.protocol import MODEL_NAMES, PREDICTION_COLUMNS, REGISTRY, create, forecaster_class
 from forecasting.runner import FORECAST_COLUMNS, train
 from warehouse.dbt import load_history_as_raw_sales, run_dbt
 
 HORIZON = 42
+ALL_MODELS = tuple(REGISTRY)  # the pipeline's (MODEL_NAMES) and the other registered ones (lightgbm)
 
 
 def make_frame(n_stores=4, n_days=200, plan_days=HORIZON, seed=0, gap_store=2):
@@ -95,7 +98,7 @@ def make_frame(n_stores=4, n_days=200, plan_days=HORIZON, seed=0, gap_store=2):
 
 def _build_store_stats(history, warehouse):
     load_history_as_raw_sales(history, warehouse)
-    run_dbt(warehouse, ["run", "--select", "+agg_store_sales_stats"])
+    run_dbt(warehouse, ["run", "--select", "+agg_store_sales_stats +agg_store_recent_sales"])
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return load_store_stats_table(con)
 
@@ -105,7 +108,8 @@ _STATS_DIR = tempfile.TemporaryDirectory(prefix="test_store_stats_")
 
 
 def store_stats_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """marts.agg_store_sales_stats of the frame's history, built by dbt (cached per history content)."""
+    """marts.agg_store_sales_stats and agg_store_recent_sales of the frame's history (load_store_stats_table), built
+    by dbt (cached per history content)."""
     hist = history_rows(frame)
     key = int(pd.util.hash_pandas_object(hist[["store_id", "sale_date", "sales", "customers", "is_open", "is_promo"]],
                                          index=False).sum())
@@ -227,16 +231,78 @@ def test_store_stats_fallback_for_unknown_store_and_missing_cut(split, stats_tab
             train, StoreStats.from_table(stats_table, train["sale_date"].max() + pd.Timedelta(days=43)))
 
 
+def test_recent_sales_join_each_row_onto_the_cut_it_is_forecast_from(frame, split, stats_table):
+    """Validation rows take the validation cut; older training rows the latest cut on or before them (one horizon
+    apart), with that cut's values; the level against the training cut is 0 on the forecast rows."""
+    train, valid = split
+    stats = stats_for(train, stats_table)
+    cut = stats.feature_cut_date
+    rows = pd.concat([train, valid], ignore_index=True)
+    x = pd.concat([rows, recent_sales_features(rows, stats)], axis=1)
+    days = pd.to_datetime(x["sale_date"])
+    in_valid = days >= cut
+    np.testing.assert_array_equal(x.loc[in_valid, "days_after_cut"], (days[in_valid] - cut).dt.days)
+    assert not x.loc[in_valid, ["recent_log_sales_year_vs_cut", "recent_store_log_sales_year_vs_cut"]].any().any()
+    # training rows: 0..41 days after their block's cut, blocks ending at the training cut
+    older = x.loc[~in_valid & x["days_after_cut"].notna()]
+    row_cut = pd.to_datetime(older["sale_date"]) - pd.to_timedelta(older["days_after_cut"], unit="D")
+    assert older["days_after_cut"].between(0, HORIZON - 1).all()
+    assert (((cut - row_cut).dt.days % HORIZON) == 0).all() and (row_cut < cut).all()
+    assert row_cut.nunique() > 1
+    # the values are the table's at the row's cut
+    recent = stats_table.loc[stats_table["grain"] == "recent_store_dow_promo"]
+    row = older.loc[older["recent_log_sales_last_vs_year"].notna()].iloc[-1]
+    at = recent.loc[(recent["feature_cut_date"] == row_cut[row.name]) & (recent["store_id"] == row["store_id"])
+                    & (recent["day_of_week"] == row["day_of_week"]) & (recent["is_promo"] == row["is_promo"])]
+    assert row["recent_log_sales_last_vs_year"] == pytest.approx(at["log_sales_last_vs_year"].item())
+    # rows before the first cut (no history before any cut) have none
+    assert x.loc[days < row_cut.min(), RECENT_SALES_FEATURES].isna().all().all()
+
+
+def test_recent_sales_ignore_the_window_being_forecast(frame, split, stats_table):
+    """Scaling validation-window sales tenfold changes no recent-sales feature of the training or validation rows."""
+    train, valid = split
+    poisoned = history_rows(frame).copy()
+    poisoned.loc[poisoned["sale_date"] >= valid["sale_date"].min(), ["sales", "customers"]] *= 10
+    rows = pd.concat([train, valid], ignore_index=True)
+    a = recent_sales_features(rows, stats_for(train, stats_table))
+    b = recent_sales_features(rows, stats_for(train, store_stats_table(poisoned)))
+    assert list(a.columns) == RECENT_SALES_FEATURES
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_tabular_options_drop_features_and_weigh_recent_rows(split, stats_table):
+    train, valid = split
+    stats = stats_for(train, stats_table)
+    plain = create("lightgbm", profile="fast").fit(train, stats)
+    assert set(RECENT_SALES_FEATURES) <= set(plain.numeric)
+    dropped = create("lightgbm", {"drop_features": RECENT_SALES_FEATURES}, profile="fast").fit(train, stats)
+    assert not set(RECENT_SALES_FEATURES) & set(dropped.numeric)
+    weighted = create("lightgbm", {"recency_half_life_days": 30}, profile="fast")
+    rows = train.loc[train["is_open"] & (train["sales"] > 0)]
+    weights = weighted._recency_weights(rows, stats)
+    age = (stats.feature_cut_date - rows["sale_date"]).dt.days.to_numpy()
+    np.testing.assert_allclose(weights, 0.5 ** (age / 30))
+    assert weights.max() == pytest.approx(0.5 ** (1 / 30))
+    a = plain.predict(train, valid)["sales_pred"]
+    b = weighted.fit(train, stats).predict(train, valid)["sales_pred"]
+    assert not np.allclose(a, b)
+
+
 # --------------------------------------------------------------------------------------------- models
 
 
 @pytest.fixture(scope="module")
 def fitted_models(split, stats_table):
     train, _ = split
-    return {name: fit(name, train, table=stats_table) for name in MODEL_NAMES}
+    return {name: fit(name, train, table=stats_table) for name in ALL_MODELS}
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_the_pipeline_models_are_registered():
+    assert set(MODEL_NAMES) <= set(REGISTRY) and "lightgbm" in REGISTRY
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
 def test_fit_predict_shapes_and_closed_days(name, split, fitted_models):
     train, valid = split
     shuffled = valid.sample(frac=1.0, random_state=3)
@@ -270,7 +336,7 @@ def test_baseline_uses_store_dow_promo_medians(split, fitted_models):
     assert got == pytest.approx(recent["sales"].median())
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", ALL_MODELS)
 def test_predictions_ignore_validation_actuals(name, frame, split, fitted_models):
     """No leakage: validation-window sales changes must not change the fit or the validation predictions."""
     train, valid = split
@@ -285,7 +351,7 @@ def test_predictions_ignore_validation_actuals(name, frame, split, fitted_models
     np.testing.assert_allclose(p1["sales_pred"], p2["sales_pred"], rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", ALL_MODELS)
 def test_save_load_roundtrip(name, tmp_path, split, fitted_models):
     train, valid = split
     fitted_models[name].save(tmp_path)
@@ -350,7 +416,7 @@ def test_lstm_calendar_channels_come_from_the_mart_columns(frame):
 # --------------------------------------------------------------------------------------------- training
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", ALL_MODELS)
 def test_train_and_forecast_writes_artifacts(name, frame, stats_table, tmp_path):
     tm = train(create(name, profile="fast"), frame, stats_table, ForecastSpec(horizon_days=HORIZON))
     assert re.fullmatch(r"\d{8}T\d{12}Z", tm.model_version)

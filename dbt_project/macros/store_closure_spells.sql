@@ -2,12 +2,14 @@
     Long closures of each store in `store_days` (a relation with store_id, sale_date, is_open;
     one row per store-day): maximal runs of calendar days on which the store is not open,
     counting closed rows AND days without a row inside the store's span of rows (history gaps,
-    e.g. refurbishments), that last at least var('long_closure_min_days') days. One row per
-    spell, with the day the store reopened (NULL when the spell runs to the store's last row);
-    a spell of at least var('refurbishment_min_days') days is a refurbishment. Reads only the
-    open calendar, never sales. int_store_closure_spells and store_day_features use it.
+    e.g. refurbishments), that last at least `min_days` days (default
+    var('long_closure_min_days')). One row per spell, with the day the store reopened (NULL when
+    the spell runs to the store's last row); a spell of at least var('refurbishment_min_days')
+    days is a refurbishment. Reads only the open calendar, never sales.
+    int_store_closure_spells and store_day_features use it (the latter with min_days = 2 for its
+    multi-day closures, filtering the long ones from them).
 #}
-{% macro store_closure_spells(store_days) %}
+{% macro store_closure_spells(store_days, min_days=var('long_closure_min_days')) %}
 
 with
 
@@ -112,6 +114,6 @@ select
     *,
     n_days >= {{ var('refurbishment_min_days') }} as is_refurbishment
 from spell_counts
-where n_days >= {{ var('long_closure_min_days') }}
+where n_days >= {{ min_days }}
 
 {% endmacro %}

@@ -22,11 +22,19 @@
       and ahead over all its rows, capped at var('distance_cap_days') (the cap also when none
       is in reach, e.g. across a history gap: days without rows are no events);
     * promo and school-holiday runs: position in the run of consecutive calendar days (a day
-      without a row ends a run), first / last promo day, and whether the ISO week, the week
-      before and the week after have a school-holiday day of the store;
-    * long closures (store_closure_spells): days since the reopening after one and until the
-      next one (capped at var('event_distance_cap_days')), and whether the day lies within
+      without a row ends a run), first / last promo day, the school-holiday run's length and the
+      distances to the nearest school-holiday day (capped at var('distance_cap_days')), and
+      whether the ISO week, the week before and the week after have a school-holiday day of the
+      store;
+    * event counts: promo days, state holidays, school-holiday days and closed days of the store
+      in the day's ISO week, the week before and the week after, and in the 7 days before and
+      the 7 days after the day (the day itself not counted); days without a row count nowhere;
+    * closures (store_closure_spells): multi-day ones (at least 2 calendar days closed or
+      without rows: days since the last ended and until the next starts) and long ones (at
+      least var('long_closure_min_days') days: days since the reopening after one and until the
+      next one), capped at var('event_distance_cap_days'), and whether the day lies within
       var('after_refurbishment_days') days after a refurbishment;
+    * the day in the Promo2 cycle (days since the first of the latest PromoInterval month);
     * the store's state group.
 #}
 {% macro store_day_features(store_days, stores, state_groups, first_history_date) %}
@@ -67,9 +75,18 @@ feature_calendar_events as (
 
 ),
 
+-- closures of at least 2 days ("multi-day"); the long closures are the spells among them of at
+-- least long_closure_min_days (one pass of the spell query serves both)
+multi_day_closure_spells as (
+
+    {{ store_closure_spells('feature_days', min_days=2) }}
+
+),
+
 closure_spells as (
 
-    {{ store_closure_spells('feature_days') }}
+    select * from multi_day_closure_spells
+    where n_days >= {{ var('long_closure_min_days') }}
 
 ),
 
@@ -83,7 +100,8 @@ neighbours as (
         lead(sale_date) over store_order = sale_date + 1 as has_next_day,
         lag(is_promo) over store_order as previous_is_promo,
         lead(is_promo) over store_order as next_is_promo,
-        lag(is_school_holiday) over store_order as previous_is_school_holiday
+        lag(is_school_holiday) over store_order as previous_is_school_holiday,
+        lead(is_school_holiday) over store_order as next_is_school_holiday
     from feature_days
     window store_order as (partition by store_id order by sale_date)
 
@@ -99,7 +117,10 @@ run_starts as (
             and not coalesce(has_next_day and next_is_promo, false) as is_promo_run_end,
         is_school_holiday
             and not coalesce(has_previous_day and previous_is_school_holiday, false)
-            as is_school_holiday_run_start
+            as is_school_holiday_run_start,
+        is_school_holiday
+            and not coalesce(has_next_day and next_is_school_holiday, false)
+            as is_school_holiday_run_end
     from neighbours
 
 ),
@@ -126,7 +147,25 @@ event_dates as (
         last_value(case when is_promo_run_start then sale_date end ignore nulls)
             over store_past as promo_run_start_date,
         last_value(case when is_school_holiday_run_start then sale_date end ignore nulls)
-            over store_past as school_holiday_run_start_date
+            over store_past as school_holiday_run_start_date,
+        first_value(case when is_school_holiday_run_end then sale_date end ignore nulls)
+            over store_future as school_holiday_run_end_date,
+        last_value(case when is_school_holiday then sale_date end ignore nulls)
+            over store_past as last_school_holiday_date,
+        first_value(case when is_school_holiday then sale_date end ignore nulls)
+            over store_future as next_school_holiday_date,
+        -- event counts in the 7 calendar days before / after the day (a range over dates:
+        -- days without a row count nowhere)
+        {%- for window in ['past_7', 'next_7'] %}
+        cast(count(*) filter (where is_promo) over store_{{ window }} as integer)
+            as promo_days_{{ window }},
+        cast(count(*) filter (where state_holiday <> '0') over store_{{ window }} as integer)
+            as state_holidays_{{ window }},
+        cast(count(*) filter (where is_school_holiday) over store_{{ window }} as integer)
+            as school_holidays_{{ window }},
+        cast(count(*) filter (where not is_open) over store_{{ window }} as integer)
+            as closed_days_{{ window }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from run_starts
     window
         store_past as (
@@ -136,6 +175,14 @@ event_dates as (
         store_future as (
             partition by store_id order by sale_date
             rows between current row and unbounded following
+        ),
+        store_past_7 as (
+            partition by store_id order by sale_date
+            range between interval 7 day preceding and interval 1 day preceding
+        ),
+        store_next_7 as (
+            partition by store_id order by sale_date
+            range between interval 1 day following and interval 7 day following
         )
 
 ),
@@ -147,7 +194,13 @@ store_weeks as (
     select
         feature_days.store_id,
         feature_calendar.week_start,
-        bool_or(feature_days.is_school_holiday) as has_school_holiday
+        bool_or(feature_days.is_school_holiday) as has_school_holiday,
+        cast(count(*) filter (where feature_days.is_promo) as integer) as promo_days,
+        cast(count(*) filter (where feature_days.state_holiday <> '0') as integer)
+            as state_holidays,
+        cast(count(*) filter (where feature_days.is_school_holiday) as integer)
+            as school_holidays,
+        cast(count(*) filter (where not feature_days.is_open) as integer) as closed_days
     from feature_days
     inner join feature_calendar
         on feature_days.sale_date = feature_calendar.calendar_date
@@ -170,7 +223,20 @@ store_week_neighbours as (
             lead(week_start) over store_week_order = week_start + 7
             and lead(has_school_holiday) over store_week_order,
             false
-        ) as has_school_holiday_next_week
+        ) as has_school_holiday_next_week,
+        {%- for count in ['promo_days', 'state_holidays', 'school_holidays', 'closed_days'] %}
+        {{ count }} as {{ count }}_this_week,
+        case
+            when lag(week_start) over store_week_order = week_start - 7
+                then lag({{ count }}) over store_week_order
+            else 0
+        end as {{ count }}_last_week,
+        case
+            when lead(week_start) over store_week_order = week_start + 7
+                then lead({{ count }}) over store_week_order
+            else 0
+        end as {{ count }}_next_week{{ ',' if not loop.last }}
+        {%- endfor %}
     from store_weeks
     window store_week_order as (partition by store_id order by week_start)
 
@@ -184,7 +250,9 @@ with_closures as (
         event_dates.*,
         last_reopening.reopen_date as last_reopen_date,
         last_refurbishment.reopen_date as last_refurbishment_reopen_date,
-        next_closure.spell_start as next_closure_start
+        next_closure.spell_start as next_closure_start,
+        last_multi_day_closure.spell_end as last_multi_day_closure_end,
+        next_multi_day_closure.spell_start as next_multi_day_closure_start
 
     from event_dates
     -- latest reopening on or before the day
@@ -205,6 +273,18 @@ with_closures as (
     ) as next_closure
         on event_dates.store_id = next_closure.store_id
         and event_dates.sale_date <= next_closure.spell_end
+    -- the multi-day closure the day is in or the last one before it (largest start <= day) ...
+    asof left join (
+        select store_id, spell_start, spell_end from multi_day_closure_spells
+    ) as last_multi_day_closure
+        on event_dates.store_id = last_multi_day_closure.store_id
+        and event_dates.sale_date >= last_multi_day_closure.spell_start
+    -- ... and the one the day is in or the next one
+    asof left join (
+        select store_id, spell_start, spell_end from multi_day_closure_spells
+    ) as next_multi_day_closure
+        on event_dates.store_id = next_multi_day_closure.store_id
+        and event_dates.sale_date <= next_multi_day_closure.spell_end
 
 ),
 
@@ -380,6 +460,47 @@ features as (
         ---------- state group (0: a store without history to derive it from)
         coalesce(state_groups.state_group, 0) as state_group,
 
+        ---------- event counts: the ISO week, the week before and after; 7 days back and ahead
+        {%- for count in ['promo_days', 'state_holidays', 'school_holidays', 'closed_days'] %}
+        weeks.{{ count }}_this_week,
+        weeks.{{ count }}_last_week,
+        weeks.{{ count }}_next_week,
+        store_day.{{ count }}_past_7,
+        store_day.{{ count }}_next_7,
+        {%- endfor %}
+
+        ---------- multi-day closures (0 on their days; coalesce before greatest, as above)
+        cast(least(
+            greatest(
+                coalesce(store_day.sale_date - store_day.last_multi_day_closure_end, {{ event_cap }}),
+                0
+            ),
+            {{ event_cap }}
+        ) as integer) as days_since_multi_day_closure,
+        cast(least(
+            greatest(
+                coalesce(
+                    store_day.next_multi_day_closure_start - store_day.sale_date, {{ event_cap }}
+                ),
+                0
+            ),
+            {{ event_cap }}
+        ) as integer) as days_until_multi_day_closure,
+
+        ---------- school-holiday runs and distances
+        cast(case
+            when store_day.is_school_holiday
+                then store_day.school_holiday_run_end_date
+                    - store_day.school_holiday_run_start_date + 1
+            else 0
+        end as integer) as school_holiday_run_length,
+        cast(least(
+            coalesce(store_day.sale_date - store_day.last_school_holiday_date, {{ cap }}), {{ cap }}
+        ) as integer) as days_since_school_holiday,
+        cast(least(
+            coalesce(store_day.next_school_holiday_date - store_day.sale_date, {{ cap }}), {{ cap }}
+        ) as integer) as days_until_school_holiday,
+
         ---------- kept for is_promo2_month below
         calendar.month_abbr,
         stores.promo_interval
@@ -452,7 +573,23 @@ select
     day_of_year_sin,
     day_of_year_cos,
     week_of_month,
-    state_group
+    state_group,
+    {%- for count in ['promo_days', 'state_holidays', 'school_holidays', 'closed_days'] %}
+    {{ count }}_this_week,
+    {{ count }}_last_week,
+    {{ count }}_next_week,
+    {{ count }}_past_7,
+    {{ count }}_next_7,
+    {%- endfor %}
+    days_since_multi_day_closure,
+    days_until_multi_day_closure,
+    school_holiday_run_length,
+    days_since_school_holiday,
+    days_until_school_holiday,
+    -- Promo2 restarts on the first of each PromoInterval month
+    cast(sale_date - cast(
+        date_trunc('month', sale_date) - to_months(promo2_cycle_month) as date
+    ) as integer) as promo2_cycle_day
 
 from features
 

@@ -5,9 +5,13 @@ holiday, competition and event columns (:func:`forecasting.features.design_colum
 store statistics of the training cut joined on.  The target is log sales minus a store statistic
 (``target_offset``, by default the last year's store x weekday x promo mean): trees then spend their splits on
 promo, holiday and calendar effects rather than on store levels (``target = "log"`` learns plain log1p).
-A subclass supplies only the estimator (:meth:`TabularForecaster.build_pipeline`) and whether it forecasts log
-customers as a second output (deviation from the store's mean log customers) or derives customers from sales
-and the store's sales per customer.
+A subclass supplies only the estimator (:meth:`TabularForecaster.build_pipeline`, plus any arguments its ``fit``
+needs: :meth:`TabularForecaster.estimator_fit_params`) and whether it forecasts log customers as a second output
+(deviation from the store's mean log customers) or derives customers from sales and the store's sales per customer.
+
+Parameters every tabular model takes besides its estimator's: ``target`` / ``target_offset`` (above),
+``drop_features`` (design columns left out, for feature trials) and ``recency_half_life_days`` (None: every training
+row weighs the same; else a row ``d`` days before the cut weighs ``0.5 ** (d / half_life)``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,18 @@ class TabularForecaster(BaseForecaster):
     def build_pipeline(self, numeric: list[str], categorical: list[str], n_rows: int) -> Pipeline:
         raise NotImplementedError
 
+    def estimator_fit_params(self) -> dict:
+        """Keyword arguments for the pipeline's ``fit`` beyond the data (``step__name`` routing), e.g. which columns
+        are categorical."""
+        return {}
+
+    def _recency_weights(self, rows: pd.DataFrame, stats: StoreStats) -> np.ndarray | None:
+        half_life = self.params.get("recency_half_life_days")
+        if half_life is None:
+            return None
+        age = (stats.feature_cut_date - pd.to_datetime(rows["sale_date"])).dt.days.to_numpy(float)
+        return 0.5 ** (age / float(half_life))
+
     def _offsets(self, x: pd.DataFrame) -> np.ndarray:
         """Per row: the log-sales offset and, with a customers output, the log-customers offset."""
         width = 2 if self.forecasts_customers else 1
@@ -50,6 +66,9 @@ class TabularForecaster(BaseForecaster):
         rows = tabular_training_rows(history, stats)
         self.stats = stats
         self.numeric, self.categorical = design_columns(rows)
+        dropped = set(self.params.get("drop_features") or ())
+        self.numeric = [c for c in self.numeric if c not in dropped]
+        self.categorical = [c for c in self.categorical if c not in dropped]
         x = tabular_design(rows, stats, self.numeric, self.categorical)
         if self.drops_empty_columns:
             empty = [c for c in self.numeric if x[c].isna().all()]
@@ -63,9 +82,13 @@ class TabularForecaster(BaseForecaster):
             y = np.column_stack([y, np.log1p(rows["customers"].fillna(0).to_numpy(float))])
         y = y - self._offsets(x)
         self.pipeline = self.build_pipeline(self.numeric, self.categorical, len(rows))
+        fit_params = self.estimator_fit_params()
+        weights = self._recency_weights(rows, stats)
+        if weights is not None:
+            fit_params[f"{self.pipeline.steps[-1][0]}__sample_weight"] = weights
         t0 = time.perf_counter()
         with threadpool_limits(self.params.get("n_threads")):
-            self.pipeline.fit(x, y if self.forecasts_customers else y[:, 0])
+            self.pipeline.fit(x, y if self.forecasts_customers else y[:, 0], **fit_params)
         log.debug("%s fitted on %d rows in %.1fs", self.name, len(rows), time.perf_counter() - t0)
         return self
 

@@ -38,6 +38,7 @@ from warehouse.champion import current_pin
 
 FEATURES_KEY = AssetKey(["marts", "fct_store_daily_features"])
 STORE_STATS_KEY = AssetKey(["marts", "agg_store_sales_stats"])
+RECENT_SALES_KEY = AssetKey(["marts", "agg_store_recent_sales"])  # read with the statistics (load_store_stats_table)
 MODEL_KINDS = {"baseline": "pandas", "random_forest": "scikit-learn", "hist_gradient_boosting": "scikit-learn",
                "lstm": "tensorflow"}
 
@@ -135,7 +136,7 @@ def _model_asset(name: str):
     @asset(
         name=name,
         key_prefix="models",
-        deps=[FEATURES_KEY, STORE_STATS_KEY],
+        deps=[FEATURES_KEY, STORE_STATS_KEY, RECENT_SALES_KEY],
         group_name="models",
         kinds={MODEL_KINDS.get(name, "python")},
         owners=DATA_SCIENCE,

@@ -1,6 +1,6 @@
 {{ config(materialized='table') }}
 
--- Store-level sales statistics at every cut of int_feature_cuts, each computed ONLY from
+-- Store-level sales statistics at every fold cut of int_feature_cuts, each computed ONLY from
 -- history rows strictly before its cut: the models' store features (forecasting.features
 -- reads the rows of one cut) and a BI table of "normal" sales per store, weekday and promo.
 -- Sales statistics use open days with sales > 0 (as Kaggle's RMSPE) in three windows ending
@@ -15,6 +15,7 @@ with
 cuts as (
 
     select feature_cut_date from {{ ref('int_feature_cuts') }}
+    where cut_kind <> 'training_block'
 
 ),
 

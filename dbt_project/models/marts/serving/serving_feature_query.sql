@@ -16,8 +16,9 @@
 -- (a reopening within event_distance_cap_days after a closure of long_closure_min_days, a
 -- refurbishment of refurbishment_min_days within after_refurbishment_days) back and ahead,
 -- widened to the mart's nearest row beyond each bound (a history gap across a bound is seen
--- whole) and back to the start of a promo or school-holiday run in progress at the first row
--- (runs have no cap; the mart's run day says where the run began).
+-- whole), back to the start of a promo or school-holiday run in progress at the first row and
+-- ahead to the end of a school-holiday run in progress at the last row (runs have no cap; the
+-- mart's run day and run length say where the run began and ends).
 
 {%- set request_relation = '__predict_request' %}
 {%- set mart = ref('fct_store_daily_features').include(database=False) %}
@@ -74,6 +75,7 @@ store_rows as (
         mart.is_school_holiday,
         mart.promo_run_day,
         mart.school_holiday_run_day,
+        mart.school_holiday_run_length,
         mart.state_group
     from {{ mart }} as mart
     semi join request_stores
@@ -90,7 +92,11 @@ store_windows as (
             - greatest(first_row.promo_run_day, first_row.school_holiday_run_day, 1) + 1,
             request_stores.reach_start
         ) as window_start,
-        coalesce(last_row.sale_date, request_stores.reach_end) as window_end
+        coalesce(
+            last_row.sale_date
+            + last_row.school_holiday_run_length - last_row.school_holiday_run_day,
+            request_stores.reach_end
+        ) as window_end
     from request_stores
     -- the last row on or before the reach, the first on or after it
     asof left join store_rows as first_row
@@ -119,7 +125,9 @@ request_timeline as (
 
     union all by name
 
-    select mart.* exclude (promo_run_day, school_holiday_run_day, state_group)
+    select mart.* exclude (
+        promo_run_day, school_holiday_run_day, school_holiday_run_length, state_group
+    )
     from store_rows as mart
     inner join store_windows
         on mart.store_id = store_windows.store_id

@@ -1,0 +1,109 @@
+{{ config(materialized='table') }}
+
+-- The store's recent sales at EVERY cut of int_feature_cuts (the fold cuts and the earlier
+-- 'training_block' cuts, one backtest horizon apart), each computed ONLY from history rows
+-- strictly before its cut: what a forecast made at that cut knows about the store's latest
+-- weeks. The tabular models join each row onto the cut it is forecast from: a horizon row onto
+-- its fold's cut, an older training row onto the latest cut on or before it (its block), so
+-- the relation between recent sales and the days after a cut is learnt from history and no
+-- fold ever sees its own horizon (forecasting.features.recent_sales_features).
+-- Selling days (open, sales > 0) as in agg_store_sales_stats; windows end the day before the
+-- cut: 28 days (4 weeks), 56 days (8 weeks), 91 days (a quarter), 364 days (a year of whole
+-- weeks) and the quarter one year earlier (days 365 .. 455 before the cut).
+-- One row per cut, store, ISO weekday and promo status with a selling day in the year before
+-- the cut; the store_* columns are the store's (all weekdays), repeated on its rows.
+
+with
+
+cuts as (
+
+    select feature_cut_date from {{ ref('int_feature_cuts') }}
+
+),
+
+selling_days as (
+
+    select
+        store_id,
+        sale_date,
+        cast(isodow(sale_date) as integer) as day_of_week,
+        is_promo,
+        ln(1 + sales) as log_sales
+    from {{ ref('stg_rossmann__sales') }}
+    where is_open and sales > 0
+
+),
+
+before_cut as (
+
+    select
+        cuts.feature_cut_date,
+        selling_days.*,
+        cast(cuts.feature_cut_date - selling_days.sale_date as integer) as days_before_cut
+    from selling_days
+    inner join cuts
+        on selling_days.sale_date < cuts.feature_cut_date
+        and selling_days.sale_date >= cuts.feature_cut_date - 455
+
+),
+
+store_level as (
+
+    select
+        feature_cut_date,
+        store_id,
+        avg(log_sales) filter (where days_before_cut <= 28) as store_log_sales_mean_4_weeks,
+        avg(log_sales) filter (where days_before_cut <= 91) as store_log_sales_mean_quarter,
+        avg(log_sales) filter (where days_before_cut <= 364) as store_log_sales_mean_year,
+        avg(log_sales) filter (where days_before_cut > 364) as store_log_sales_mean_quarter_year_ago
+    from before_cut
+    group by feature_cut_date, store_id
+
+),
+
+weekday_promo as (
+
+    select
+        feature_cut_date,
+        store_id,
+        day_of_week,
+        is_promo,
+        cast(count(*) as integer) as n_days_year,
+        avg(log_sales) as log_sales_mean_year,
+        cast(count(*) filter (where days_before_cut <= 56) as integer) as n_days_8_weeks,
+        avg(log_sales) filter (where days_before_cut <= 56) as log_sales_mean_8_weeks,
+        arg_min(log_sales, days_before_cut) as log_sales_last,
+        min(days_before_cut) as days_since_last
+    from before_cut
+    where days_before_cut <= 364
+    group by feature_cut_date, store_id, day_of_week, is_promo
+
+)
+
+select
+    weekday_promo.feature_cut_date,
+    weekday_promo.store_id,
+    weekday_promo.day_of_week,
+    weekday_promo.is_promo,
+    weekday_promo.n_days_year,
+    weekday_promo.log_sales_mean_year,
+    weekday_promo.n_days_8_weeks,
+    weekday_promo.log_sales_mean_8_weeks,
+    weekday_promo.log_sales_last,
+    weekday_promo.days_since_last,
+    weekday_promo.log_sales_mean_8_weeks - weekday_promo.log_sales_mean_year
+        as log_sales_8_weeks_vs_year,
+    weekday_promo.log_sales_last - weekday_promo.log_sales_mean_year as log_sales_last_vs_year,
+    store_level.store_log_sales_mean_4_weeks,
+    store_level.store_log_sales_mean_quarter,
+    store_level.store_log_sales_mean_year,
+    store_level.store_log_sales_mean_quarter_year_ago,
+    store_level.store_log_sales_mean_4_weeks - store_level.store_log_sales_mean_year
+        as store_log_sales_4_weeks_vs_year,
+    store_level.store_log_sales_mean_quarter - store_level.store_log_sales_mean_quarter_year_ago
+        as store_log_sales_trend
+
+from weekday_promo
+inner join store_level
+    on weekday_promo.feature_cut_date = store_level.feature_cut_date
+    and weekday_promo.store_id = store_level.store_id
