@@ -65,7 +65,8 @@ def worker(args) -> None:
     with duckdb.connect(str(args.warehouse), read_only=True) as con:
         frame, store_stats = load_feature_frame(con), load_store_stats_table(con)
     load_s = time.perf_counter() - t
-    tm = train(create(args.worker, profile=args.profile), frame, store_stats, ForecastSpec(n_folds=args.folds))
+    spec = ForecastSpec(n_folds=args.folds, store_correction=not args.no_store_correction)
+    tm = train(create(args.worker, profile=args.profile), frame, store_stats, spec)
     save_result(tm, args.models_dir)
     m = tm.metrics
     folds, timings = tm.meta["folds"], tm.meta["timings_s"]
@@ -75,6 +76,7 @@ def worker(args) -> None:
         "artifact_path": tm.registry["artifact_path"],
         "metrics": m.pivot(index="split", columns="metric", values="value").to_dict(orient="index"),
         "split_order": list(dict.fromkeys(m["split"])),
+        "store_correction_effect": tm.meta["store_correction_effect"],
         "fold_timings": {f["split"]: {"fit_s": f["fit_s"], "predict_s": f["predict_s"]} for f in folds},
         "fit_s": timings["fit_backtests"] + timings["fit_full"],
         "predict_s": sum(f["predict_s"] for f in folds) + timings["predict_plan"],
@@ -103,6 +105,8 @@ def main(argv=None) -> int:
     ap.add_argument("--folds", type=int, default=3, help="number of folds incl. validation (default 3)")
     ap.add_argument("--profile", choices=["default", "fast"], default="default")
     ap.add_argument("--no-blend", action="store_true")
+    ap.add_argument("--no-store-correction", action="store_true",
+                    help="leave the forecasts uncorrected (forecasting.correction)")
     ap.add_argument("--out", type=Path, help="JSON result file (default bench/results/accuracy-<time>.json)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--models-dir", help=argparse.SUPPRESS)
@@ -130,7 +134,7 @@ def main(argv=None) -> int:
         res = work / f"{model}.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", model, "--warehouse", str(warehouse),
                "--models-dir", str(work / "models"), "--result", str(res), "--folds", str(args.folds),
-               "--profile", args.profile]
+               "--profile", args.profile] + (["--no-store-correction"] if args.no_store_correction else [])
         print(f"== {model}", flush=True)
         t = time.perf_counter()
         subprocess.run(cmd, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
@@ -179,11 +183,22 @@ def main(argv=None) -> int:
               f"{_fmt(r['mean_coverage_80'], 3):>11}{r['fit_s']:>8.0f}{r['predict_s']:>8.1f}"
               f"{(r.get('cpu_s') or float('nan')):>7.0f}"
               f"{(r['peak_rss_gib'] or float('nan')):>9.2f}")
-    champ = min(results, key=lambda n: results[n]["mean_rmspe"])
+    from forecasting.folds import ForecastSpec
+
+    fold_weights = ForecastSpec(n_folds=args.folds).recency_weights(splits)
+    for r in results.values():
+        r["weighted_rmspe"] = (sum(fold_weights[s] * r["metrics"][s]["rmspe"] for s in splits)
+                               / sum(fold_weights.values()))
+    champ = min(results, key=lambda n: results[n]["weighted_rmspe"])
     total = time.perf_counter() - t_all
     train_s = sum(r.get("wall_s", 0.0) for r in results.values())
-    print(f"\nchampion (lowest mean RMSPE over the folds): {champ}  "
-          f"(validation fold {results[champ]['metrics']['validation']['rmspe']:.4f})")
+    print(f"\nchampion (lowest recency-weighted RMSPE, fold weights {fold_weights}): {champ}  "
+          f"(weighted {results[champ]['weighted_rmspe']:.4f}, validation fold "
+          f"{results[champ]['metrics']['validation']['rmspe']:.4f})")
+    for name, r in results.items():
+        for split, e in (r.get("store_correction_effect") or {}).items():
+            print(f"store correction {name} {split}: slope {e['slope']:.2f}, rmspe {e['rmspe_uncorrected']:.4f} "
+                  f"uncorrected -> {e['rmspe']:.4f}")
     if "blend" in results:
         print("blend weights (all folds): " + ", ".join(f"{k}={w:.3f}" for k, w in results["blend"]["weights"].items()))
     print(f"rmse/mae/mape/cov80: validation fold; cov80 mean: over all folds. Model processes: {train_s:.0f}s "

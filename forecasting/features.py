@@ -85,6 +85,9 @@ RECENT_SALES_FEATURES = [
     # store had when the row was forecast, against the level the target offset describes
     "recent_log_sales_year_vs_cut",  # same weekday and promo status
     "recent_store_log_sales_year_vs_cut",  # the store
+    # the store's sales on the latest carnival Monday before the cut against its Mondays (read with
+    # days_from_carnival_monday: the same stores empty at carnival every year)
+    "recent_store_log_sales_carnival_vs_year",
 ]
 
 _BOOL_COLUMNS = ["is_history", "is_open", *BOOLEAN_FEATURES]
@@ -135,7 +138,8 @@ RECENT_SALES_TABLE = "marts.agg_store_recent_sales"
 RECENT_GRAIN = "recent_store_dow_promo"  # the grain of the recent-sales rows in load_store_stats_table's frame
 _RECENT_KEYS = ["feature_cut_date", "store_id", "day_of_week", "is_promo"]
 _RECENT_COLUMNS = ["log_sales_mean_year", "log_sales_last_vs_year", "log_sales_8_weeks_vs_year", "days_since_last"]
-_RECENT_STORE_COLUMNS = ["store_log_sales_mean_year", "store_log_sales_4_weeks_vs_year", "store_log_sales_trend"]
+_RECENT_STORE_COLUMNS = ["store_log_sales_mean_year", "store_log_sales_4_weeks_vs_year", "store_log_sales_trend",
+                         "store_log_sales_carnival_vs_year"]
 
 
 def load_store_stats_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -316,6 +320,7 @@ def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFram
                                            - at_training_cut["log_sales_mean_year"]).to_numpy()
     out["recent_store_log_sales_year_vs_cut"] = (store_at_row_cut["store_log_sales_mean_year"]
                                                  - store_at_training_cut["store_log_sales_mean_year"]).to_numpy()
+    out["recent_store_log_sales_carnival_vs_year"] = store_at_row_cut["store_log_sales_carnival_vs_year"].to_numpy()
     return out
 
 

@@ -36,6 +36,7 @@ class ForecastSpec:
     horizon_days: int = 42
     interval: float = 0.8
     champion_half_life_folds: float = 1.0
+    store_correction: bool = True  # forecasting.correction: per-store level correction fitted on earlier folds
 
     def __post_init__(self):
         if (self.n_folds < 1 or self.horizon_days < 1 or not 0 < self.interval < 1

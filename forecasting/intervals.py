@@ -16,7 +16,8 @@ import pandas as pd
 DEFAULT_FACTOR = (0.75, 1.25)  # only when no usable residuals exist at all
 
 
-def _usable(pred: pd.DataFrame) -> np.ndarray:
+def scorable(pred: pd.DataFrame) -> np.ndarray:
+    """Rows whose error can be scored in logs: open days with actual and forecast sales > 0."""
     a, p = pred["sales"].to_numpy(float), pred["sales_pred"].to_numpy(float)
     return pred["is_open"].to_numpy(bool) & np.isfinite(a) & np.isfinite(p) & (a > 0) & (p > 0)
 
@@ -24,7 +25,7 @@ def _usable(pred: pd.DataFrame) -> np.ndarray:
 def conformal_factors(pred: pd.DataFrame, level: float, n_weeks: int) -> pd.DataFrame:
     """Per horizon-week multiplicative factors from backtest rows: horizon_week, lower_factor (<= 1),
     upper_factor (>= 1), n (residuals behind it).  Weeks without residuals use the pooled quantile."""
-    ok = _usable(pred)
+    ok = scorable(pred)
     res = pd.DataFrame({
         "horizon_week": pred["horizon_day"].to_numpy()[ok] // 7,
         "score": np.abs(np.log(pred["sales"].to_numpy(float)[ok] / pred["sales_pred"].to_numpy(float)[ok])),

@@ -90,7 +90,7 @@ REGISTRY: dict[str, str] = {
 }
 # The models the pipeline trains (one Dagster asset each, orchestration/assets/models.py); every registered model
 # can be created, trained and benchmarked (bench/accuracy.py --models).
-MODEL_NAMES = ("baseline", "random_forest", "hist_gradient_boosting", "lstm")
+MODEL_NAMES = ("baseline", "random_forest", "lightgbm", "lstm")
 
 
 def forecaster_class(name: str) -> type[BaseForecaster]:

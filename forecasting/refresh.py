@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecasting.artifacts import load_forecaster, read_meta
+from forecasting.correction import StoreBiasCorrection
 from forecasting.blend import combine
 from forecasting.features import history_rows, plan_rows, prepare_frame
 from forecasting.runner import FORECAST_COLUMNS, forecast_plan, interval_forecast
@@ -35,7 +36,8 @@ def forecast_saved_version(directory: str | Path, frame: pd.DataFrame) -> pd.Dat
     meta = read_meta(directory)
     df = prepare_frame(frame)
     forecaster = load_forecaster(directory)
-    forecast = forecast_plan(forecaster, history_rows(df), plan_rows(df), _factors(meta))
+    forecast = forecast_plan(forecaster, history_rows(df), plan_rows(df), _factors(meta),
+                             StoreBiasCorrection.from_meta(meta))
     return forecast.assign(model=meta["model"], model_version=meta["model_version"])[FORECAST_COLUMNS]
 
 

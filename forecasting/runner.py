@@ -1,9 +1,10 @@
 """The training runner: small stages from a feature frame to a packaged result that one writer persists.
 
     backtest   per fold (forecasting.folds): fit on the data before the cut, forecast the fold's days
+    correct    the per-store level correction fitted on earlier folds (forecasting.correction)
     calibrate  conformal intervals at the spec's level (forecasting.intervals) and fold metrics
     refit      the final model on all history (warm-started from the validation fold's model where supported)
-    forecast   the plan rows, with the intervals calibrated on all folds
+    forecast   the plan rows, corrected and with the intervals calibrated on all folds
     package    the forecast, metric and registry rows and the artifact's metadata (TrainingResult)
 
 :func:`train` runs them in order; :func:`forecasting.artifacts.save_result` writes the result's artifact folder.
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.artifacts import new_model_version
+from forecasting.correction import StoreBiasCorrection, correct_backtest, fit_correction
 from forecasting.features import StoreStats, history_rows, plan_rows, prepare_frame
 from forecasting.folds import VALIDATION, Fold, ForecastSpec, fold_frames, make_folds
 from forecasting.intervals import add_fold_intervals, apply_factors, conformal_factors
@@ -149,8 +151,8 @@ def refit(forecaster: BaseForecaster, backtest: Backtest, hist: pd.DataFrame,
     return type(forecaster)(forecaster.params).fit(hist, stats)
 
 
-def forecast_plan(final: BaseForecaster, hist: pd.DataFrame, plan: pd.DataFrame,
-                  factors: pd.DataFrame) -> pd.DataFrame:
+def forecast_plan(final: BaseForecaster, hist: pd.DataFrame, plan: pd.DataFrame, factors: pd.DataFrame,
+                  correction: StoreBiasCorrection | None = None) -> pd.DataFrame:
     """The plan's forecast with intervals: store_id, forecast_date, origin_date, sales_pred/lower/upper,
     customers_pred."""
     if plan.empty:
@@ -158,15 +160,18 @@ def forecast_plan(final: BaseForecaster, hist: pd.DataFrame, plan: pd.DataFrame,
     pred = final.predict(hist, plan)
     plan_start = pd.Timestamp(hist["sale_date"].max()) + pd.Timedelta(days=1)
     return interval_forecast(pred["store_id"], pred["sale_date"], pred["sales_pred"], pred["customers_pred"],
-                             plan_start, factors)
+                             plan_start, factors, correction)
 
 
 def interval_forecast(store_id, forecast_date, sales_pred, customers_pred, plan_start: pd.Timestamp,
-                      factors: pd.DataFrame) -> pd.DataFrame:
-    """Forecast rows with the interval factors of their horizon week applied (lower <= forecast <= upper);
-    ``origin_date`` = ``plan_start``, the first day the forecast covers (the day after its history)."""
+                      factors: pd.DataFrame, correction: StoreBiasCorrection | None = None) -> pd.DataFrame:
+    """Forecast rows, the store correction (if any) applied to the sales, with the interval factors of their horizon
+    week (lower <= forecast <= upper); ``origin_date`` = ``plan_start``, the first day the forecast covers (the day
+    after its history)."""
     dates = pd.to_datetime(pd.Series(np.asarray(forecast_date))).dt.normalize()
     sales = np.asarray(sales_pred, dtype=float)
+    if correction is not None:
+        sales = sales * correction.factors(store_id)
     lo, hi = apply_factors(sales, (dates - plan_start).dt.days.to_numpy(), factors)
     return pd.DataFrame({
         "store_id": np.asarray(store_id).astype("int32"),
@@ -213,12 +218,26 @@ def train(forecaster: BaseForecaster, frame: pd.DataFrame, store_stats: pd.DataF
              hist["store_id"].nunique(), f"{hist['sale_date'].min():%Y-%m-%d}", f"{hist['sale_date'].max():%Y-%m-%d}",
              len(hist), len(folds), spec.horizon_days, len(plan))
     backtest = run_backtest(forecaster, hist, folds, store_stats)
-    calibration = calibrate(backtest.predictions, spec)
+    splits = [f.split for f in folds]
+    correction = fit_correction(backtest.predictions, splits) if spec.store_correction else None
+    predictions, fold_slopes = (correct_backtest(backtest.predictions) if spec.store_correction
+                                else (backtest.predictions, {}))
+    correction_effect = {}
+    for split, slope in fold_slopes.items():
+        before, after = (p.loc[p["split"] == split] for p in (backtest.predictions, predictions))
+        correction_effect[split] = {"slope": slope, "rmspe_uncorrected": rmspe(before["sales"], before["sales_pred"],
+                                                                               before["is_open"]),
+                                    "rmspe": rmspe(after["sales"], after["sales_pred"], after["is_open"])}
+        log.info("%s %s: store correction (slope %.2f) rmspe %.4f -> %.4f", forecaster.name, split, slope,
+                 correction_effect[split]["rmspe_uncorrected"], correction_effect[split]["rmspe"])
+    if correction is not None:
+        log.info("%s: the plan's store correction slope is %.2f", forecaster.name, correction.slope)
+    calibration = calibrate(predictions, spec)
     t = time.perf_counter()
     final = refit(forecaster, backtest, hist, store_stats)
     fit_full_s = time.perf_counter() - t
     t = time.perf_counter()
-    forecast = forecast_plan(final, hist, plan, calibration.factors)
+    forecast = forecast_plan(final, hist, plan, calibration.factors, correction)
     predict_plan_s = time.perf_counter() - t
     valid = calibration.backtest.loc[calibration.backtest["split"] == VALIDATION]
     meta = {
@@ -228,6 +247,8 @@ def train(forecaster: BaseForecaster, frame: pd.DataFrame, store_stats: pd.DataF
         "validation_start": f"{folds[-1].start:%Y-%m-%d}", "validation_end": f"{folds[-1].end:%Y-%m-%d}",
         "customers_rmspe": rmspe(valid["customers"], valid["customers_pred"], valid["is_open"]),
         "plan_rows": int(len(plan)),
+        "store_correction": None if correction is None else correction.to_meta(),
+        "store_correction_effect": correction_effect,
         "timings_s": {"fit_backtests": round(sum(t["fit_s"] for t in backtest.timings.values()), 3),
                       "fit_full": round(fit_full_s, 3), "predict_plan": round(predict_plan_s, 3),
                       "total": round(time.perf_counter() - t_all, 3)},

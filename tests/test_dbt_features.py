@@ -55,7 +55,7 @@ NEW_COLUMNS = [
     ("promo_run_day", "INTEGER"), ("is_promo_first_day", "BOOLEAN"), ("is_promo_last_day", "BOOLEAN"),
     ("days_since_promo", "INTEGER"), ("days_until_promo", "INTEGER"),
     ("days_until_christmas", "INTEGER"), ("days_since_christmas", "INTEGER"),
-    ("days_until_easter", "INTEGER"), ("days_since_easter", "INTEGER"),
+    ("days_until_easter", "INTEGER"), ("days_since_easter", "INTEGER"), ("days_from_carnival_monday", "INTEGER"),
     ("is_school_holiday_week", "BOOLEAN"), ("school_holiday_last_week", "BOOLEAN"),
     ("school_holiday_next_week", "BOOLEAN"), ("school_holiday_run_day", "INTEGER"),
     ("days_since_reopening", "INTEGER"), ("days_until_long_closure", "INTEGER"),

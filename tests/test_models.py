@@ -27,6 +27,7 @@ from forecasting.features import (
     prepare_frame,
 )
 from forecasting.artifacts import load_forecaster, prune_artifacts, save_result
+from forecasting.correction import StoreBiasCorrection
 from forecasting.folds import ForecastSpec, fold_frames, make_folds
 from forecasting.models import lstm, lstm_windows
 from forecasting.protocol import MODEL_NAMES, PREDICTION_COLUMNS, REGISTRY, create, forecaster_class
@@ -462,9 +463,12 @@ def test_train_and_forecast_writes_artifacts(name, frame, stats_table, tmp_path)
     meta = json.loads((vdir / "meta.json").read_text())
     assert meta["model_version"] == tm.model_version
     assert meta["fold_metrics"]["validation"]["rmspe"] == pytest.approx(rmspe)
-    # the saved model loads and forecasts the plan the same way
+    # the saved model loads and forecasts the plan the same way, with the store correction its metadata carries
+    correction = StoreBiasCorrection.from_meta(meta)
+    assert correction is not None and 0 <= correction.slope <= 1
     again = load_forecaster(vdir).predict(hist, plan)
-    np.testing.assert_allclose(again["sales_pred"].to_numpy(), fc["sales_pred"].to_numpy(), rtol=1e-5)
+    np.testing.assert_allclose(again["sales_pred"].to_numpy() * correction.factors(again["store_id"]),
+                               fc["sales_pred"].to_numpy(), rtol=1e-5)
 
 
 def test_two_runs_get_distinct_versions(frame, stats_table, tmp_path):

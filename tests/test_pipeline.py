@@ -60,7 +60,7 @@ def test_forecasts_for_every_plan_store_day_from_each_model(platform):
         FROM ml.store_sales_forecast GROUP BY model ORDER BY model""")
     plan_days = query(data_dir, "SELECT count(*) FROM raw.plan")[0][0]
     assert plan_days == N_STORES * HORIZON
-    assert [r[0] for r in rows] == ["baseline", "blend", "hist_gradient_boosting", "lstm", "random_forest"]
+    assert [r[0] for r in rows] == ["baseline", "blend", "lightgbm", "lstm", "random_forest"]
     for _, n, stores, first, last, ordered in rows:
         assert (n, stores, (last - first).days + 1, ordered) == (plan_days, N_STORES, HORIZON, True)
     closed = query(data_dir, """
@@ -71,7 +71,7 @@ def test_forecasts_for_every_plan_store_day_from_each_model(platform):
 
 def test_metrics_registry_and_bi_marts(platform):
     _, data_dir, result = platform
-    models = ("baseline", "random_forest", "hist_gradient_boosting", "lstm", "blend")
+    models = ("baseline", "random_forest", "lightgbm", "lstm", "blend")
     metrics = query(data_dir, "SELECT model, split, metric FROM ml.model_metrics")
     assert set(metrics) == {(m, s, k) for m in models for s in ("backtest_1", "backtest_2", "validation")
                             for k in ("rmspe", "rmse", "mae", "mape", "coverage_80")}
@@ -108,7 +108,7 @@ def test_champion_importance_and_diagnostics(platform):
                                     "sales_lower", "sales_upper", "customers_pred", "created_at"]
     imp = query(data_dir, "SELECT model, count(*), count(DISTINCT feature), min(method), max(method) "
                           "FROM ml.feature_importance GROUP BY model ORDER BY model")
-    assert [r[0] for r in imp] == ["baseline", "blend", "hist_gradient_boosting", "lstm", "random_forest"]
+    assert [r[0] for r in imp] == ["baseline", "blend", "lightgbm", "lstm", "random_forest"]
     assert all(n == nf and n > 10 and lo == hi == "permutation_rmspe" for _, n, nf, lo, hi in imp)
     diag = query(data_dir, "SELECT count(*), count(adf_pvalue), min(acf_lag1), max(acf_lag1) FROM ml.series_diagnostics")
     assert diag[0][0] == N_STORES and diag[0][1] == N_STORES and -1 <= diag[0][2] <= diag[0][3] <= 1

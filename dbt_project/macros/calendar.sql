@@ -26,7 +26,10 @@
     Store-independent calendar events per day of `calendar` (a relation with calendar_date,
     year, day_of_month and day_of_year, one row per date): the trend term (days since the
     scalar SQL expression `first_history_date`), week of the month, yearly Fourier terms and
-    the distances to 25 December and Easter Sunday, capped at var('event_distance_cap_days').
+    the distances to 25 December and Easter Sunday, capped at var('event_distance_cap_days'), and
+    the signed distance to the carnival Monday (Rosenmontag, Easter Sunday - 48 days), capped
+    both ways: carnival closes or empties many stores in some states (bench/README.md, "Error
+    analysis") and, moving with Easter, falls anywhere from 2 February to 8 March.
     Easter Sunday comes from the anonymous Gregorian algorithm (Meeus/Jones/Butcher) for every
     year of the calendar plus one on either side, so it is known without any holiday data.
 -#}
@@ -131,7 +134,8 @@ events as (
             when event_days.calendar_date >= make_date(event_days.year, 12, 25)
                 then event_days.calendar_date - make_date(event_days.year, 12, 25)
             else event_days.calendar_date - make_date(event_days.year - 1, 12, 25)
-        end as raw_days_since_christmas
+        end as raw_days_since_christmas,
+        event_days.calendar_date - (this_easter.easter_sunday - 48) as raw_days_from_carnival_monday
 
     from event_days
     inner join easter as this_easter
@@ -153,7 +157,8 @@ select
     cast(least(raw_days_until_easter, {{ cap }}) as integer) as days_until_easter,
     cast(least(raw_days_since_easter, {{ cap }}) as integer) as days_since_easter,
     cast(least(raw_days_until_christmas, {{ cap }}) as integer) as days_until_christmas,
-    cast(least(raw_days_since_christmas, {{ cap }}) as integer) as days_since_christmas
+    cast(least(raw_days_since_christmas, {{ cap }}) as integer) as days_since_christmas,
+    cast(greatest(least(raw_days_from_carnival_monday, {{ cap }}), -{{ cap }}) as integer) as days_from_carnival_monday
 
 from events
 

@@ -381,6 +381,7 @@ features as (
         events.days_since_christmas,
         events.days_until_easter,
         events.days_since_easter,
+        events.days_from_carnival_monday,
 
         ---------- school holidays
         weeks.has_school_holiday as is_school_holiday_week,
@@ -559,6 +560,7 @@ select
     days_since_christmas,
     days_until_easter,
     days_since_easter,
+    days_from_carnival_monday,
     is_school_holiday_week,
     school_holiday_last_week,
     school_holiday_next_week,

@@ -39,8 +39,7 @@ from warehouse.champion import current_pin
 FEATURES_KEY = AssetKey(["marts", "fct_store_daily_features"])
 STORE_STATS_KEY = AssetKey(["marts", "agg_store_sales_stats"])
 RECENT_SALES_KEY = AssetKey(["marts", "agg_store_recent_sales"])  # read with the statistics (load_store_stats_table)
-MODEL_KINDS = {"baseline": "pandas", "random_forest": "scikit-learn", "hist_gradient_boosting": "scikit-learn",
-               "lstm": "tensorflow"}
+MODEL_KINDS = {"baseline": "pandas", "random_forest": "scikit-learn", "lightgbm": "lightgbm", "lstm": "tensorflow"}
 
 
 def model_key(name: str) -> AssetKey:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from forecasting.artifacts import ArtifactIntegrityError, load_forecaster, verify_artifact
 from forecasting.blend import BLEND, combine
+from forecasting.correction import StoreBiasCorrection
 from forecasting.features import prepare_frame
 from forecasting.protocol import MODEL_NAMES
 from forecasting.runner import interval_forecast
@@ -75,11 +76,12 @@ def load_model_artifact(directory: Path, models_dirs: Collection[Path],
     if meta["model"] not in LIVE_MODELS:
         raise TypeError(f"{directory} holds a {meta['model']}, which has no live predict path")
     factors = pd.DataFrame(meta["interval_factors"])
+    correction = StoreBiasCorrection.from_meta(meta)
     plan_start = pd.Timestamp(meta["train_end"]) + pd.Timedelta(days=1)
 
     def with_interval(features: pd.DataFrame, sales_pred, customers_pred) -> pd.DataFrame:
         out = interval_forecast(features["store_id"], features["sale_date"], sales_pred, customers_pred, plan_start,
-                                factors)
+                                factors, correction)
         return out[PREDICTION_COLUMNS]
 
     if meta["model"] != BLEND and members:

@@ -10,6 +10,10 @@
 -- Selling days (open, sales > 0) as in agg_store_sales_stats; windows end the day before the
 -- cut: 28 days (4 weeks), 56 days (8 weeks), 91 days (a quarter), 364 days (a year of whole
 -- weeks) and the quarter one year earlier (days 365 .. 455 before the cut).
+-- The carnival memory: the store's log sales on the latest carnival Monday (with any store selling)
+-- before the cut against
+-- its Monday mean of the year (same promo status). Carnival empties many stores of some states,
+-- the same stores every year (bench/README.md, "Error analysis").
 -- One row per cut, store, ISO weekday and promo status with a selling day in the year before
 -- the cut; the store_* columns are the store's (all weekdays), repeated on its rows.
 
@@ -78,6 +82,52 @@ weekday_promo as (
     where days_before_cut <= 364
     group by feature_cut_date, store_id, day_of_week, is_promo
 
+),
+
+-- the calendar rule (macro calendar_events) over the selling days' dates: this model needs no plan
+sale_calendar as (
+
+    select
+        calendar_date,
+        {{ calendar_attributes('calendar_date') }}
+    from (select distinct sale_date as calendar_date from selling_days)
+
+),
+
+sale_calendar_events as (
+
+    {{ calendar_events('sale_calendar', '(select min(calendar_date) from sale_calendar)') }}
+
+),
+
+last_carnival_monday as (
+
+    select
+        cuts.feature_cut_date,
+        max(events.calendar_date) as carnival_monday
+    from cuts
+    inner join sale_calendar_events as events
+        on events.days_from_carnival_monday = 0
+        and events.calendar_date < cuts.feature_cut_date
+    group by cuts.feature_cut_date
+
+),
+
+store_carnival as (
+
+    select
+        last_carnival_monday.feature_cut_date,
+        selling_days.store_id,
+        selling_days.log_sales - weekday_promo.log_sales_mean_year as store_log_sales_carnival_vs_year
+    from last_carnival_monday
+    inner join selling_days
+        on selling_days.sale_date = last_carnival_monday.carnival_monday
+    inner join weekday_promo
+        on weekday_promo.feature_cut_date = last_carnival_monday.feature_cut_date
+        and weekday_promo.store_id = selling_days.store_id
+        and weekday_promo.day_of_week = selling_days.day_of_week
+        and weekday_promo.is_promo = selling_days.is_promo
+
 )
 
 select
@@ -101,9 +151,13 @@ select
     store_level.store_log_sales_mean_4_weeks - store_level.store_log_sales_mean_year
         as store_log_sales_4_weeks_vs_year,
     store_level.store_log_sales_mean_quarter - store_level.store_log_sales_mean_quarter_year_ago
-        as store_log_sales_trend
+        as store_log_sales_trend,
+    store_carnival.store_log_sales_carnival_vs_year
 
 from weekday_promo
 inner join store_level
     on weekday_promo.feature_cut_date = store_level.feature_cut_date
     and weekday_promo.store_id = store_level.store_id
+left join store_carnival
+    on weekday_promo.feature_cut_date = store_carnival.feature_cut_date
+    and weekday_promo.store_id = store_carnival.store_id
