@@ -85,9 +85,9 @@ RECENT_SALES_FEATURES = [
     # store had when the row was forecast, against the level the target offset describes
     "recent_log_sales_year_vs_cut",  # same weekday and promo status
     "recent_store_log_sales_year_vs_cut",  # the store
-    # the store's sales on the latest carnival Monday before the cut against its Mondays (read with
-    # days_from_carnival_monday: the same stores empty at carnival every year)
-    "recent_store_log_sales_carnival_vs_year",
+    # on carnival Mondays (0 on other days): the store's sales on the latest carnival Monday before the cut against
+    # its Mondays -- the same stores empty at carnival every year; on the day only, so one split finds them
+    "recent_store_carnival_monday_vs_year",
 ]
 
 _BOOL_COLUMNS = ["is_history", "is_open", *BOOLEAN_FEATURES]
@@ -320,7 +320,10 @@ def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFram
                                            - at_training_cut["log_sales_mean_year"]).to_numpy()
     out["recent_store_log_sales_year_vs_cut"] = (store_at_row_cut["store_log_sales_mean_year"]
                                                  - store_at_training_cut["store_log_sales_mean_year"]).to_numpy()
-    out["recent_store_log_sales_carnival_vs_year"] = store_at_row_cut["store_log_sales_carnival_vs_year"].to_numpy()
+    on_carnival_monday = (frame["days_from_carnival_monday"].to_numpy() == 0 if "days_from_carnival_monday" in frame
+                          else np.zeros(len(frame), bool))
+    out["recent_store_carnival_monday_vs_year"] = np.where(
+        on_carnival_monday, store_at_row_cut["store_log_sales_carnival_vs_year"].to_numpy(), 0.0)
     return out
 
 
