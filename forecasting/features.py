@@ -323,7 +323,8 @@ def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFram
     on_carnival_monday = (frame["days_from_carnival_monday"].to_numpy() == 0 if "days_from_carnival_monday" in frame
                           else np.zeros(len(frame), bool))
     out["recent_store_carnival_monday_vs_year"] = np.where(
-        on_carnival_monday, store_at_row_cut["store_log_sales_carnival_vs_year"].to_numpy(), 0.0)
+        on_carnival_monday, store_at_row_cut["store_log_sales_carnival_vs_year"].to_numpy(),
+        np.where(row_cut.isna().to_numpy(), np.nan, 0.0))
     return out
 
 
