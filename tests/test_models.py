@@ -366,7 +366,7 @@ def test_lstm_windows_handle_gaps_and_long_plans(frame, split):
     hist = history_rows(frame)
     start = hist["sale_date"].min()
     n_days = (hist["sale_date"].max() - start).days + 1
-    grid = lstm_windows.build_grid(np.unique(hist["store_id"]), start, n_days, fitted.scaler, hist)
+    grid = lstm_windows.build_grid(np.unique(hist["store_id"]), start, n_days, fitted.scaler, fitted.layout, hist)
     assert grid.x.shape[:2] == (hist["store_id"].nunique(), n_days)
     obs = grid.x[:, :, lstm_windows.CH_OBSERVED]
     assert obs.sum() == len(hist)
