@@ -413,6 +413,54 @@ def test_lstm_calendar_channels_come_from_the_mart_columns(frame):
         lstm_windows.calendar_channels(rows.drop(columns="day_of_week"))
 
 
+def test_lstm_channels_follow_the_mart_columns_by_one_rule(frame):
+    """Every mart column the tree models see becomes a channel without a list to update: a new dbt column is
+    scaled min..p99.9 to [0, 1], NULLs get a flag, store-constant categoricals are static, leaky ones stay out."""
+    hist = history_rows(frame).assign(
+        days_until_new_event=lambda f: (f["day_of_year"] % 21).astype("int32"),  # a column dbt might add
+        state_group=lambda f: (f["store_id"] % 2 + 1).astype("int32"),
+        store_sales_rank=1.0)  # carries sales: never a feature
+    layout = lstm_windows.ChannelLayout.from_history(hist)
+    names = layout.covariate_names
+    assert layout.scaled["days_until_new_event"] == (0.0, 20.0)
+    assert "competition_distance_m_missing" in names and "store_sales_rank" not in names
+    assert set(layout.static_one_hot) == {"store_type", "assortment", "state_group"}
+    assert layout.one_hot == {"state_holiday": ("0", "a")}
+    cov = layout.covariates(hist)
+    scaled = cov[:, :-len(lstm_windows.CALENDAR_NAMES)]  # the calendar's sin/cos phases run -1..1
+    assert cov.shape == (len(hist), len(names)) and scaled.min() >= 0 and scaled.max() <= 1
+    np.testing.assert_allclose(cov[:, names.index("days_until_new_event")], hist["days_until_new_event"] / 20.0,
+                               rtol=1e-6)
+    no_competitor = hist["competition_distance_m"].isna().to_numpy()
+    assert (cov[:, names.index("competition_distance_m_missing")] == no_competitor).all()
+    assert (cov[no_competitor, names.index("competition_distance_m")] == 0).all()
+    scaler = lstm_windows.StoreScaler.from_history(hist, layout)
+    assert scaler.lookup(np.array([1, 2]))[["state_group_1", "state_group_2"]].to_numpy().tolist() == [[0, 1], [1, 0]]
+    with pytest.raises(ValueError, match="days_until_new_event"):
+        layout.covariates(hist.drop(columns="days_until_new_event"))
+
+
+def test_lstm_weekday_level_target(frame):
+    """target_level store_dow: the sales channel is the deviation from the store's weekday level (the synthetic
+    weekday effects come back as offsets; Sunday, closed, keeps the store's level)."""
+    hist = history_rows(frame)
+    layout = lstm_windows.ChannelLayout.from_history(hist)
+    scaler = lstm_windows.StoreScaler.from_history(hist, layout, "store_dow")
+    offsets = scaler.sales_offset(np.full(7, 3), np.arange(1, 8))
+    assert offsets[0] > offsets[1] > offsets[5] and offsets[6] == 0  # Monday 1.15 > Tuesday 1.0 > Saturday 0.9
+    assert offsets[0] - offsets[1] == pytest.approx(np.log(1.15), abs=0.03)  # both weekdays have promo weeks
+    start = hist["sale_date"].min()
+    grid = lstm_windows.build_grid(np.unique(hist["store_id"]), start, 200, scaler, layout, hist)
+    open_days = grid.y[..., lstm_windows.Y_WEIGHT] > 0
+    monday = np.asarray(pd.date_range(start, periods=200).dayofweek == 0)[None, :] & open_days
+    plain = lstm_windows.build_grid(np.unique(hist["store_id"]), start, 200,
+                                    lstm_windows.StoreScaler.from_history(hist, layout), layout, hist)
+    # Monday's mean scaled sales is about 0 around the weekday level, clearly above 0 around the store mean
+    assert abs(grid.y[..., 0][monday].mean()) < 0.2 < plain.y[..., 0][monday].mean()
+    with pytest.raises(ValueError, match="target_level"):
+        lstm_windows.StoreScaler.from_history(hist, layout, "store_month")
+
+
 # --------------------------------------------------------------------------------------------- training
 
 
