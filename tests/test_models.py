@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -438,6 +439,23 @@ def test_lstm_channels_follow_the_mart_columns_by_one_rule(frame):
     assert scaler.lookup(np.array([1, 2]))[["state_group_1", "state_group_2"]].to_numpy().tolist() == [[0, 1], [1, 0]]
     with pytest.raises(ValueError, match="days_until_new_event"):
         layout.covariates(hist.drop(columns="days_until_new_event"))
+
+
+def test_lstm_loss_adds_the_squared_percentage_error():
+    """rmspe_weight 0 is the masked log-space MSE; with a weight, the sales percentage error is added, computed from
+    the scaled error and the store's scale -- so overshooting costs more than undershooting by the same log amount."""
+    y = np.zeros((1, 3, lstm_windows.N_Y), dtype="float32")
+    y[..., lstm_windows.Y_WEIGHT] = [1, 1, 0]  # the last step is masked out
+    y[..., lstm_windows.Y_SCALE] = 0.5  # log units per scaled unit
+    over, under = np.zeros((1, 3, 2), "float32"), np.zeros((1, 3, 2), "float32")
+    over[..., 0], under[..., 0] = [1.0, 1.0, 9.0], [-1.0, -1.0, 9.0]
+
+    def loss(weight, pred):
+        return float(keras.ops.convert_to_numpy(lstm.masked_loss(0.5, weight)(y, pred)))
+
+    assert loss(0.0, over) == pytest.approx(1.0) and loss(0.0, under) == pytest.approx(1.0)
+    assert loss(10.0, over) == pytest.approx(1.0 + 10 * (1 - np.exp(0.5)) ** 2, rel=1e-5)
+    assert loss(10.0, under) == pytest.approx(1.0 + 10 * (1 - np.exp(-0.5)) ** 2, rel=1e-5)
 
 
 def test_lstm_weekday_level_target(frame):

@@ -4,7 +4,8 @@ Data layout
     Every store is reindexed onto one continuous daily grid (``[stores, days, channels]``); days without a row
     (refurbishment gaps, before a store's first day) are zeros with ``observed = 0`` -- so gaps never shift the
     calendar.  Sales and customers are scaled per store: ``(log1p(x) - mean) / std`` with the store's mean/std
-    over its *training* open days with sales > 0.
+    over its *training* open days with sales > 0; sales (``target_level = "store_dow"``, the default) around the
+    store's weekday level instead of its mean, so the network learns deviations from the weekly pattern.
 
 Window
     ``lookback_days`` days of [scaled sales, scaled customers, future=0, observed, known covariates] followed by
@@ -21,7 +22,8 @@ Network
     Two stacked ``LSTM(return_sequences=True)`` layers and a per-step ``Dense(2)`` head (Dense on a 3-D tensor
     is what TimeDistributed(Dense) does; TimeDistributed itself mis-shapes ``predict()`` output when the time
     axis is dynamic in Keras 3.15) predict scaled log sales and customers at every step; the loss is a masked
-    MSE that only counts horizon steps on open observed days with sales > 0.  The network is length-agnostic,
+    MSE that only counts horizon steps on open observed days with sales > 0, plus ``rmspe_weight`` times the
+    squared sales percentage error (:func:`masked_loss`).  The network is length-agnostic,
     so a plan longer than the training horizon (Kaggle's is 48 days) still works.
 
 Training
@@ -55,6 +57,7 @@ from forecasting.models.lstm_windows import (
     Y_CUST,
     Y_OFFSET,
     Y_SALES,
+    Y_SCALE,
     Y_WEIGHT,
     ChannelLayout,
     Grid,
@@ -84,7 +87,8 @@ DEFAULT_PARAMS: dict = {
     "fold_refit_epochs": 2,  # backtests: later folds warm-start from the previous fold's model (WARM_START_FOLDS)
     "refit_learning_rate": 1e-3,
     "customers_weight": 0.5,
-    "target_level": "store",  # sales scaled around the store's mean ("store") or its weekday level ("store_dow")
+    "rmspe_weight": 10.0,  # weight of the squared percentage error in the loss (0: log-space MSE only)
+    "target_level": "store_dow",  # sales scaled around the store's mean ("store") or its weekday level ("store_dow")
     "min_lookback_observed": 0.5,
     "seed": 42,
     "verbose": 2,  # epoch progress log at INFO (0: at DEBUG)
@@ -98,11 +102,18 @@ MIN_LOOKBACK_DAYS = 7  # a shorter history than lookback + horizon shrinks the l
 MODEL_FILE = "lstm.keras"
 STATE_FILE = "lstm_state.joblib"
 
-def masked_loss(customers_weight: float = 0.5):
+def masked_loss(customers_weight: float = 0.5, rmspe_weight: float = 0.0):
+    """MSE of the scaled log sales and customers on the horizon's open days with sales, plus ``rmspe_weight``
+    times the squared sales percentage error (what RMSPE scores: log-space MSE forecasts the median, which
+    overshoots on days it is unsure of; the percentage error pulls those down)."""
     def loss(y_true, y_pred):
         w = y_true[..., Y_WEIGHT]
         err = (ops.square(y_true[..., Y_SALES] - y_pred[..., 0])
                + customers_weight * ops.square(y_true[..., Y_CUST] - y_pred[..., 1]))
+        if rmspe_weight:
+            # log(forecast / actual), clipped so that a wild early forecast cannot blow up the gradient
+            log_ratio = ops.clip((y_pred[..., 0] - y_true[..., Y_SALES]) * y_true[..., Y_SCALE], -2.0, 2.0)
+            err = err + rmspe_weight * ops.square(1.0 - ops.exp(log_ratio))
         return ops.sum(w * err) / (ops.sum(w) + 1e-6)
 
     loss.__name__ = "masked_mse"
@@ -256,7 +267,7 @@ def _train(network, hist, scaler, layout, p, epochs, learning_rate, with_validat
         wpe = int(np.clip(0.05 * len(s_idx), 4096, 32768))
     wpe = int(min(int(wpe), len(s_idx)))
     network.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
-                    loss=masked_loss(float(p["customers_weight"])))
+                    loss=masked_loss(float(p["customers_weight"]), float(p.get("rmspe_weight", 0.0) or 0.0)))
     level = logging.INFO if int(p.get("verbose", 0)) else logging.DEBUG
     log.log(level, "%d stores x %d days x %d channels, %d candidate windows, %d windows/epoch, validation windows: %d",
             len(grid.stores), n_days, layout.n_channels, len(s_idx), wpe, 0 if val is None else len(val[1]))

@@ -41,8 +41,10 @@ CH_SALES, CH_CUST, CH_FUTURE, CH_OBSERVED = 0, 1, 2, 3
 BASE_CHANNELS = ["sales_scaled", "customers_scaled", "is_future", "observed"]
 _COV0 = len(BASE_CHANNELS)
 CALENDAR_NAMES = [f"dow_{d}" for d in range(1, 8)] + ["dom_sin", "dom_cos", "doy_sin", "doy_cos"]
-# y channels: scaled sales, scaled customers, loss weight, the sales level offset (added back to forecast)
-Y_SALES, Y_CUST, Y_WEIGHT, Y_OFFSET = 0, 1, 2, 3
+# y channels: scaled sales, scaled customers, loss weight, the sales level offset (added back to forecast), the
+# store's sales scale (log units per scaled unit: the loss turns scaled errors into percentage errors with it)
+Y_SALES, Y_CUST, Y_WEIGHT, Y_OFFSET, Y_SCALE = 0, 1, 2, 3, 4
+N_Y = 5
 TARGET_LEVELS = ("store", "store_dow")
 _ROW_CHUNK = 262_144  # rows per covariate block when filling the grid (bounds the temporary [rows, channels] array)
 _MIN_DOW_DAYS = 8  # fewer open days of a weekday: that weekday keeps the store's level (offset 0)
@@ -223,7 +225,7 @@ class Grid:
     stores: np.ndarray
     start: pd.Timestamp
     x: np.ndarray  # [S, T, C]
-    y: np.ndarray  # [S, T, 4]: Y_SALES, Y_CUST, Y_WEIGHT, Y_OFFSET
+    y: np.ndarray  # [S, T, N_Y]: Y_SALES, Y_CUST, Y_WEIGHT, Y_OFFSET, Y_SCALE
 
 
 def _fill_rows(grid: Grid, rows: pd.DataFrame, scaler: StoreScaler, layout: ChannelLayout, future: bool) -> None:
@@ -252,6 +254,7 @@ def _fill_rows(grid: Grid, rows: pd.DataFrame, scaler: StoreScaler, layout: Chan
     cs = np.where(good, (np.log1p(np.where(good, cust, 0)) - sc["c_mu"].to_numpy()) / sc["c_sd"].to_numpy(), 0.0)
     grid.x[s_idx, t_idx, CH_SALES], grid.x[s_idx, t_idx, CH_CUST] = ss, cs
     grid.y[s_idx, t_idx, :Y_OFFSET] = np.stack([ss, cs, good], axis=1)
+    grid.y[s_idx, t_idx, Y_SCALE] = sc["s_sd"].to_numpy()
 
 
 def build_grid(stores: np.ndarray, start: pd.Timestamp, n_days: int, scaler: StoreScaler, layout: ChannelLayout,
@@ -261,7 +264,7 @@ def build_grid(stores: np.ndarray, start: pd.Timestamp, n_days: int, scaler: Sto
     stores = np.sort(np.asarray(stores))
     grid = Grid(stores=stores, start=pd.Timestamp(start),
                 x=np.zeros((len(stores), n_days, layout.n_channels), "float32"),
-                y=np.zeros((len(stores), n_days, 4), "float32"))
+                y=np.zeros((len(stores), n_days, N_Y), "float32"))
     if history is not None and len(history):
         h = history if future_from is None else history.loc[pd.to_datetime(history["sale_date"]) < future_from]
         _fill_rows(grid, h, scaler, layout, future=False)
