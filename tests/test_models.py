@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -371,7 +372,7 @@ def test_lstm_windows_handle_gaps_and_long_plans(frame, split):
     hist = history_rows(frame)
     start = hist["sale_date"].min()
     n_days = (hist["sale_date"].max() - start).days + 1
-    grid = lstm_windows.build_grid(np.unique(hist["store_id"]), start, n_days, fitted.scaler, hist)
+    grid = lstm_windows.build_grid(np.unique(hist["store_id"]), start, n_days, fitted.scaler, fitted.layout, hist)
     assert grid.x.shape[:2] == (hist["store_id"].nunique(), n_days)
     obs = grid.x[:, :, lstm_windows.CH_OBSERVED]
     assert obs.sum() == len(hist)
@@ -416,6 +417,71 @@ def test_lstm_calendar_channels_come_from_the_mart_columns(frame):
     assert not np.allclose(shifted[:, 9:], cal[:, 9:])
     with pytest.raises(ValueError, match="day_of_week"):
         lstm_windows.calendar_channels(rows.drop(columns="day_of_week"))
+
+
+def test_lstm_channels_follow_the_mart_columns_by_one_rule(frame):
+    """Every mart column the tree models see becomes a channel without a list to update: a new dbt column is
+    scaled min..p99.9 to [0, 1], NULLs get a flag, store-constant categoricals are static, leaky ones stay out."""
+    hist = history_rows(frame).assign(
+        days_until_new_event=lambda f: (f["day_of_year"] % 21).astype("int32"),  # a column dbt might add
+        state_group=lambda f: (f["store_id"] % 2 + 1).astype("int32"),
+        store_sales_rank=1.0)  # carries sales: never a feature
+    layout = lstm_windows.ChannelLayout.from_history(hist)
+    names = layout.covariate_names
+    assert layout.scaled["days_until_new_event"] == (0.0, 20.0)
+    assert "competition_distance_m_missing" in names and "store_sales_rank" not in names
+    assert set(layout.static_one_hot) == {"store_type", "assortment", "state_group"}
+    assert layout.one_hot == {"state_holiday": ("0", "a")}
+    cov = layout.covariates(hist)
+    scaled = cov[:, :-len(lstm_windows.CALENDAR_NAMES)]  # the calendar's sin/cos phases run -1..1
+    assert cov.shape == (len(hist), len(names)) and scaled.min() >= 0 and scaled.max() <= 1
+    np.testing.assert_allclose(cov[:, names.index("days_until_new_event")], hist["days_until_new_event"] / 20.0,
+                               rtol=1e-6)
+    no_competitor = hist["competition_distance_m"].isna().to_numpy()
+    assert (cov[:, names.index("competition_distance_m_missing")] == no_competitor).all()
+    assert (cov[no_competitor, names.index("competition_distance_m")] == 0).all()
+    scaler = lstm_windows.StoreScaler.from_history(hist, layout)
+    assert scaler.lookup(np.array([1, 2]))[["state_group_1", "state_group_2"]].to_numpy().tolist() == [[0, 1], [1, 0]]
+    with pytest.raises(ValueError, match="days_until_new_event"):
+        layout.covariates(hist.drop(columns="days_until_new_event"))
+
+
+def test_lstm_loss_adds_the_squared_percentage_error():
+    """rmspe_weight 0 is the masked log-space MSE; with a weight, the sales percentage error is added, computed from
+    the scaled error and the store's scale -- so overshooting costs more than undershooting by the same log amount."""
+    y = np.zeros((1, 3, lstm_windows.N_Y), dtype="float32")
+    y[..., lstm_windows.Y_WEIGHT] = [1, 1, 0]  # the last step is masked out
+    y[..., lstm_windows.Y_SCALE] = 0.5  # log units per scaled unit
+    over, under = np.zeros((1, 3, 2), "float32"), np.zeros((1, 3, 2), "float32")
+    over[..., 0], under[..., 0] = [1.0, 1.0, 9.0], [-1.0, -1.0, 9.0]
+
+    def loss(weight, pred):
+        return float(keras.ops.convert_to_numpy(lstm.masked_loss(0.5, weight)(y, pred)))
+
+    assert loss(0.0, over) == pytest.approx(1.0) and loss(0.0, under) == pytest.approx(1.0)
+    assert loss(10.0, over) == pytest.approx(1.0 + 10 * (1 - np.exp(0.5)) ** 2, rel=1e-5)
+    assert loss(10.0, under) == pytest.approx(1.0 + 10 * (1 - np.exp(-0.5)) ** 2, rel=1e-5)
+
+
+def test_lstm_weekday_level_target(frame):
+    """target_level store_dow: the sales channel is the deviation from the store's weekday level (the synthetic
+    weekday effects come back as offsets; Sunday, closed, keeps the store's level)."""
+    hist = history_rows(frame)
+    layout = lstm_windows.ChannelLayout.from_history(hist)
+    scaler = lstm_windows.StoreScaler.from_history(hist, layout, "store_dow")
+    offsets = scaler.sales_offset(np.full(7, 3), np.arange(1, 8))
+    assert offsets[0] > offsets[1] > offsets[5] and offsets[6] == 0  # Monday 1.15 > Tuesday 1.0 > Saturday 0.9
+    assert offsets[0] - offsets[1] == pytest.approx(np.log(1.15), abs=0.03)  # both weekdays have promo weeks
+    start = hist["sale_date"].min()
+    grid = lstm_windows.build_grid(np.unique(hist["store_id"]), start, 200, scaler, layout, hist)
+    open_days = grid.y[..., lstm_windows.Y_WEIGHT] > 0
+    monday = np.asarray(pd.date_range(start, periods=200).dayofweek == 0)[None, :] & open_days
+    plain = lstm_windows.build_grid(np.unique(hist["store_id"]), start, 200,
+                                    lstm_windows.StoreScaler.from_history(hist, layout), layout, hist)
+    # Monday's mean scaled sales is about 0 around the weekday level, clearly above 0 around the store mean
+    assert abs(grid.y[..., 0][monday].mean()) < 0.2 < plain.y[..., 0][monday].mean()
+    with pytest.raises(ValueError, match="target_level"):
+        lstm_windows.StoreScaler.from_history(hist, layout, "store_month")
 
 
 # --------------------------------------------------------------------------------------------- training

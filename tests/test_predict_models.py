@@ -101,11 +101,14 @@ def test_live_predictions_of_the_first_plan_days_are_the_stored_forecast(client,
         assert merged[column].tolist() == pytest.approx(merged[f"{column}_pipeline"].tolist(), rel=1e-5, abs=1e-3)
 
 
-def test_the_lstm_forecasts_each_store_from_its_own_origin(client):
+def test_the_lstm_forecasts_each_store_from_its_own_origin(client, copy):
     """A history day is forecast from the history before the store's first requested day: adding later days or
     another store's rows does not change it, while the next day asked alone (its origin one day later, after
-    one more actual) does change."""
-    day, next_day = {"store": 2, "date": "2015-05-12"}, {"store": 2, "date": "2015-05-13"}
+    one more actual) does change.  The days are asked with the mart's own values, so every request is the same
+    scenario (a later day asked with other values changes the earlier day's look-ahead covariates, e.g. the
+    promo days in the next 7, which the LSTM reads as the tree models do)."""
+    day, next_day = request_rows(published(copy, "SELECT * FROM marts.fct_store_daily_features WHERE store_id = 2 "
+                                                 "AND sale_date BETWEEN '2015-05-12' AND '2015-05-13' ORDER BY sale_date"))
     _, alone = predictions(client, "lstm", [day])
     _, together = predictions(client, "lstm", [day, next_day, {"store": 4, "date": "2015-08-05"}])
     _, later = predictions(client, "lstm", [next_day])

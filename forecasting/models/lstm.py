@@ -4,16 +4,17 @@ Data layout
     Every store is reindexed onto one continuous daily grid (``[stores, days, channels]``); days without a row
     (refurbishment gaps, before a store's first day) are zeros with ``observed = 0`` -- so gaps never shift the
     calendar.  Sales and customers are scaled per store: ``(log1p(x) - mean) / std`` with the store's mean/std
-    over its *training* open days with sales > 0.
+    over its *training* open days with sales > 0; sales (``target_level = "store_dow"``, the default) around the
+    store's weekday level instead of its mean, so the network learns deviations from the weekly pattern.
 
 Window
     ``lookback_days`` days of [scaled sales, scaled customers, future=0, observed, known covariates] followed by
     the horizon days, where the sales/customers channels are zeroed and ``future = 1`` but the known covariates
-    are present: the mart's flags (open, promo, state/school holiday, promo2 month, school holiday last/next week,
-    after a refurbishment), its calendar (day-of-week one-hot, day-of-month and day-of-year sin/cos; see
-    :func:`_calendar`) and its capped distances (to closed days, state holidays, promo runs, Christmas, Easter,
-    reopenings, long closures).  Static store channels (store type, assortment, scaled store level) are repeated
-    along time.  Windows are cut from the grid with ``sliding_window_view`` (no Python loops over rows).
+    are present: every mart column the tree models see, scaled by one rule per kind and fixed at fit time
+    (:class:`forecasting.models.lstm_windows.ChannelLayout`, saved with the model), and the calendar as phases.
+    Static store channels (store-constant categoricals such as store type, assortment, state group; the scaled
+    store level) are repeated along time.  Windows are cut from the grid with ``sliding_window_view`` (no Python
+    loops over rows).
 
 Network
     A learned store embedding (``store_embedding_dim``; row ``store_id % store_buckets``) sets the initial
@@ -21,7 +22,8 @@ Network
     Two stacked ``LSTM(return_sequences=True)`` layers and a per-step ``Dense(2)`` head (Dense on a 3-D tensor
     is what TimeDistributed(Dense) does; TimeDistributed itself mis-shapes ``predict()`` output when the time
     axis is dynamic in Keras 3.15) predict scaled log sales and customers at every step; the loss is a masked
-    MSE that only counts horizon steps on open observed days with sales > 0.  The network is length-agnostic,
+    MSE that only counts horizon steps on open observed days with sales > 0, plus ``rmspe_weight`` times the
+    squared sales percentage error (:func:`masked_loss`).  The network is length-agnostic,
     so a plan longer than the training horizon (Kaggle's is 48 days) still works.
 
 Training
@@ -52,7 +54,12 @@ import pandas as pd
 from keras import ops
 
 from forecasting.models.lstm_windows import (
-    N_CHANNELS,
+    Y_CUST,
+    Y_OFFSET,
+    Y_SALES,
+    Y_SCALE,
+    Y_WEIGHT,
+    ChannelLayout,
     Grid,
     StoreScaler,
     build_grid,
@@ -80,6 +87,8 @@ DEFAULT_PARAMS: dict = {
     "fold_refit_epochs": 2,  # backtests: later folds warm-start from the previous fold's model (WARM_START_FOLDS)
     "refit_learning_rate": 1e-3,
     "customers_weight": 0.5,
+    "rmspe_weight": 10.0,  # weight of the squared percentage error in the loss (0: log-space MSE only)
+    "target_level": "store_dow",  # sales scaled around the store's mean ("store") or its weekday level ("store_dow")
     "min_lookback_observed": 0.5,
     "seed": 42,
     "verbose": 2,  # epoch progress log at INFO (0: at DEBUG)
@@ -93,10 +102,18 @@ MIN_LOOKBACK_DAYS = 7  # a shorter history than lookback + horizon shrinks the l
 MODEL_FILE = "lstm.keras"
 STATE_FILE = "lstm_state.joblib"
 
-def masked_loss(customers_weight: float = 0.5):
+def masked_loss(customers_weight: float = 0.5, rmspe_weight: float = 0.0):
+    """MSE of the scaled log sales and customers on the horizon's open days with sales, plus ``rmspe_weight``
+    times the squared sales percentage error (what RMSPE scores: log-space MSE forecasts the median, which
+    overshoots on days it is unsure of; the percentage error pulls those down)."""
     def loss(y_true, y_pred):
-        w = y_true[..., 2]
-        err = ops.square(y_true[..., 0] - y_pred[..., 0]) + customers_weight * ops.square(y_true[..., 1] - y_pred[..., 1])
+        w = y_true[..., Y_WEIGHT]
+        err = (ops.square(y_true[..., Y_SALES] - y_pred[..., 0])
+               + customers_weight * ops.square(y_true[..., Y_CUST] - y_pred[..., 1]))
+        if rmspe_weight:
+            # log(forecast / actual), clipped so that a wild early forecast cannot blow up the gradient
+            log_ratio = ops.clip((y_pred[..., 0] - y_true[..., Y_SALES]) * y_true[..., Y_SCALE], -2.0, 2.0)
+            err = err + rmspe_weight * ops.square(1.0 - ops.exp(log_ratio))
         return ops.sum(w * err) / (ops.sum(w) + 1e-6)
 
     loss.__name__ = "masked_mse"
@@ -114,12 +131,12 @@ def _inputs(params: dict, x: np.ndarray, store_ids: np.ndarray):
     return [x, (np.asarray(store_ids, dtype="int64") % int(params["store_buckets"])).astype("int32")[:, None]]
 
 
-def build_network(params: dict) -> keras.Model:
+def build_network(params: dict, n_channels: int) -> keras.Model:
     """Two stacked LSTMs; with ``store_embedding_dim`` a learned store embedding sets both layers' initial
     states (a length-agnostic way to condition every step on the store identity)."""
     units = list(params["units"])
     u1, u2 = units[0], units[1] if len(units) > 1 else units[0]
-    inp = keras.Input(shape=(None, N_CHANNELS), name="window")
+    inp = keras.Input(shape=(None, n_channels), name="window")
     inputs, s1, s2 = inp, None, None
     if _uses_embedding(params):
         sid = keras.Input(shape=(1,), dtype="int32", name="store")
@@ -139,11 +156,12 @@ def build_network(params: dict) -> keras.Model:
 def _rmspe_scaled(network, x, y, mu, sd) -> float:
     """Sales RMSPE (original scale, steps with weight > 0) of the network on windows x / targets y."""
     p = network.predict(x, batch_size=1024, verbose=0)[..., 0]
-    w = y[..., 2] > 0
+    w = y[..., Y_WEIGHT] > 0
     if not w.any():
         return float("nan")
-    act = np.expm1(y[..., 0] * sd[:, None] + mu[:, None])[w]
-    pred = np.expm1(p * sd[:, None] + mu[:, None])[w]
+    level = mu[:, None] + y[..., Y_OFFSET]
+    act = np.expm1(y[..., Y_SALES] * sd[:, None] + level)[w]
+    pred = np.expm1(p * sd[:, None] + level)[w]
     return float(np.sqrt(np.mean(((act - pred) / act) ** 2)))
 
 
@@ -209,6 +227,7 @@ class LSTMModel:
     params: dict
     network: keras.Model
     scaler: StoreScaler
+    layout: ChannelLayout
     train_start: pd.Timestamp
     train_end: pd.Timestamp
     history: dict = field(default_factory=dict)
@@ -219,13 +238,13 @@ def _history_only(df: pd.DataFrame) -> pd.DataFrame:
     return h.reset_index(drop=True)
 
 
-def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
+def _train(network, hist, scaler, layout, p, epochs, learning_rate, with_validation):
     """Train ``network`` on windows of ``hist``; returns the epoch history, first and last training day."""
     horizon = int(p["horizon_days"])
     window = int(p["lookback_days"]) + horizon
     start, end = pd.Timestamp(hist["sale_date"].min()), pd.Timestamp(hist["sale_date"].max())
     n_days = (end - start).days + 1
-    grid = build_grid(np.unique(hist["store_id"].to_numpy()), start, n_days, scaler, hist)
+    grid = build_grid(np.unique(hist["store_id"].to_numpy()), start, n_days, scaler, layout, hist)
     val, max_end = None, n_days - 1
     if with_validation:
         # validation slice: one window per store with horizon = last `horizon` training days;
@@ -248,10 +267,10 @@ def _train(network, hist, scaler, p, epochs, learning_rate, with_validation):
         wpe = int(np.clip(0.05 * len(s_idx), 4096, 32768))
     wpe = int(min(int(wpe), len(s_idx)))
     network.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
-                    loss=masked_loss(float(p["customers_weight"])))
+                    loss=masked_loss(float(p["customers_weight"]), float(p.get("rmspe_weight", 0.0) or 0.0)))
     level = logging.INFO if int(p.get("verbose", 0)) else logging.DEBUG
-    log.log(level, "%d stores x %d days, %d candidate windows, %d windows/epoch, validation windows: %d",
-            len(grid.stores), n_days, len(s_idx), wpe, 0 if val is None else len(val[1]))
+    log.log(level, "%d stores x %d days x %d channels, %d candidate windows, %d windows/epoch, validation windows: %d",
+            len(grid.stores), n_days, layout.n_channels, len(s_idx), wpe, 0 if val is None else len(val[1]))
     callbacks, stop = [_EpochMetrics(val)], None
     if val is not None:  # without one (refit), neither: the old loop also kept the rate and ran every epoch
         if int(p.get("lr_patience", 0) or 0):
@@ -289,10 +308,13 @@ def fit(train_df: pd.DataFrame, params: dict | None = None, stats=None) -> LSTMM
     hist = _history_only(train_df)
     p = _fitting_lookback({**DEFAULT_PARAMS, **(params or {})}, hist)
     keras.utils.set_random_seed(int(p["seed"]))
-    scaler = StoreScaler.from_history(hist)
-    network = build_network(p)
-    history, start, end = _train(network, hist, scaler, p, p["epochs"], float(p["learning_rate"]), with_validation=True)
-    return LSTMModel(params=p, network=network, scaler=scaler, train_start=start, train_end=end, history=history)
+    layout = ChannelLayout.from_history(hist)
+    scaler = StoreScaler.from_history(hist, layout, p["target_level"])
+    network = build_network(p, layout.n_channels)
+    history, start, end = _train(network, hist, scaler, layout, p, p["epochs"], float(p["learning_rate"]),
+                                 with_validation=True)
+    return LSTMModel(params=p, network=network, scaler=scaler, layout=layout, train_start=start, train_end=end,
+                     history=history)
 
 
 def refit(fitted: LSTMModel, full_df: pd.DataFrame, params: dict | None = None) -> LSTMModel:
@@ -301,16 +323,18 @@ def refit(fitted: LSTMModel, full_df: pd.DataFrame, params: dict | None = None) 
     p = {**fitted.params, **(params or {}), "lookback_days": fitted.params["lookback_days"]}
     keras.utils.set_random_seed(int(p["seed"]) + 1)
     hist = _history_only(full_df)
-    scaler = StoreScaler.from_history(hist)
-    network = build_network(p)
+    layout = fitted.layout  # the channels (and their scaling) the weights were trained on
+    scaler = StoreScaler.from_history(hist, layout, p["target_level"])
+    network = build_network(p, layout.n_channels)
     network.set_weights(fitted.network.get_weights())
     history = {}
     start, end = pd.Timestamp(hist["sale_date"].min()), pd.Timestamp(hist["sale_date"].max())
     if int(p["refit_epochs"]) > 0:
         history, start, end = _train(
-            network, hist, scaler, p, p["refit_epochs"], float(p["refit_learning_rate"]), with_validation=False
+            network, hist, scaler, layout, p, p["refit_epochs"], float(p["refit_learning_rate"]), with_validation=False
         )
-    return LSTMModel(params=p, network=network, scaler=scaler, train_start=start, train_end=end, history=history)
+    return LSTMModel(params=p, network=network, scaler=scaler, layout=layout, train_start=start, train_end=end,
+                     history=history)
 
 
 def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.DataFrame,
@@ -343,7 +367,7 @@ def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.Da
     # One grid per distinct origin, every store's window starting lookback days before its own origin (so
     # step `lookback` is each store's first forecast day), all of the same length: one network call.
     grids = [build_grid(group.index.to_numpy(), day - pd.Timedelta(days=lookback), n_days, fitted.scaler,
-                        _of_stores(history, group.index),
+                        fitted.layout, _of_stores(history, group.index),
                         future_rows=pd.concat([_of_stores(known, group.index), _of_stores(target, group.index)]),
                         future_from=day)
              for day, group in origin.groupby(origin)]
@@ -352,7 +376,8 @@ def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.Da
     raw = fitted.network.predict(_inputs(p, x, grid_stores), batch_size=512, verbose=0)  # [S, T, 2]
     sc = fitted.scaler.lookup(grid_stores)
     s_i = pd.Index(grid_stores).get_indexer(t_stores)
-    ps = raw[s_i, steps, 0] * sc["s_sd"].to_numpy()[s_i] + sc["s_mu"].to_numpy()[s_i]
+    ps = (raw[s_i, steps, 0] * sc["s_sd"].to_numpy()[s_i] + sc["s_mu"].to_numpy()[s_i]
+          + fitted.scaler.sales_offset(t_stores, target["day_of_week"].to_numpy()))
     pc = raw[s_i, steps, 1] * sc["c_sd"].to_numpy()[s_i] + sc["c_mu"].to_numpy()[s_i]
     return prediction_frame(target, np.expm1(np.clip(ps, 0, 20)), np.expm1(np.clip(pc, 0, 20)))
 
@@ -383,7 +408,7 @@ def save(fitted: LSTMModel, directory: str | Path) -> Path:
     directory = Path(directory)
     path = directory / MODEL_FILE
     fitted.network.save(path)
-    state = {k: getattr(fitted, k) for k in ["params", "scaler", "train_start", "train_end", "history"]}
+    state = {k: getattr(fitted, k) for k in ["params", "scaler", "layout", "train_start", "train_end", "history"]}
     joblib.dump(state, directory / STATE_FILE)
     return path
 
@@ -392,6 +417,8 @@ def load(directory: str | Path) -> LSTMModel:
     directory = Path(directory)
     network = keras.models.load_model(directory / MODEL_FILE, compile=False)
     state = joblib.load(directory / STATE_FILE)
+    if "layout" not in state:
+        raise ValueError(f"{directory}: an LSTM saved before its channel layout was recorded (issue 14); retrain it")
     return LSTMModel(network=network, **state)
 
 
