@@ -211,6 +211,7 @@ def train(forecaster: BaseForecaster, frame: pd.DataFrame, store_stats: pd.DataF
     t_all = time.perf_counter()
     df = prepare_frame(frame)
     hist, plan = history_rows(df), plan_rows(df)
+    del df  # a whole copy of the mart: the fits below need the memory (the random forest peaks near 6 GiB)
     if hist.empty:
         raise ValueError("train: the frame has no history rows")
     folds = make_folds(hist, spec.n_folds, spec.horizon_days)
