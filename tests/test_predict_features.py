@@ -128,7 +128,7 @@ def test_days_after_the_plan_and_what_ifs_match_a_mart_built_with_them(warehouse
     # (2) days after the plan: distance and run features computed, not NULL
     after = got[got["sale_date"].isin(info["after"])]
     nullable = {"competition_distance_m", "months_since_competition_open", "months_since_promo2_start",
-                "promo2_cycle_month"}
+                "promo2_cycle_month", "promo2_cycle_day"}  # NULL where Promo2 is not active
     assert after.drop(columns=[*HISTORY_ONLY, *nullable]).notna().all().all()
     store1 = after[after["store_id"] == 1].set_index("sale_date")
     assert store1.loc[store1["is_promo"], "promo_run_day"].tolist() == [1, 2, 3, 4, 5]
