@@ -85,14 +85,29 @@ def test_same_seed_same_forecast_early_stopping_and_epoch_log(split, stats, capl
         first = create(NAME, params).fit(train_rows, stats)
     second = create(NAME, params).fit(train_rows, stats)
     pd.testing.assert_frame_equal(first.predict(None, valid), second.predict(None, valid))
-    h = first.pipeline.history
-    assert h == second.pipeline.history
+    [h] = first.pipeline.history
+    assert [h] == second.pipeline.history
     assert 1 <= len(h["loss"]) == len(h["val_loss"]) <= 3  # early stopping on the held-out last weeks
     assert any(r.getMessage().startswith("entity_embedding epoch 1/3: loss=") for r in caplog.records)
     assert capsys.readouterr().out == ""
     # another seed is another network
     other = create(NAME, {**params, "seed": 7}).fit(train_rows, stats)
     assert not np.allclose(first.predict(None, valid)["sales_pred"], other.predict(None, valid)["sales_pred"])
+
+
+def test_seeds_average_into_one_network(split, stats, tmp_path):
+    """``n_seeds`` networks trained apart (seed, seed + 1) forecast the mean of their log deviations, saved as one
+    Keras file."""
+    train_rows, valid = split
+    both = create(NAME, {"n_seeds": 2, "seed": 3}, profile="fast").fit(train_rows, stats)
+    alone = [create(NAME, {"seed": seed}, profile="fast").fit(train_rows, stats) for seed in (3, 4)]
+    x = tabular_design(valid, stats, both.numeric, both.categorical)
+    np.testing.assert_allclose(both.pipeline.predict(x), np.mean([a.pipeline.predict(x) for a in alone], axis=0),
+                               rtol=1e-5, atol=1e-6)
+    assert len(both.pipeline.history) == 2
+    both.save(tmp_path)
+    assert len(list(tmp_path.glob("*.keras"))) == 1
+    pd.testing.assert_frame_equal(type(both).load(tmp_path).predict(None, valid), both.predict(None, valid))
 
 
 def test_the_held_out_weeks_are_the_last_before_the_cut(split, stats, caplog):
@@ -105,7 +120,7 @@ def test_the_held_out_weeks_are_the_last_before_the_cut(split, stats, caplog):
         no_hold_out = create(NAME, {"validation_days": 0}, profile="fast").fit(train_rows, stats)
     assert f"{len(open_rows) - expected} training rows, {expected} held out" in caplog.text
     assert f"{len(open_rows)} training rows, 0 held out" in caplog.text
-    assert "val_loss" not in no_hold_out.pipeline.history
+    assert "val_loss" not in no_hold_out.pipeline.history[0]
 
 
 def test_learns_a_clear_promo_effect(split, stats):

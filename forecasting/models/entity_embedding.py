@@ -26,8 +26,9 @@ Network
 Training
     Adam on the mean squared log deviation, batches of ``batch_size`` rows shuffled every epoch.  The last
     ``validation_days`` before the cut are held out: ``EarlyStopping`` on their loss restores the best epoch's
-    weights (0 days: every epoch on all rows).  Seeded (``keras.utils.set_random_seed``), so a fit repeats exactly;
-    one INFO line per epoch.  No warm start: every fit needs the store statistics of its own cut, which ``refit``
+    weights (0 days: every epoch on all rows), from epoch ``min_epochs`` on.  ``n_seeds`` networks are trained apart
+    (seeds ``seed``, ``seed + 1``, ..) and averaged into one Keras model (:func:`seed_mean`).  Seeded
+    (``keras.utils.set_random_seed``), so a fit repeats exactly; one INFO line per epoch.  No warm start: every fit needs the store statistics of its own cut, which ``refit``
     does not get.
 
 Artifact
@@ -70,6 +71,8 @@ DEFAULT_PARAMS: dict = {
     "learning_rate_decay": 1.0,  # the rate of epoch e (from 0) is learning_rate * decay ** e
     "epochs": 8,
     "patience": 1,
+    "min_epochs": 1,  # early stopping only picks among epochs from this one on
+    "n_seeds": 1,  # networks trained apart (seeds seed, seed + 1, ..) whose mean is the forecast
     "validation_days": 28,
     "seed": 42,
     "target_offset": "store_dow_promo_log_sales_mean_year",
@@ -137,7 +140,7 @@ def embedding_dim(levels: int, max_dim: int) -> int:
     return int(max(1, min(max_dim, (levels + 1) // 2)))
 
 
-def build_network(encoder: DesignEncoder, params: dict) -> keras.Model:
+def build_network(encoder: DesignEncoder, params: dict, name: str = "entity_embedding") -> keras.Model:
     categories = keras.Input((len(encoder.embedded),), dtype="int32", name="categories")
     numbers = keras.Input((encoder.width,), name="numbers")
     parts = [keras.layers.Flatten(name=f"flat_{column}")(
@@ -150,7 +153,17 @@ def build_network(encoder: DesignEncoder, params: dict) -> keras.Model:
         if params.get("dropout"):
             h = keras.layers.Dropout(float(params["dropout"]), name=f"dropout_{i + 1}")(h)
     out = keras.layers.Dense(1, name="log_deviation")(h)
-    return keras.Model([categories, numbers], out, name="entity_embedding")
+    return keras.Model([categories, numbers], out, name=name)
+
+
+def seed_mean(members: list[keras.Model]) -> keras.Model:
+    """One model whose output is the mean of ``members``' (trained apart, one seed each): one file to save."""
+    if len(members) == 1:
+        return members[0]
+    categories = keras.Input(members[0].inputs[0].shape[1:], dtype="int32", name="categories")
+    numbers = keras.Input(members[0].inputs[1].shape[1:], name="numbers")
+    out = keras.layers.Average(name="seed_mean")([m([categories, numbers]) for m in members])
+    return keras.Model([categories, numbers], out, name="entity_embedding_seeds")
 
 
 class _EpochLog(keras.callbacks.Callback):
@@ -174,7 +187,7 @@ class EmbeddingNetwork:
 
     encoder: DesignEncoder
     network: keras.Model
-    history: dict
+    history: list[dict]  # per seed: Keras' epoch history (loss, val_loss, learning_rate)
 
     def predict(self, x: pd.DataFrame) -> np.ndarray:
         categories, numbers = self.encoder.categories(x), self.encoder.numbers(x)
@@ -187,29 +200,32 @@ class EmbeddingNetwork:
 
 def train_network(encoder: DesignEncoder, categories: np.ndarray, numbers: np.ndarray, y: np.ndarray,
                   held_out: np.ndarray, weights: np.ndarray | None, params: dict) -> EmbeddingNetwork:
-    """Fit the network on the rows not ``held_out``, early-stopped on the held-out rows' loss (none held out:
-    ``epochs`` epochs)."""
-    keras.utils.set_random_seed(int(params["seed"]))
-    network = build_network(encoder, params)
-    network.compile(optimizer=keras.optimizers.Adam(learning_rate=float(params["learning_rate"])), loss="mse")
+    """Fit ``n_seeds`` networks (seeds ``seed``, ``seed + 1``, ..) on the rows not ``held_out``, each early-stopped on
+    the held-out rows' loss (none held out: ``epochs`` epochs); the fitted network is their mean."""
     train = ~held_out
+    inputs, target = [categories[train], numbers[train]], y[train]
+    sample_weight = None if weights is None else weights[train].astype("float32")
+    validation = ([categories[held_out], numbers[held_out]], y[held_out]) if held_out.any() else None
     epochs = int(params["epochs"])
     rate, decay = float(params["learning_rate"]), float(params.get("learning_rate_decay", 1.0))
-    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.LearningRateScheduler(lambda e: rate * decay ** e)]
-    validation = None
-    if held_out.any():
-        validation = ([categories[held_out], numbers[held_out]], y[held_out])
-        callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=int(params["patience"]),
-                                                       restore_best_weights=True))
-    callbacks.append(_EpochLog(epochs))
     log.info("entity_embedding: %d training rows, %d held out; embedded: %s; %d numeric inputs", int(train.sum()),
              int(held_out.sum()), ", ".join(encoder.embedded), encoder.width)
-    fitted = network.fit([categories[train], numbers[train]], y[train],
-                         sample_weight=None if weights is None else weights[train].astype("float32"),
-                         batch_size=int(params["batch_size"]), epochs=epochs, validation_data=validation,
-                         shuffle=True, callbacks=callbacks, verbose=0)
-    history = {k: [float(v) for v in vals] for k, vals in fitted.history.items()}
-    return EmbeddingNetwork(encoder=encoder, network=network, history=history)
+    members, histories = [], []
+    for i in range(int(params.get("n_seeds", 1))):
+        keras.utils.set_random_seed(int(params["seed"]) + i)
+        network = build_network(encoder, params, name=f"entity_embedding_{i}")
+        network.compile(optimizer=keras.optimizers.Adam(learning_rate=rate), loss="mse")
+        callbacks: list[keras.callbacks.Callback] = [keras.callbacks.LearningRateScheduler(lambda e: rate * decay ** e)]
+        if validation is not None:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                "val_loss", patience=int(params["patience"]), restore_best_weights=True,
+                start_from_epoch=int(params.get("min_epochs", 1)) - 1))
+        callbacks.append(_EpochLog(epochs))
+        fitted = network.fit(inputs, target, sample_weight=sample_weight, batch_size=int(params["batch_size"]),
+                             epochs=epochs, validation_data=validation, shuffle=True, callbacks=callbacks, verbose=0)
+        members.append(network)
+        histories.append({k: [float(v) for v in vals] for k, vals in fitted.history.items()})
+    return EmbeddingNetwork(encoder=encoder, network=seed_mean(members), history=histories)
 
 
 class EntityEmbeddingForecaster(TabularForecaster):
@@ -240,8 +256,8 @@ class EntityEmbeddingForecaster(TabularForecaster):
         del rows, x  # the network's inputs replace them: peak memory
         t0 = time.perf_counter()
         self.pipeline = train_network(encoder, categories, numbers, y, held_out, weights, self.params)
-        log.info("entity_embedding fitted on %d rows in %.0fs (%d epochs)", len(y), time.perf_counter() - t0,
-                 len(self.pipeline.history.get("loss", [])))
+        log.info("entity_embedding fitted on %d rows in %.0fs (epochs per seed: %s)", len(y), time.perf_counter() - t0,
+                 [len(h["loss"]) for h in self.pipeline.history])
         return self
 
     def save(self, directory: str | Path) -> Path:
