@@ -39,7 +39,6 @@ Artifact
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,30 +183,6 @@ class _EpochLog(keras.callbacks.Callback):
                  time.perf_counter() - self.t0, stop)
 
 
-class _Batches(keras.utils.PyDataset):
-    """Training batches gathered from the numpy inputs in an order drawn every epoch from a seeded Generator.
-    Keras' own array adapter would first copy the inputs into tensors (~0.3 GiB on 0.8M rows).  The draw happens in
-    ``on_epoch_begin`` and ``__getitem__`` only reads it (as :class:`forecasting.models.lstm._WindowDataset` does)."""
-
-    def __init__(self, inputs: list[np.ndarray], y: np.ndarray, weights: np.ndarray | None, batch_size: int,
-                 seed: int):
-        super().__init__()  # one worker: batches in order
-        self.inputs, self.y, self.weights, self.batch_size = inputs, y, weights, batch_size
-        self.rng = np.random.default_rng(seed)
-        self.order = np.arange(len(y))  # before the first epoch only shape inference reads this
-
-    def on_epoch_begin(self):
-        self.order = self.rng.permutation(len(self.y))
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.y) / self.batch_size)
-
-    def __getitem__(self, i: int):
-        rows = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])  # sorted: a faster gather
-        batch = (tuple(a[rows] for a in self.inputs), self.y[rows])
-        return batch if self.weights is None else (*batch, self.weights[rows])
-
-
 @dataclass
 class EmbeddingNetwork:
     """The fitted encoder and network; ``predict`` gives the log deviation of design rows (what
@@ -248,10 +223,10 @@ def train_network(encoder: DesignEncoder, categories: np.ndarray, numbers: np.nd
                 "val_loss", patience=int(params["patience"]), restore_best_weights=True,
                 start_from_epoch=int(params.get("min_epochs", 1)) - 1))
         callbacks.append(_EpochLog(epochs))
-        batches = _Batches([categories[:n_train], numbers[:n_train]], y[:n_train],
-                           None if weights is None else weights[:n_train], int(params["batch_size"]), seed)
-        fitted = network.fit(batches, epochs=epochs, validation_data=validation, shuffle=False, callbacks=callbacks,
-                             verbose=0)
+        fitted = network.fit([categories[:n_train], numbers[:n_train]], y[:n_train],
+                             sample_weight=None if weights is None else weights[:n_train],
+                             batch_size=int(params["batch_size"]), epochs=epochs, validation_data=validation,
+                             shuffle=True, callbacks=callbacks, verbose=0)
         members.append(network)
         histories.append({k: [float(v) for v in vals] for k, vals in fitted.history.items()})
     return EmbeddingNetwork(encoder=encoder, network=seed_mean(members), history=histories)
