@@ -73,7 +73,8 @@ def test_unseen_categories_take_the_unseen_row(split, fitted):
     store = encoder.embedded.index("store_id")
     assert (codes[:, store] == entity_embedding.UNSEEN_CODE).all()
     assert (np.delete(codes, store, axis=1) > 0).all()  # the training rows' other values are all known
-    assert (encoder.categories(tabular_design(rows, fitted.stats, fitted.numeric, fitted.categorical))[:, store] > 0).all()
+    known = tabular_design(rows, fitted.stats, fitted.numeric, fitted.categorical)
+    assert (encoder.categories(known)[:, store] > 0).all()
     pred = fitted.predict(None, rows.assign(store_id=999))
     assert np.isfinite(pred["sales_pred"]).all() and (pred["sales_pred"] > 0).all()
 

@@ -28,8 +28,8 @@ Training
     ``validation_days`` before the cut are held out: ``EarlyStopping`` on their loss restores the best epoch's
     weights (0 days: every epoch on all rows), from epoch ``min_epochs`` on.  ``n_seeds`` networks are trained apart
     (seeds ``seed``, ``seed + 1``, ..) and averaged into one Keras model (:func:`seed_mean`).  Seeded
-    (``keras.utils.set_random_seed``), so a fit repeats exactly; one INFO line per epoch.  No warm start: every fit needs the store statistics of its own cut, which ``refit``
-    does not get.
+    (``keras.utils.set_random_seed``), so a fit repeats exactly; one INFO line per epoch.  No warm start: every fit
+    needs the store statistics of its own cut, which ``refit`` does not get.
 
 Artifact
     The Keras network in :data:`MODEL_FILE` and everything else (parameters, store statistics, encoder) in
@@ -194,7 +194,7 @@ class EmbeddingNetwork:
 
     def predict(self, x: pd.DataFrame) -> np.ndarray:
         categories, numbers = self.encoder.categories(x), self.encoder.numbers(x)
-        # direct calls, not Keras' predict loop: no per-call dataset set-up, and safe from the API's threads
+        # direct calls, not Keras' predict loop: no dataset set-up per call (the API predicts a few rows at a time)
         chunks = [self.network([categories[i:i + PREDICT_CHUNK_ROWS], numbers[i:i + PREDICT_CHUNK_ROWS]],
                                training=False) for i in range(0, len(x), PREDICT_CHUNK_ROWS)]
         return (np.concatenate([keras.ops.convert_to_numpy(c) for c in chunks]) if chunks
