@@ -87,6 +87,7 @@ REGISTRY: dict[str, str] = {
     "hist_gradient_boosting": "forecasting.models.hist_gradient_boosting:HistGradientBoostingForecaster",
     "lstm": "forecasting.models.lstm:LSTMForecaster",
     "lightgbm": "forecasting.models.lightgbm:LightGBMForecaster",
+    "entity_embedding": "forecasting.models.entity_embedding:EntityEmbeddingForecaster",
 }
 # The models the pipeline trains (one Dagster asset each, orchestration/assets/models.py); every registered model
 # can be created, trained and benchmarked (bench/accuracy.py --models).
