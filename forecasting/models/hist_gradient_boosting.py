@@ -7,13 +7,10 @@ the cut (one boosted model instead of two); see :mod:`forecasting.models.tabular
 
 from __future__ import annotations
 
-import numpy as np
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
 
-from forecasting.models.tabular import TabularForecaster
+from forecasting.models.tabular import TabularForecaster, ordinal_categoricals_first
 
 
 class HistGradientBoostingForecaster(TabularForecaster):
@@ -40,11 +37,7 @@ class HistGradientBoostingForecaster(TabularForecaster):
 
     def build_pipeline(self, numeric: list[str], categorical: list[str], n_rows: int) -> Pipeline:
         p = self.params
-        features = ColumnTransformer([
-            ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                   encoded_missing_value=np.nan, dtype=np.float64), categorical),
-            ("num", "passthrough", numeric),
-        ], sparse_threshold=0.0, verbose_feature_names_out=False)
+        features = ordinal_categoricals_first(numeric, categorical)
         boosting = HistGradientBoostingRegressor(
             loss="squared_error", learning_rate=float(p["learning_rate"]), max_iter=int(p["max_iter"]),
             max_leaf_nodes=int(p["max_leaf_nodes"]), min_samples_leaf=int(p["min_samples_leaf"]),

@@ -14,11 +14,9 @@ from __future__ import annotations
 import lightgbm
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
 
-from forecasting.models.tabular import TabularForecaster
+from forecasting.models.tabular import TabularForecaster, ordinal_categoricals_first
 
 
 class SeedAveragedLGBM(RegressorMixin, BaseEstimator):
@@ -67,11 +65,7 @@ class LightGBMForecaster(TabularForecaster):
 
     def build_pipeline(self, numeric: list[str], categorical: list[str], n_rows: int) -> Pipeline:
         p = self.params
-        features = ColumnTransformer([
-            ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                   encoded_missing_value=np.nan, dtype=np.float64), categorical),
-            ("num", "passthrough", numeric),
-        ], sparse_threshold=0.0, verbose_feature_names_out=False)
+        features = ordinal_categoricals_first(numeric, categorical)
         boosting = SeedAveragedLGBM(dict(
             objective="regression", n_estimators=int(p["n_estimators"]), learning_rate=float(p["learning_rate"]),
             num_leaves=int(p["num_leaves"]), min_child_samples=int(p["min_child_samples"]),

@@ -21,7 +21,9 @@ import time
 
 import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
 from forecasting.features import StoreStats, design_columns, tabular_design, tabular_training_rows
@@ -30,6 +32,16 @@ from forecasting.protocol import BaseForecaster, prediction_frame
 log = logging.getLogger(__name__)
 
 MAX_LOG_SALES = 20.0  # expm1(20) ~ 5e8: a guard against overflow, far above any store-day
+
+
+def ordinal_categoricals_first(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
+    """The boosters' design: the categoricals ordinal-encoded first (unknown or missing -> NaN, so the estimator's
+    native categorical splits see columns 0 .. len(categorical) - 1), then the numerics as they are."""
+    return ColumnTransformer([
+        ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                               encoded_missing_value=np.nan, dtype=np.float64), categorical),
+        ("num", "passthrough", numeric),
+    ], sparse_threshold=0.0, verbose_feature_names_out=False)
 
 
 class TabularForecaster(BaseForecaster):
