@@ -50,7 +50,7 @@ def test_keys_command_adds_lists_and_revokes_keys_stored_hashed(tmp_path):
     key = added.stdout.strip().splitlines()[-1]
     assert key.startswith("rsk_"), "the key is the last line"
     text = keys_file.read_text()
-    assert key not in text and key.split("_")[2] not in text, "only a hash of the key is kept"
+    assert key not in text and key.split("_", 2)[2] not in text, "only a hash of the key is kept"  # the secret may hold "_"
     assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
     (record,) = json.loads(text)["keys"]
     assert record["name"] == "dashboard" and record["scopes"] == ["read", "predict"] and len(record["sha256"]) == 64
