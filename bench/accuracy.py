@@ -33,14 +33,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from forecasting.protocol import MODEL_NAMES, REGISTRY  # noqa: E402  (after the sys.path line above)
+from forecasting.folds import ForecastSpec  # noqa: E402  (after the sys.path line above)
+from forecasting.protocol import MODEL_NAMES, REGISTRY  # noqa: E402
 
 ALL_MODELS = MODEL_NAMES  # the pipeline's models; --models may name any registered one
 
 
 def build_warehouse(raw_dir: Path, warehouse: Path, folds: int) -> float:
     """Ingest + dbt build into ``warehouse`` (the platform's path without Dagster); returns seconds."""
-    from forecasting.folds import ForecastSpec
     from warehouse.dbt import build_warehouse as build
 
     t = time.perf_counter()
@@ -55,7 +55,6 @@ def worker(args) -> None:
 
     from forecasting.artifacts import save_result
     from forecasting.features import load_feature_frame, load_store_stats_table
-    from forecasting.folds import ForecastSpec
     from forecasting.protocol import create
     from forecasting.runner import train
     from settings import configure_logging
@@ -145,7 +144,6 @@ def main(argv=None) -> int:
         import pandas as pd
 
         from forecasting.blend import fit_blend
-        from forecasting.folds import ForecastSpec
 
         t = time.perf_counter()
         members = {
@@ -183,8 +181,6 @@ def main(argv=None) -> int:
               f"{_fmt(r['mean_coverage_80'], 3):>11}{r['fit_s']:>8.0f}{r['predict_s']:>8.1f}"
               f"{(r.get('cpu_s') or float('nan')):>7.0f}"
               f"{(r['peak_rss_gib'] or float('nan')):>9.2f}")
-    from forecasting.folds import ForecastSpec
-
     fold_weights = ForecastSpec(n_folds=args.folds).recency_weights(splits)
     for r in results.values():
         r["weighted_rmspe"] = (sum(fold_weights[s] * r["metrics"][s]["rmspe"] for s in splits)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.intervals import scorable
+from forecasting.metrics import rmspe
 
 MIN_BIAS_DAYS = 7  # a store with fewer scorable days on the fold keeps its forecast
 
@@ -68,25 +69,40 @@ def persistence_slope(biases: list[pd.Series]) -> float:
     return float(np.clip(cov / var, 0.0, 1.0)) if var > 0 else 0.0
 
 
+def _correction(biases: list[pd.Series]) -> StoreBiasCorrection:
+    """The correction after the last of ``biases`` (the store biases of consecutive folds, oldest first, >= 2)."""
+    return StoreBiasCorrection(persistence_slope(biases), {int(k): float(v) for k, v in biases[-1].items()})
+
+
 def fit_correction(pred: pd.DataFrame, splits: list[str]) -> StoreBiasCorrection | None:
     """The correction for the period after the last of ``splits`` (oldest first), from those folds' rows of the
     uncorrected backtest frame ``pred``; None with fewer than two folds."""
     if len(splits) < 2:
         return None
-    biases = [store_bias(pred.loc[pred["split"] == s]) for s in splits]
-    return StoreBiasCorrection(persistence_slope(biases), {int(k): float(v) for k, v in biases[-1].items()})
+    return _correction([store_bias(pred.loc[pred["split"] == s]) for s in splits])
 
 
-def correct_backtest(pred: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
-    """A copy of the backtest frame with each fold's sales forecast corrected from the folds before it (the first
-    two folds stay as they are), and each corrected fold's slope."""
+@dataclass(frozen=True)
+class CorrectedBacktest:
+    predictions: pd.DataFrame  # the backtest frame, each fold from the third on corrected from the folds before it
+    effects: dict[str, dict]  # corrected fold -> slope, rmspe_uncorrected, rmspe
+    plan: StoreBiasCorrection | None  # the correction after the last fold (None with fewer than two folds)
+
+
+def correct_backtest(pred: pd.DataFrame) -> CorrectedBacktest:
+    """The uncorrected backtest frame ``pred`` corrected fold by fold (the first two folds stay as they are), what
+    that did to each fold's RMSPE, and the plan's correction fitted on all folds."""
     out = pred.copy()
     splits = list(dict.fromkeys(pred["split"]))
-    slopes = {}
+    biases = [store_bias(pred.loc[pred["split"] == s]) for s in splits]
+    effects = {}
     for k in range(2, len(splits)):
-        correction = fit_correction(pred, splits[:k])
+        correction = _correction(biases[:k])
         rows = (pred["split"] == splits[k]).to_numpy()
-        out.loc[rows, "sales_pred"] = pred.loc[rows, "sales_pred"].to_numpy(float) * correction.factors(
-            pred.loc[rows, "store_id"])
-        slopes[splits[k]] = correction.slope
-    return out, slopes
+        before = pred.loc[rows]
+        out.loc[rows, "sales_pred"] = before["sales_pred"].to_numpy(float) * correction.factors(before["store_id"])
+        after = out.loc[rows]
+        effects[splits[k]] = {"slope": correction.slope,
+                              "rmspe_uncorrected": rmspe(before["sales"], before["sales_pred"], before["is_open"]),
+                              "rmspe": rmspe(after["sales"], after["sales_pred"], after["is_open"])}
+    return CorrectedBacktest(out, effects, _correction(biases) if len(biases) >= 2 else None)

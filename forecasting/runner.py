@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.artifacts import new_model_version
-from forecasting.correction import StoreBiasCorrection, correct_backtest, fit_correction
+from forecasting.correction import StoreBiasCorrection, correct_backtest
 from forecasting.features import StoreStats, history_rows, plan_rows, prepare_frame
 from forecasting.folds import VALIDATION, Fold, ForecastSpec, fold_frames, make_folds
 from forecasting.intervals import add_fold_intervals, apply_factors, conformal_factors
@@ -219,18 +219,14 @@ def train(forecaster: BaseForecaster, frame: pd.DataFrame, store_stats: pd.DataF
              hist["store_id"].nunique(), f"{hist['sale_date'].min():%Y-%m-%d}", f"{hist['sale_date'].max():%Y-%m-%d}",
              len(hist), len(folds), spec.horizon_days, len(plan))
     backtest = run_backtest(forecaster, hist, folds, store_stats)
-    splits = [f.split for f in folds]
-    correction = fit_correction(backtest.predictions, splits) if spec.store_correction else None
-    predictions, fold_slopes = (correct_backtest(backtest.predictions) if spec.store_correction
-                                else (backtest.predictions, {}))
-    correction_effect = {}
-    for split, slope in fold_slopes.items():
-        before, after = (p.loc[p["split"] == split] for p in (backtest.predictions, predictions))
-        correction_effect[split] = {"slope": slope, "rmspe_uncorrected": rmspe(before["sales"], before["sales_pred"],
-                                                                               before["is_open"]),
-                                    "rmspe": rmspe(after["sales"], after["sales_pred"], after["is_open"])}
-        log.info("%s %s: store correction (slope %.2f) rmspe %.4f -> %.4f", forecaster.name, split, slope,
-                 correction_effect[split]["rmspe_uncorrected"], correction_effect[split]["rmspe"])
+    if spec.store_correction:
+        corrected = correct_backtest(backtest.predictions)
+        predictions, correction_effect, correction = corrected.predictions, corrected.effects, corrected.plan
+    else:
+        predictions, correction_effect, correction = backtest.predictions, {}, None
+    for split, effect in correction_effect.items():
+        log.info("%s %s: store correction (slope %.2f) rmspe %.4f -> %.4f", forecaster.name, split, effect["slope"],
+                 effect["rmspe_uncorrected"], effect["rmspe"])
     if correction is not None:
         log.info("%s: the plan's store correction slope is %.2f", forecaster.name, correction.slope)
     calibration = calibrate(predictions, spec)

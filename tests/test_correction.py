@@ -55,7 +55,8 @@ def test_each_fold_is_corrected_from_the_folds_before_it_only():
     rng = np.random.default_rng(1)
     level = {s: float(rng.normal(0, 0.1)) for s in stores}
     pred = backtest([level, {s: 0.5 * b for s, b in level.items()}, {s: 0.25 * b for s, b in level.items()}])
-    corrected, slopes = correct_backtest(pred)
+    result = correct_backtest(pred)
+    corrected, slopes = result.predictions, {split: e["slope"] for split, e in result.effects.items()}
 
     assert list(slopes) == ["validation"] and slopes["validation"] == pytest.approx(0.5)
     early = pred["split"] != "validation"
@@ -67,7 +68,7 @@ def test_each_fold_is_corrected_from_the_folds_before_it_only():
     # what happens on the validation fold itself does not change its correction
     noisy = pred.copy()
     noisy.loc[~early, "sales"] *= rng.uniform(0.5, 2.0, (~early).sum())
-    again, _ = correct_backtest(noisy)
+    again = correct_backtest(noisy).predictions
     factor = again.loc[~early, "sales_pred"] / noisy.loc[~early, "sales_pred"]
     assert np.allclose(factor, corrected.loc[~early, "sales_pred"] / pred.loc[~early, "sales_pred"])
 
@@ -79,6 +80,7 @@ def test_the_plan_correction_uses_all_folds_and_round_trips_through_the_metadata
     assert correction.store_bias == pytest.approx({1: 0.05, 2: -0.05})
     assert np.allclose(correction.factors([1, 2, 99]), [np.exp(-0.025), np.exp(0.025), 1.0])  # unknown store: 1
     assert fit_correction(pred, SPLITS[:1]) is None
+    assert correct_backtest(pred).plan == correction  # the runner's one pass gives the same
 
     again = StoreBiasCorrection.from_meta({"store_correction": correction.to_meta()})
     assert again == correction

@@ -48,7 +48,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from forecasting.features import StoreStats, design_columns, tabular_design, tabular_training_rows
+from forecasting.features import StoreStats, tabular_design, tabular_training_rows
 from forecasting.models.tabular import TabularForecaster
 
 log = logging.getLogger(__name__)
@@ -249,14 +249,13 @@ class EntityEmbeddingForecaster(TabularForecaster):
         rows = rows.iloc[np.argsort(held_out, kind="stable")].reset_index(drop=True)
         n_held_out = int(held_out.sum())
         self.stats = stats
-        numeric, categorical = design_columns(rows)
-        dropped = set(self.params.get("drop_features") or ())
-        self.numeric = [c for c in numeric if c not in dropped] + ["store_id"]
-        self.categorical = [c for c in categorical if c not in dropped]
+        numeric, self.categorical = self._design_columns(rows)
+        self.numeric = numeric + ["store_id"]
         x = tabular_design(rows, stats, self.numeric, self.categorical)
         y = (np.log1p(rows["sales"].to_numpy(float)) - self._offsets(x)[:, 0]).astype("float32")
         weights = self._recency_weights(rows, stats)
         weights = None if weights is None else weights.astype("float32")
+        dropped = set(self.params.get("drop_features") or ())
         embedded = [c for c in self.params["embedded"] if c in x.columns and c not in dropped] + self.categorical
         # the encoder describes all training rows (held-out ones too: they are history before the cut as well)
         encoder = DesignEncoder.fit(x, embedded, self.params["clip_z"])

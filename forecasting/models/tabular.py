@@ -57,6 +57,12 @@ class TabularForecaster(BaseForecaster):
         are categorical."""
         return {}
 
+    def _design_columns(self, rows: pd.DataFrame) -> tuple[list[str], list[str]]:
+        """:func:`design_columns` without the ``drop_features``."""
+        dropped = set(self.params.get("drop_features") or ())
+        numeric, categorical = design_columns(rows)
+        return [c for c in numeric if c not in dropped], [c for c in categorical if c not in dropped]
+
     def _recency_weights(self, rows: pd.DataFrame, stats: StoreStats) -> np.ndarray | None:
         half_life = self.params.get("recency_half_life_days")
         if half_life is None:
@@ -77,10 +83,7 @@ class TabularForecaster(BaseForecaster):
     def fit(self, history: pd.DataFrame, stats: StoreStats | None) -> TabularForecaster:
         rows = tabular_training_rows(history, stats)
         self.stats = stats
-        self.numeric, self.categorical = design_columns(rows)
-        dropped = set(self.params.get("drop_features") or ())
-        self.numeric = [c for c in self.numeric if c not in dropped]
-        self.categorical = [c for c in self.categorical if c not in dropped]
+        self.numeric, self.categorical = self._design_columns(rows)
         x = tabular_design(rows, stats, self.numeric, self.categorical)
         if self.drops_empty_columns:
             empty = [c for c in self.numeric if x[c].isna().all()]
