@@ -31,6 +31,7 @@ from forecasting.artifacts import load_forecaster, prune_artifacts, save_result
 from forecasting.correction import StoreBiasCorrection
 from forecasting.folds import ForecastSpec, fold_frames, make_folds
 from forecasting.models import lstm, lstm_windows
+from forecasting.models.tabular import CARNIVAL_MEMORY, STORE_TREND
 from forecasting.protocol import MODEL_NAMES, PREDICTION_COLUMNS, REGISTRY, create, forecaster_class
 from forecasting.runner import FORECAST_COLUMNS, train
 from warehouse.dbt import load_history_as_raw_sales, run_dbt
@@ -265,6 +266,27 @@ def test_recent_sales_join_each_row_onto_the_cut_it_is_forecast_from(frame, spli
     assert x.loc[days < row_cut.min(), RECENT_SALES_FEATURES].isna().all().all()
 
 
+def test_carnival_memory_and_store_trend_shift_the_sales_offset():
+    """The store's last carnival Monday against its year moves the log-sales offset the trees learn around (the
+    feature is 0 on other days and NaN before the first cut); customers keep their own offset; it can be turned off.
+    The store's trend joins it at ``trend_offset_weight``."""
+    model = create("random_forest", profile="fast")
+    offset_column = model.params["target_offset"]
+    x = pd.DataFrame({offset_column: [8.0, 8.0, 8.0], "store_log_customers_mean": [6.0, 6.0, 6.0],
+                      CARNIVAL_MEMORY: [-0.7, 0.0, np.nan]})
+    offsets = model._offsets(x)
+    np.testing.assert_allclose(offsets[:, 0], [7.3, 8.0, 8.0])
+    if model.forecasts_customers:
+        np.testing.assert_allclose(offsets[:, 1], 6.0)
+    assert x[offset_column].tolist() == [8.0, 8.0, 8.0]  # the design frame is not written to
+    off = create("random_forest", {"carnival_memory_offset": False}, profile="fast")._offsets(x)
+    np.testing.assert_allclose(off[:, 0], 8.0)
+    # the store trend joins the offset at the model's weight (LightGBM's default 1; NaN -> 0)
+    x[STORE_TREND] = [0.05, -0.1, np.nan]
+    np.testing.assert_allclose(model._offsets(x)[:, 0], [7.3, 8.0, 8.0])  # the forest's weight is 0
+    np.testing.assert_allclose(create("lightgbm", profile="fast")._offsets(x)[:, 0], [7.35, 7.9, 8.0])
+
+
 def test_recent_sales_ignore_the_window_being_forecast(frame, split, stats_table):
     """Scaling validation-window sales tenfold changes no recent-sales feature of the training or validation rows."""
     train, valid = split
@@ -444,6 +466,21 @@ def test_lstm_channels_follow_the_mart_columns_by_one_rule(frame):
     assert scaler.lookup(np.array([1, 2]))[["state_group_1", "state_group_2"]].to_numpy().tolist() == [[0, 1], [1, 0]]
     with pytest.raises(ValueError, match="days_until_new_event"):
         layout.covariates(hist.drop(columns="days_until_new_event"))
+
+
+def test_lstm_rate_schedule_ignores_the_warmup_epochs():
+    """A lucky score in the warm-up epochs neither halves the learning rate nor becomes the score to beat."""
+    network = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    network.compile(optimizer=keras.optimizers.Adam(learning_rate=0.1), loss="mse")
+    schedule = lstm._PlateauAfterWarmup(3, monitor="val_rmspe", factor=0.5, patience=1, mode="min")
+    schedule.set_model(network)
+    schedule.on_train_begin()
+    rates = []
+    for epoch, score in enumerate([0.10, 0.50, 0.50, 0.40, 0.30, 0.30]):
+        schedule.on_epoch_end(epoch, {"val_rmspe": score})
+        rates.append(round(float(keras.ops.convert_to_numpy(network.optimizer.learning_rate)), 4))
+    assert rates == [0.1, 0.1, 0.1, 0.1, 0.1, 0.05]  # halved only when epoch 6 does not beat epoch 5
+    assert lstm.DEFAULT_PARAMS["warmup_epochs"] < lstm.DEFAULT_PARAMS["epochs"]
 
 
 def test_lstm_loss_adds_the_squared_percentage_error():

@@ -25,7 +25,8 @@
 {#-
     Store-independent calendar events per day of `calendar` (a relation with calendar_date,
     year, day_of_month and day_of_year, one row per date): the trend term (days since the
-    scalar SQL expression `first_history_date`), week of the month, yearly Fourier terms and
+    scalar SQL expression `first_history_date`), week of the month, days until the month's last
+    day (German pay day: sales peak on the last shopping days of a month), yearly Fourier terms and
     the distances to 25 December and Easter Sunday, capped at var('event_distance_cap_days'), and
     the signed distance to the carnival Monday (Rosenmontag, Easter Sunday - 48 days), capped
     both ways: carnival closes or empties many stores in some states (bench/README.md, "Error
@@ -112,6 +113,7 @@ events as (
         event_days.calendar_date,
         cast(event_days.calendar_date - {{ first_history_date }} as integer) as days_since_start,
         cast((event_days.day_of_month - 1) // 7 + 1 as integer) as week_of_month,
+        cast(last_day(event_days.calendar_date) - event_days.calendar_date as integer) as days_until_month_end,
         sin(2 * pi() * event_days.day_of_year / 365.25) as day_of_year_sin,
         cos(2 * pi() * event_days.day_of_year / 365.25) as day_of_year_cos,
         this_easter.easter_sunday,
@@ -151,6 +153,7 @@ select
     calendar_date,
     days_since_start,
     week_of_month,
+    days_until_month_end,
     day_of_year_sin,
     day_of_year_cos,
     easter_sunday,

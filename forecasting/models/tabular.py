@@ -10,8 +10,11 @@ needs: :meth:`TabularForecaster.estimator_fit_params`) and whether it forecasts 
 (deviation from the store's mean log customers) or derives customers from sales and the store's sales per customer.
 
 Parameters every tabular model takes besides its estimator's: ``target`` / ``target_offset`` (above),
-``drop_features`` (design columns left out, for feature trials) and ``recency_half_life_days`` (None: every training
-row weighs the same; else a row ``d`` days before the cut weighs ``0.5 ** (d / half_life)``).
+``carnival_memory_offset`` (default on: a carnival Monday's offset adds the store's last carnival Monday against its
+year, see :meth:`TabularForecaster._offsets`), ``trend_offset_weight`` (default 0: that many times the store's
+trend, its last quarter against the same quarter a year before, added to the offset), ``drop_features`` (design columns left out, for feature trials) and
+``recency_half_life_days`` (None: every training row weighs the same; else a row ``d`` days before the cut weighs
+``0.5 ** (d / half_life)``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from forecasting.protocol import BaseForecaster, prediction_frame
 
 log = logging.getLogger(__name__)
 
+CARNIVAL_MEMORY = "recent_store_carnival_monday_vs_year"
+STORE_TREND = "recent_store_log_sales_trend"
 MAX_LOG_SALES = 20.0  # expm1(20) ~ 5e8: a guard against overflow, far above any store-day
 
 
@@ -78,7 +83,15 @@ class TabularForecaster(BaseForecaster):
         if self.params.get("target", "residual") != "residual":
             raise ValueError(f"unknown target mode {self.params['target']!r}; expected 'residual' or 'log'")
         columns = [self.params["target_offset"], "store_log_customers_mean"][:width]
-        return x[columns].to_numpy(float)
+        offsets = x[columns].to_numpy(float, copy=True)
+        if self.params.get("carnival_memory_offset", True) and CARNIVAL_MEMORY in x.columns:
+            # the store's last carnival Monday against its year (0 on other days) predicts this one's sales at a
+            # slope near 1; as a feature alone the trees, which see one carnival per year, shrink it to 0.65
+            offsets[:, 0] += np.nan_to_num(x[CARNIVAL_MEMORY].to_numpy(float))
+        trend_weight = float(self.params.get("trend_offset_weight", 0.0))
+        if trend_weight and STORE_TREND in x.columns:
+            offsets[:, 0] += trend_weight * np.nan_to_num(x[STORE_TREND].to_numpy(float))
+        return offsets
 
     def fit(self, history: pd.DataFrame, stats: StoreStats | None) -> TabularForecaster:
         rows = tabular_training_rows(history, stats)
