@@ -281,6 +281,9 @@ def test_carnival_memory_and_store_trend_shift_the_sales_offset():
     assert x[offset_column].tolist() == [8.0, 8.0, 8.0]  # the design frame is not written to
     off = create("random_forest", {"carnival_memory_offset": False}, profile="fast")._offsets(x)
     np.testing.assert_allclose(off[:, 0], 8.0)
+    saved_before_the_offset = create("random_forest", profile="fast")
+    del saved_before_the_offset.params["carnival_memory_offset"]  # what an older artifact unpickles to
+    np.testing.assert_allclose(saved_before_the_offset._offsets(x)[:, 0], 8.0)
     # the store trend joins the offset at the model's weight (LightGBM's default 1; NaN -> 0)
     x[STORE_TREND] = [0.05, -0.1, np.nan]
     np.testing.assert_allclose(model._offsets(x)[:, 0], [7.3, 8.0, 8.0])  # the forest's weight is 0

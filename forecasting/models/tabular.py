@@ -34,6 +34,8 @@ from forecasting.protocol import BaseForecaster, prediction_frame
 
 log = logging.getLogger(__name__)
 
+# defaults every tabular model shares (a subclass's default_params and the caller's params override them)
+TABULAR_DEFAULTS = {"carnival_memory_offset": True}
 CARNIVAL_MEMORY = "recent_store_carnival_monday_vs_year"
 STORE_TREND = "recent_store_log_sales_trend"
 MAX_LOG_SALES = 20.0  # expm1(20) ~ 5e8: a guard against overflow, far above any store-day
@@ -62,6 +64,9 @@ class TabularForecaster(BaseForecaster):
         are categorical."""
         return {}
 
+    def __init__(self, params: dict | None = None):
+        super().__init__({**TABULAR_DEFAULTS, **self.default_params, **(params or {})})
+
     def _design_columns(self, rows: pd.DataFrame) -> tuple[list[str], list[str]]:
         """:func:`design_columns` without the ``drop_features``."""
         dropped = set(self.params.get("drop_features") or ())
@@ -84,7 +89,8 @@ class TabularForecaster(BaseForecaster):
             raise ValueError(f"unknown target mode {self.params['target']!r}; expected 'residual' or 'log'")
         columns = [self.params["target_offset"], "store_log_customers_mean"][:width]
         offsets = x[columns].to_numpy(float, copy=True)
-        if self.params.get("carnival_memory_offset", True) and CARNIVAL_MEMORY in x.columns:
+        # absent in models saved before the offset existed: they were trained without it
+        if self.params.get("carnival_memory_offset", False) and CARNIVAL_MEMORY in x.columns:
             # the store's last carnival Monday against its year (0 on other days) predicts this one's sales at a
             # slope near 1; as a feature alone the trees, which see one carnival per year, shrink it to 0.65
             offsets[:, 0] += np.nan_to_num(x[CARNIVAL_MEMORY].to_numpy(float))
