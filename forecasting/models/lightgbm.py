@@ -59,7 +59,8 @@ class LightGBMForecaster(TabularForecaster):
         "n_seeds": 2,
         "target_offset": "store_dow_promo_log_sales_mean_year",
         # the store's trend (last quarter against the same quarter a year before) added to the offset: without it
-        # the boosters carry only ~60% of it into the forecast (bench/README.md, "Month end, carnival and trend")
+        # the boosters carry about two thirds of it into the forecast (bench/README.md, "Month end, the carnival
+        # offset and the store trend")
         "trend_offset_weight": 1.0,
         # OpenMP threads for fit and predict (bench/README.md measures 1 against 2 on this shared machine)
         "n_threads": 1,

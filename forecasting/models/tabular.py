@@ -12,9 +12,9 @@ needs: :meth:`TabularForecaster.estimator_fit_params`) and whether it forecasts 
 Parameters every tabular model takes besides its estimator's: ``target`` / ``target_offset`` (above),
 ``carnival_memory_offset`` (default on: a carnival Monday's offset adds the store's last carnival Monday against its
 year, see :meth:`TabularForecaster._offsets`), ``trend_offset_weight`` (default 0: that many times the store's
-trend, its last quarter against the same quarter a year before, added to the offset), ``drop_features`` (design columns left out, for feature trials) and
-``recency_half_life_days`` (None: every training row weighs the same; else a row ``d`` days before the cut weighs
-``0.5 ** (d / half_life)``).
+trend, its last quarter against the same quarter a year before, added to the offset), ``drop_features`` (design
+columns left out, for feature trials) and ``recency_half_life_days`` (None: every training row weighs the same; else
+a row ``d`` days before the cut weighs ``0.5 ** (d / half_life)``).
 """
 
 from __future__ import annotations
