@@ -74,14 +74,6 @@ def _correction(biases: list[pd.Series]) -> StoreBiasCorrection:
     return StoreBiasCorrection(persistence_slope(biases), {int(k): float(v) for k, v in biases[-1].items()})
 
 
-def fit_correction(pred: pd.DataFrame, splits: list[str]) -> StoreBiasCorrection | None:
-    """The correction for the period after the last of ``splits`` (oldest first), from those folds' rows of the
-    uncorrected backtest frame ``pred``; None with fewer than two folds."""
-    if len(splits) < 2:
-        return None
-    return _correction([store_bias(pred.loc[pred["split"] == s]) for s in splits])
-
-
 @dataclass(frozen=True)
 class CorrectedBacktest:
     predictions: pd.DataFrame  # the backtest frame, each fold from the third on corrected from the folds before it

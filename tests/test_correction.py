@@ -9,7 +9,6 @@ from forecasting.correction import (
     MIN_BIAS_DAYS,
     StoreBiasCorrection,
     correct_backtest,
-    fit_correction,
     persistence_slope,
     store_bias,
 )
@@ -75,12 +74,11 @@ def test_each_fold_is_corrected_from_the_folds_before_it_only():
 
 def test_the_plan_correction_uses_all_folds_and_round_trips_through_the_metadata():
     pred = backtest([{1: 0.2, 2: -0.2}, {1: 0.1, 2: -0.1}, {1: 0.05, 2: -0.05}])
-    correction = fit_correction(pred, SPLITS)
+    correction = correct_backtest(pred).plan
     assert correction.slope == pytest.approx(0.5)
     assert correction.store_bias == pytest.approx({1: 0.05, 2: -0.05})
     assert np.allclose(correction.factors([1, 2, 99]), [np.exp(-0.025), np.exp(0.025), 1.0])  # unknown store: 1
-    assert fit_correction(pred, SPLITS[:1]) is None
-    assert correct_backtest(pred).plan == correction  # the runner's one pass gives the same
+    assert correct_backtest(pred.loc[pred["split"] == SPLITS[0]]).plan is None  # one fold: no slope to measure
 
     again = StoreBiasCorrection.from_meta({"store_correction": correction.to_meta()})
     assert again == correction

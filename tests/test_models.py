@@ -483,7 +483,7 @@ def test_lstm_rate_schedule_ignores_the_warmup_epochs():
         schedule.on_epoch_end(epoch, {"val_rmspe": score})
         rates.append(round(float(keras.ops.convert_to_numpy(network.optimizer.learning_rate)), 4))
     assert rates == [0.1, 0.1, 0.1, 0.1, 0.1, 0.05]  # halved only when epoch 6 does not beat epoch 5
-    assert lstm.DEFAULT_PARAMS["warmup_epochs"] < lstm.DEFAULT_PARAMS["epochs"]
+    assert 1 < lstm.DEFAULT_PARAMS["min_epochs"] <= lstm.DEFAULT_PARAMS["epochs"]
 
 
 def test_lstm_loss_adds_the_squared_percentage_error():

@@ -255,7 +255,7 @@ class EntityEmbeddingForecaster(TabularForecaster):
         y = (np.log1p(rows["sales"].to_numpy(float)) - self._offsets(x)[:, 0]).astype("float32")
         weights = self._recency_weights(rows, stats)
         weights = None if weights is None else weights.astype("float32")
-        dropped = set(self.params.get("drop_features") or ())
+        dropped = self._dropped_features()
         embedded = [c for c in self.params["embedded"] if c in x.columns and c not in dropped] + self.categorical
         # the encoder describes all training rows (held-out ones too: they are history before the cut as well)
         encoder = DesignEncoder.fit(x, embedded, self.params["clip_z"])

@@ -32,7 +32,7 @@ Training
     repeat exactly).  :class:`_EpochMetrics` writes ``val_rmspe`` -- sales RMSPE on a validation slice, one window
     per store whose horizon is the last ``horizon_days`` of the training data (training windows end before it)
     -- into the epoch logs, where ``ReduceLROnPlateau`` (halving) and ``EarlyStopping`` (restoring the best
-    weights) read it once ``warmup_epochs`` have passed; :class:`_EpochLog` logs each epoch.
+    weights) read it from epoch ``min_epochs`` on; :class:`_EpochLog` logs each epoch.
     ``refit``: warm start from a fitted model on the full history for ``refit_epochs`` epochs (used by
     :mod:`forecasting.runner` after the backtests, much cheaper than training from scratch).
     Backtests (``WARM_START_FOLDS``): the first fold trains from scratch, each later fold warm-starts from the
@@ -81,9 +81,10 @@ DEFAULT_PARAMS: dict = {
     "epochs": 16,
     "windows_per_epoch": "auto",  # int, or "auto": 5% of the candidate windows, clipped to [4096, 32768]
     "patience": 4,
-    # epochs before early stopping and the rate schedule look at val_rmspe: seed 42 scored 0.1712 after one epoch,
-    # never beat it, and stopped after five with the first epoch's weights (bench/README.md, "LSTM warm-up")
-    "warmup_epochs": 4,
+    # early stopping and the rate schedule look at val_rmspe from this epoch on (as the entity-embedding network's
+    # min_epochs): seed 42 scored 0.1712 after one epoch, never beat it, and stopped after five with the first
+    # epoch's weights (bench/README.md, "LSTM warm-up")
+    "min_epochs": 5,
     "lr_patience": 2,  # halve the learning rate after this many epochs without improvement (0: never)
     "learning_rate": 2e-3,
     "refit_epochs": 2,
@@ -97,7 +98,7 @@ DEFAULT_PARAMS: dict = {
     "verbose": 2,  # epoch progress log at INFO (0: at DEBUG)
 }
 FAST_PARAMS: dict = {**DEFAULT_PARAMS, "lookback_days": 21, "units": [8, 8], "batch_size": 64, "epochs": 2,
-                     "windows_per_epoch": 256, "patience": 1, "warmup_epochs": 0, "refit_epochs": 1, "verbose": 0}
+                     "windows_per_epoch": 256, "patience": 1, "min_epochs": 1, "refit_epochs": 1, "verbose": 0}
 # forecasting.runner: fit the first fold from scratch, warm-start each later fold (and the final refit) from
 # the previous fold's model; each fold's model has only seen data before its own cut.
 WARM_START_FOLDS = True
@@ -289,7 +290,7 @@ def _train(network, hist, scaler, layout, p, epochs, learning_rate, with_validat
             len(grid.stores), n_days, layout.n_channels, len(s_idx), wpe, 0 if val is None else len(val[1]))
     callbacks, stop = [_EpochMetrics(val)], None
     if val is not None:  # without one (refit), neither: the old loop also kept the rate and ran every epoch
-        warmup = int(p.get("warmup_epochs", 0) or 0)
+        warmup = int(p.get("min_epochs", 1)) - 1  # epochs before early stopping and the rate schedule count
         if int(p.get("lr_patience", 0) or 0):
             callbacks.append(_PlateauAfterWarmup(
                 warmup, monitor="val_rmspe", factor=0.5, patience=int(p["lr_patience"]), mode="min", min_delta=1e-5))

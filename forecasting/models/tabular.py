@@ -67,9 +67,12 @@ class TabularForecaster(BaseForecaster):
     def __init__(self, params: dict | None = None):
         super().__init__({**TABULAR_DEFAULTS, **self.default_params, **(params or {})})
 
+    def _dropped_features(self) -> set[str]:
+        return set(self.params.get("drop_features") or ())
+
     def _design_columns(self, rows: pd.DataFrame) -> tuple[list[str], list[str]]:
         """:func:`design_columns` without the ``drop_features``."""
-        dropped = set(self.params.get("drop_features") or ())
+        dropped = self._dropped_features()
         numeric, categorical = design_columns(rows)
         return [c for c in numeric if c not in dropped], [c for c in categorical if c not in dropped]
 
