@@ -73,6 +73,7 @@ STORE_STAT_FEATURES = STORE_LEVEL_FEATURES + [
     "store_month_log_sales_effect",
 ]
 
+CARNIVAL_MEMORY = "recent_store_carnival_monday_vs_year"
 # Joined on by recent_sales_features() from marts.agg_store_recent_sales at the cut each row is forecast from.
 RECENT_SALES_FEATURES = [
     "days_after_cut",  # the row's day in the horizon of its cut (0 = the cut)
@@ -87,7 +88,7 @@ RECENT_SALES_FEATURES = [
     "recent_store_log_sales_year_vs_cut",  # the store
     # on carnival Mondays (0 on other days): the store's sales on the latest carnival Monday before the cut against
     # its Mondays -- the same stores empty at carnival every year; on the day only, so one split finds them
-    "recent_store_carnival_monday_vs_year",
+    CARNIVAL_MEMORY,
 ]
 
 _BOOL_COLUMNS = ["is_history", "is_open", *BOOLEAN_FEATURES]
@@ -288,6 +289,24 @@ def add_store_stats(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
     return out
 
 
+def _row_cuts(sale_dates: pd.Series, stats: StoreStats) -> pd.Series:
+    """The cut each day is forecast from: the latest cut of ``stats.recent`` on or before it (NaT before the first),
+    as a Series with a RangeIndex."""
+    cuts = np.sort(stats.recent.index.get_level_values("feature_cut_date").unique().to_numpy())
+    days = pd.to_datetime(sale_dates).to_numpy("datetime64[ns]")
+    position = np.searchsorted(cuts, days, side="right") - 1
+    return pd.Series(np.where(position >= 0, cuts[np.maximum(position, 0)], np.datetime64("NaT")),
+                     dtype="datetime64[ns]")
+
+
+def recent_store_value(frame: pd.DataFrame, stats: StoreStats, column: str) -> np.ndarray:
+    """A store-grain recent-sales column (``stats.recent_store``, e.g. store_log_sales_mean_year) at the cut each
+    row of ``frame`` is forecast from (:func:`recent_sales_features`' rule); NaN where there is none."""
+    keys = pd.DataFrame({"feature_cut_date": _row_cuts(frame["sale_date"], stats),
+                         "store_id": frame["store_id"].to_numpy("int64")})
+    return stats_lookup(keys, stats.recent_store[[column]], ["feature_cut_date", "store_id"]).iloc[:, 0].to_numpy(float)
+
+
 def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
     """The RECENT_SALES_FEATURES of ``frame``'s rows (a frame of those columns only, in row order, RangeIndex: the
     caller's wide frame is not copied).
@@ -298,11 +317,7 @@ def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFram
     """
     rows = frame[["store_id", "sale_date", "day_of_week", "is_promo"]].reset_index(drop=True)
     out = pd.DataFrame(index=rows.index)
-    cuts = np.sort(stats.recent.index.get_level_values("feature_cut_date").unique().to_numpy())
-    days = pd.to_datetime(rows["sale_date"]).to_numpy("datetime64[ns]")
-    position = np.searchsorted(cuts, days, side="right") - 1
-    row_cut = pd.Series(np.where(position >= 0, cuts[np.maximum(position, 0)], np.datetime64("NaT")),
-                        dtype="datetime64[ns]")
+    row_cut = _row_cuts(rows["sale_date"], stats)
     keys = pd.DataFrame({"feature_cut_date": row_cut, "store_id": rows["store_id"].astype("int64"),
                          "day_of_week": rows["day_of_week"].astype("int64"), "is_promo": rows["is_promo"].astype(bool)})
     at_row_cut = stats_lookup(keys, stats.recent, _RECENT_KEYS)
@@ -322,9 +337,21 @@ def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFram
                                                  - store_at_training_cut["store_log_sales_mean_year"]).to_numpy()
     on_carnival_monday = (frame["days_from_carnival_monday"].to_numpy() == 0 if "days_from_carnival_monday" in frame
                           else np.zeros(len(frame), bool))
-    out["recent_store_carnival_monday_vs_year"] = np.where(
+    out[CARNIVAL_MEMORY] = np.where(
         on_carnival_monday, store_at_row_cut["store_log_sales_carnival_vs_year"].to_numpy(),
         np.where(row_cut.isna().to_numpy(), np.nan, 0.0))
+    return out
+
+
+def carnival_memory(frame: pd.DataFrame, stats: StoreStats | None) -> np.ndarray:
+    """Per row of ``frame``: the store's last carnival Monday against its Mondays (CARNIVAL_MEMORY) on carnival
+    Mondays, 0 on every other day and where it is unknown (no statistics, a store without that carnival)."""
+    out = np.zeros(len(frame))
+    if stats is None or stats.recent is None or "days_from_carnival_monday" not in frame:
+        return out
+    monday = frame["days_from_carnival_monday"].to_numpy() == 0
+    if monday.any():
+        out[monday] = np.nan_to_num(recent_store_value(frame.loc[monday], stats, "store_log_sales_carnival_vs_year"))
     return out
 
 

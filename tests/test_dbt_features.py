@@ -62,7 +62,8 @@ NEW_COLUMNS = [
     ("is_after_refurbishment", "BOOLEAN"), ("competition_open_months_capped", "INTEGER"),
     ("months_since_promo2_start", "INTEGER"), ("promo2_cycle_month", "INTEGER"),
     ("days_since_start", "INTEGER"), ("day_of_year_sin", "DOUBLE"), ("day_of_year_cos", "DOUBLE"),
-    ("week_of_month", "INTEGER"), ("days_until_month_end", "INTEGER"), ("state_group", "INTEGER"),
+    ("week_of_month", "INTEGER"), ("days_until_month_end", "INTEGER"),
+    ("weekdays_until_month_end", "INTEGER"), ("state_group", "INTEGER"),
     *[(f"{count}_{window}", "INTEGER") for count in ("promo_days", "state_holidays", "school_holidays", "closed_days")
       for window in ("this_week", "last_week", "next_week", "past_7", "next_7")],
     ("days_since_multi_day_closure", "INTEGER"), ("days_until_multi_day_closure", "INTEGER"),
@@ -298,6 +299,10 @@ def test_trend_and_seasonality_terms(built):
     assert [feature_row(wh, 2, d)["days_until_month_end"] for d in ("2015-01-08", "2015-01-31", "2015-02-27")] == [
         23, 0, 1]
     assert feature_row(wh, 1, "2015-06-11")["days_until_month_end"] == 19
+    # the last weekday: a Friday before a weekend month end (31 January 2015 is a Saturday) counts 0
+    assert [feature_row(wh, 2, d)["weekdays_until_month_end"] for d in ("2015-01-08", "2015-01-30", "2015-01-31",
+                                                                        "2015-02-26", "2015-02-27")] == [16, 0, 0, 1, 0]
+    assert feature_row(wh, 1, "2015-06-11")["weekdays_until_month_end"] == 13
     r = feature_row(wh, 1, "2015-06-11")  # last assumed-calendar day, day of year 162
     assert r["is_history"] == False and r["days_since_start"] == 192  # noqa: E712
     assert r["day_of_year_sin"] == pytest.approx(np.sin(2 * np.pi * 162 / 365.25))

@@ -1,5 +1,6 @@
 """Features, models and the training entry point on small generated frames (a handful of stores, ~200 days)."""
 
+import copy
 import json
 import logging
 import re
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 
 from forecasting.features import (
+    CARNIVAL_MEMORY,
     load_store_stats_table,
     BOOLEAN_FEATURES,
     CATEGORICAL_FEATURES,
@@ -31,7 +33,8 @@ from forecasting.artifacts import load_forecaster, prune_artifacts, save_result
 from forecasting.correction import StoreBiasCorrection
 from forecasting.folds import ForecastSpec, fold_frames, make_folds
 from forecasting.models import lstm, lstm_windows
-from forecasting.models.tabular import CARNIVAL_MEMORY, STORE_TREND
+from forecasting.models.networks import seed_members as lstm_seed_members
+from forecasting.models.tabular import STORE_TREND
 from forecasting.protocol import MODEL_NAMES, PREDICTION_COLUMNS, REGISTRY, create, forecaster_class
 from forecasting.runner import FORECAST_COLUMNS, train
 from warehouse.dbt import load_history_as_raw_sales, run_dbt
@@ -424,11 +427,29 @@ def test_lstm_same_seed_same_forecast_and_epochs_logged(split, caplog, capsys):
     np.testing.assert_array_equal(lstm.predict(first, train, valid)["sales_pred"],
                                   lstm.predict(second, train, valid)["sales_pred"])
     assert first.history == second.history
-    h = first.history
+    [h] = first.history  # one seed member
     assert 1 <= len(h["loss"]) == len(h["val_rmspe"]) == len(h["learning_rate"]) <= 3
     assert h["best_val_rmspe"] == pytest.approx(min(h["val_rmspe"]), abs=1e-5)
     assert any(r.getMessage().startswith("epoch 1/3: loss=") for r in caplog.records)
     assert capsys.readouterr().out == ""
+
+
+def test_lstm_seeds_average_into_one_network(split, stats_table, tmp_path):
+    """``n_seeds`` networks trained apart (seed, seed + 1) forecast the mean of their scaled log sales, saved as one
+    Keras file; a warm-started refit continues each member on its own."""
+    train, valid = split
+    stats = stats_for(train, stats_table)
+    both = create("lstm", {"n_seeds": 2, "seed": 3}, profile="fast").fit(train, stats)
+    alone = [create("lstm", {"seed": seed}, profile="fast").fit(train, stats) for seed in (3, 4)]
+    assert len(both.model.history) == 2 and both.model.history == [a.model.history[0] for a in alone]
+    log_mean = np.mean([np.log1p(a.predict(train, valid)["sales_pred"].to_numpy()) for a in alone], axis=0)
+    np.testing.assert_allclose(np.log1p(both.predict(train, valid)["sales_pred"].to_numpy()), log_mean, atol=1e-4)
+    both.save(tmp_path)
+    assert len(list(tmp_path.glob("*.keras"))) == 1
+    pd.testing.assert_frame_equal(type(both).load(tmp_path).predict(train, valid), both.predict(train, valid))
+    refitted = both.refit(history_rows(pd.concat([train, valid])), refit_epochs=1)
+    assert len(lstm_seed_members(refitted.model.network)) == 2 and len(refitted.model.history) == 2
+    assert refitted.model.train_end == valid["sale_date"].max()
 
 
 def test_lstm_calendar_channels_come_from_the_mart_columns(frame):
@@ -501,6 +522,36 @@ def test_lstm_loss_adds_the_squared_percentage_error():
     assert loss(0.0, over) == pytest.approx(1.0) and loss(0.0, under) == pytest.approx(1.0)
     assert loss(10.0, over) == pytest.approx(1.0 + 10 * (1 - np.exp(0.5)) ** 2, rel=1e-5)
     assert loss(10.0, under) == pytest.approx(1.0 + 10 * (1 - np.exp(-0.5)) ** 2, rel=1e-5)
+
+
+def test_lstm_carnival_memory_moves_the_sales_offset(split, stats_table):
+    """A carnival Monday's forecast moves by the store's carnival memory from the fit's store statistics, exactly
+    (it is part of the sales offset the network forecasts around); other rows and stores keep theirs.  Without the
+    statistics, or with the option off as in models saved before it, there is no memory."""
+    train, valid = split
+    stats = stats_for(train, stats_table)
+    fitted = create("lstm", profile="fast").fit(train, stats)
+    assert fitted.model.offset_stats is stats
+    store = int(valid["store_id"].iloc[0])
+    target = valid.copy()
+    carnival = ((target["store_id"] == store) & target["is_open"].astype(bool)).to_numpy().nonzero()[0][:1]
+    target["days_from_carnival_monday"] = 1
+    target.loc[carnival, "days_from_carnival_monday"] = 0
+
+    def predict_with_memory(memory: float) -> np.ndarray:
+        remembering = copy.deepcopy(stats)
+        remembering.recent_store.loc[(slice(None), store), "store_log_sales_carnival_vs_year"] = memory
+        fitted.model.offset_stats = remembering
+        return fitted.predict(train, target)["sales_pred"].to_numpy()
+
+    without, moved = predict_with_memory(0.0), predict_with_memory(-0.7)
+    others = np.ones(len(target), bool)
+    others[carnival] = False
+    np.testing.assert_allclose(moved[others], without[others], rtol=1e-5)
+    np.testing.assert_allclose(np.log1p(moved[carnival]) - np.log1p(without[carnival]), -0.7, atol=1e-4)
+    fitted.model.params = {**fitted.model.params, "carnival_memory_offset": False}
+    np.testing.assert_allclose(fitted.predict(train, target)["sales_pred"].to_numpy(), without, rtol=1e-5)
+    assert create("lstm", profile="fast").fit(train).model.offset_stats is None
 
 
 def test_lstm_weekday_level_target(frame):

@@ -25,8 +25,9 @@
 {#-
     Store-independent calendar events per day of `calendar` (a relation with calendar_date,
     year, day_of_month and day_of_year, one row per date): the trend term (days since the
-    scalar SQL expression `first_history_date`), week of the month, days until the month's last
-    day (German pay day: sales peak on the last shopping days of a month), yearly Fourier terms and
+    scalar SQL expression `first_history_date`), week of the month, days and weekdays (Monday to
+    Friday) until the month's last day (German pay day: sales peak on the last shopping days of a
+    month; when the month ends on a weekend, on its last Friday), yearly Fourier terms and
     the distances to 25 December and Easter Sunday, capped at var('event_distance_cap_days'), and
     the signed distance to the carnival Monday (Rosenmontag, Easter Sunday - 48 days), capped
     both ways: carnival closes or empties many stores in some states (bench/README.md, "Error
@@ -114,6 +115,11 @@ events as (
         cast(event_days.calendar_date - {{ first_history_date }} as integer) as days_since_start,
         cast((event_days.day_of_month - 1) // 7 + 1 as integer) as week_of_month,
         cast(last_day(event_days.calendar_date) - event_days.calendar_date as integer) as days_until_month_end,
+        cast(
+            {{ weekdays_before('isodow(event_days.calendar_date) + (last_day(event_days.calendar_date) - event_days.calendar_date)') }}
+            - {{ weekdays_before('isodow(event_days.calendar_date)') }}
+            as integer
+        ) as weekdays_until_month_end,
         sin(2 * pi() * event_days.day_of_year / 365.25) as day_of_year_sin,
         cos(2 * pi() * event_days.day_of_year / 365.25) as day_of_year_cos,
         this_easter.easter_sunday,
@@ -154,6 +160,7 @@ select
     days_since_start,
     week_of_month,
     days_until_month_end,
+    weekdays_until_month_end,
     day_of_year_sin,
     day_of_year_cos,
     easter_sunday,
@@ -166,3 +173,11 @@ select
 from events
 
 {% endmacro %}
+
+
+{#- Mondays to Fridays among the first `n` days of a run of days that starts on a Monday (`n`: a SQL
+    integer expression).  The weekdays strictly after a date up to its month's end are then
+    weekdays_before(isodow + days left) - weekdays_before(isodow). -#}
+{% macro weekdays_before(n) -%}
+    (5 * (({{ n }}) // 7) + least(({{ n }}) % 7, 5))
+{%- endmacro %}

@@ -458,6 +458,7 @@ features as (
         events.day_of_year_cos,
         events.week_of_month,
         events.days_until_month_end,
+        events.weekdays_until_month_end,
 
         ---------- state group (0: a store without history to derive it from)
         coalesce(state_groups.state_group, 0) as state_group,
@@ -577,6 +578,7 @@ select
     day_of_year_cos,
     week_of_month,
     days_until_month_end,
+    weekdays_until_month_end,
     state_group,
     {%- for count in ['promo_days', 'state_holidays', 'school_holidays', 'closed_days'] %}
     {{ count }}_this_week,

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.features import StoreStats, tabular_design, tabular_training_rows
+from forecasting.models.networks import seed_mean
 from forecasting.models.tabular import TabularForecaster
 
 log = logging.getLogger(__name__)
@@ -159,16 +160,6 @@ def build_network(encoder: DesignEncoder, params: dict, name: str = "entity_embe
     return keras.Model([categories, numbers], out, name=name)
 
 
-def seed_mean(members: list[keras.Model]) -> keras.Model:
-    """One model whose output is the mean of ``members``' (trained apart, one seed each): one file to save."""
-    if len(members) == 1:
-        return members[0]
-    categories = keras.Input(members[0].inputs[0].shape[1:], dtype="int32", name="categories")
-    numbers = keras.Input(members[0].inputs[1].shape[1:], name="numbers")
-    out = keras.layers.Average(name="seed_mean")([m([categories, numbers]) for m in members])
-    return keras.Model([categories, numbers], out, name="entity_embedding_seeds")
-
-
 class _EpochLog(keras.callbacks.Callback):
     """One INFO line per epoch (instead of Keras' progress bars on stdout)."""
 
@@ -229,7 +220,7 @@ def train_network(encoder: DesignEncoder, categories: np.ndarray, numbers: np.nd
                              shuffle=True, callbacks=callbacks, verbose=0)
         members.append(network)
         histories.append({k: [float(v) for v in vals] for k, vals in fitted.history.items()})
-    return EmbeddingNetwork(encoder=encoder, network=seed_mean(members), history=histories)
+    return EmbeddingNetwork(encoder=encoder, network=seed_mean(members, "entity_embedding_seeds"), history=histories)
 
 
 class EntityEmbeddingForecaster(TabularForecaster):

@@ -33,6 +33,8 @@ Training
     per store whose horizon is the last ``horizon_days`` of the training data (training windows end before it)
     -- into the epoch logs, where ``ReduceLROnPlateau`` (halving) and ``EarlyStopping`` (restoring the best
     weights) read it from epoch ``min_epochs`` on; :class:`_EpochLog` logs each epoch.
+    ``n_seeds`` networks are trained apart (seeds ``seed``, ``seed + 1``, ..; each with its own early stopping and
+    its own warm-started refits) and saved as one Keras model that forecasts their mean scaled log sales.
     ``refit``: warm start from a fitted model on the full history for ``refit_epochs`` epochs (used by
     :mod:`forecasting.runner` after the backtests, much cheaper than training from scratch).
     Backtests (``WARM_START_FOLDS``): the first fold trains from scratch, each later fold warm-starts from the
@@ -53,7 +55,9 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
+from forecasting.features import StoreStats, carnival_memory
 from forecasting.models.lstm_windows import (
+    EXTRA_SALES_OFFSET,
     Y_CUST,
     Y_OFFSET,
     Y_SALES,
@@ -66,6 +70,7 @@ from forecasting.models.lstm_windows import (
     cut_windows,
     window_positions,
 )
+from forecasting.models.networks import seed_mean, seed_members
 from forecasting.protocol import BaseForecaster, prediction_frame
 
 log = logging.getLogger(__name__)
@@ -93,11 +98,18 @@ DEFAULT_PARAMS: dict = {
     "customers_weight": 0.5,
     "rmspe_weight": 10.0,  # weight of the squared percentage error in the loss (0: log-space MSE only)
     "target_level": "store_dow",  # sales scaled around the store's mean ("store") or its weekday level ("store_dow")
+    # a carnival Monday's level adds the store's last carnival Monday against its Mondays (the tabular models' offset,
+    # from the store statistics): a 42-day lookback never sees the last carnival (bench/README.md, "The LSTM's
+    # carnival")
+    "carnival_memory_offset": True,
     "min_lookback_observed": 0.5,
     "seed": 42,
+    # networks trained apart (seeds seed, seed + 1, ..) whose mean log forecast is the model's: one seed's validation
+    # RMSPE moved by 0.005 with the seed alone (bench/README.md, "LSTM warm-up" and "The LSTM's carnival")
+    "n_seeds": 2,
     "verbose": 2,  # epoch progress log at INFO (0: at DEBUG)
 }
-FAST_PARAMS: dict = {**DEFAULT_PARAMS, "lookback_days": 21, "units": [8, 8], "batch_size": 64, "epochs": 2,
+FAST_PARAMS: dict = {**DEFAULT_PARAMS, "n_seeds": 1, "lookback_days": 21, "units": [8, 8], "batch_size": 64, "epochs": 2,
                      "windows_per_epoch": 256, "patience": 1, "min_epochs": 1, "refit_epochs": 1, "verbose": 0}
 # forecasting.runner: fit the first fold from scratch, warm-start each later fold (and the final refit) from
 # the previous fold's model; each fold's model has only seen data before its own cut.
@@ -135,7 +147,7 @@ def _inputs(params: dict, x: np.ndarray, store_ids: np.ndarray):
     return [x, (np.asarray(store_ids, dtype="int64") % int(params["store_buckets"])).astype("int32")[:, None]]
 
 
-def build_network(params: dict, n_channels: int) -> keras.Model:
+def build_network(params: dict, n_channels: int, name: str = "store_sales_lstm") -> keras.Model:
     """Two stacked LSTMs; with ``store_embedding_dim`` a learned store embedding sets both layers' initial
     states (a length-agnostic way to condition every step on the store identity)."""
     units = list(params["units"])
@@ -154,7 +166,7 @@ def build_network(params: dict, n_channels: int) -> keras.Model:
         x = keras.layers.Dropout(params["dropout"])(x)
     x = keras.layers.LSTM(u2, return_sequences=True, name="lstm_2")(x, initial_state=s2)
     out = keras.layers.Dense(2, name="head")(x)  # applied per time step (TimeDistributed mis-shapes in predict())
-    return keras.Model(inputs, out, name="store_sales_lstm")
+    return keras.Model(inputs, out, name=name)
 
 
 def _rmspe_scaled(network, x, y, mu, sd) -> float:
@@ -247,7 +259,16 @@ class LSTMModel:
     layout: ChannelLayout
     train_start: pd.Timestamp
     train_end: pd.Timestamp
-    history: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)  # the epochs of each seed member (a dict in older models)
+    # the store statistics the carnival memory is read from (None: no memory offset, as in models saved before it)
+    offset_stats: StoreStats | None = None
+
+
+def _with_offsets(rows: pd.DataFrame | None, params: dict, stats: StoreStats | None) -> pd.DataFrame | None:
+    """``rows`` with their EXTRA_SALES_OFFSET column (the carnival memory) where the model uses one."""
+    if rows is None or stats is None or not params.get("carnival_memory_offset", False):
+        return rows
+    return rows.assign(**{EXTRA_SALES_OFFSET: carnival_memory(rows, stats)})
 
 
 def _history_only(df: pd.DataFrame) -> pd.DataFrame:
@@ -322,37 +343,60 @@ def _fitting_lookback(p: dict, hist: pd.DataFrame) -> dict:
     return {**p, "lookback_days": n_days - horizon}
 
 
-def fit(train_df: pd.DataFrame, params: dict | None = None, stats=None) -> LSTMModel:
+def _member_name(member: int) -> str:
+    return "store_sales_lstm" if member == 0 else f"store_sales_lstm_{member}"  # unique inside the seed mean
+
+
+def _member_params(p: dict, member: int) -> dict:
+    """Parameters of seed member ``member``: seeds ``seed``, ``seed + 1``, .. (windows and weights alike)."""
+    return {**p, "seed": int(p["seed"]) + member}
+
+
+def fit(train_df: pd.DataFrame, params: dict | None = None, stats: StoreStats | None = None) -> LSTMModel:
+    """``n_seeds`` networks trained apart on the same windows layout; the model forecasts their mean."""
     hist = _history_only(train_df)
     p = _fitting_lookback({**DEFAULT_PARAMS, **(params or {})}, hist)
-    keras.utils.set_random_seed(int(p["seed"]))
     layout = ChannelLayout.from_history(hist)
     scaler = StoreScaler.from_history(hist, layout, p["target_level"])
-    network = build_network(p, layout.n_channels)
-    history, start, end = _train(network, hist, scaler, layout, p, p["epochs"], float(p["learning_rate"]),
-                                 with_validation=True)
-    return LSTMModel(params=p, network=network, scaler=scaler, layout=layout, train_start=start, train_end=end,
-                     history=history)
+    hist = _with_offsets(hist, p, stats)
+    members, histories = [], []
+    for member in range(int(p.get("n_seeds", 1))):
+        pm = _member_params(p, member)
+        keras.utils.set_random_seed(int(pm["seed"]))
+        network = build_network(pm, layout.n_channels, _member_name(member))
+        history, start, end = _train(network, hist, scaler, layout, pm, p["epochs"], float(p["learning_rate"]),
+                                     with_validation=True)
+        members.append(network)
+        histories.append(history)
+    return LSTMModel(params=p, network=seed_mean(members, "store_sales_lstm_seeds"), scaler=scaler, layout=layout,
+                     train_start=start, train_end=end, history=histories, offset_stats=stats)
 
 
 def refit(fitted: LSTMModel, full_df: pd.DataFrame, params: dict | None = None) -> LSTMModel:
     """Warm start: continue training ``fitted`` on the full history for ``refit_epochs`` epochs."""
     # the lookback stays the one the network was fitted with (lowered by _fitting_lookback on a short history)
     p = {**fitted.params, **(params or {}), "lookback_days": fitted.params["lookback_days"]}
-    keras.utils.set_random_seed(int(p["seed"]) + 1)
     hist = _history_only(full_df)
     layout = fitted.layout  # the channels (and their scaling) the weights were trained on
     scaler = StoreScaler.from_history(hist, layout, p["target_level"])
-    network = build_network(p, layout.n_channels)
-    network.set_weights(fitted.network.get_weights())
-    history = {}
+    # the memory of the fit's statistics: a newer carnival cannot lie between its cut and a forecast's carnival
+    # (folds and the plan are weeks apart, carnivals a year)
+    hist = _with_offsets(hist, p, fitted.offset_stats)
+    members, histories = [], []
     start, end = pd.Timestamp(hist["sale_date"].min()), pd.Timestamp(hist["sale_date"].max())
-    if int(p["refit_epochs"]) > 0:
-        history, start, end = _train(
-            network, hist, scaler, layout, p, p["refit_epochs"], float(p["refit_learning_rate"]), with_validation=False
-        )
-    return LSTMModel(params=p, network=network, scaler=scaler, layout=layout, train_start=start, train_end=end,
-                     history=history)
+    for member, trained in enumerate(seed_members(fitted.network)):  # each member continues on its own
+        pm = _member_params(p, member)
+        keras.utils.set_random_seed(int(pm["seed"]) + 1)
+        network = build_network(pm, layout.n_channels, _member_name(member))
+        network.set_weights(trained.get_weights())
+        history = {}
+        if int(p["refit_epochs"]) > 0:
+            history, start, end = _train(network, hist, scaler, layout, pm, p["refit_epochs"],
+                                         float(p["refit_learning_rate"]), with_validation=False)
+        members.append(network)
+        histories.append(history)
+    return LSTMModel(params=p, network=seed_mean(members, "store_sales_lstm_seeds"), scaler=scaler, layout=layout,
+                     train_start=start, train_end=end, history=histories, offset_stats=fitted.offset_stats)
 
 
 def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.DataFrame,
@@ -369,7 +413,7 @@ def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.Da
     """
     p = fitted.params
     lookback = int(p["lookback_days"])
-    target = target_df.reset_index(drop=True)
+    target = _with_offsets(target_df.reset_index(drop=True), p, fitted.offset_stats)
     if target.empty:
         return prediction_frame(target, np.zeros(0), np.zeros(0))
     tdates = pd.to_datetime(target["sale_date"])
@@ -381,7 +425,8 @@ def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.Da
     if not (steps >= lookback).all():
         raise ValueError("lstm: a store's origin is after one of its target days (or it has no origin)")
     n_days = int(steps.max()) + 1
-    history, known = _context_rows(context_df, target, origin, lookback)
+    history, known = (_with_offsets(rows, p, fitted.offset_stats)
+                      for rows in _context_rows(context_df, target, origin, lookback))
     # One grid per distinct origin, every store's window starting lookback days before its own origin (so
     # step `lookback` is each store's first forecast day), all of the same length: one network call.
     grids = [build_grid(group.index.to_numpy(), day - pd.Timedelta(days=lookback), n_days, fitted.scaler,
@@ -395,7 +440,8 @@ def predict(fitted: LSTMModel, context_df: pd.DataFrame | None, target_df: pd.Da
     sc = fitted.scaler.lookup(grid_stores)
     s_i = pd.Index(grid_stores).get_indexer(t_stores)
     ps = (raw[s_i, steps, 0] * sc["s_sd"].to_numpy()[s_i] + sc["s_mu"].to_numpy()[s_i]
-          + fitted.scaler.sales_offset(t_stores, target["day_of_week"].to_numpy()))
+          + fitted.scaler.sales_offset(t_stores, target["day_of_week"].to_numpy())
+          + (target[EXTRA_SALES_OFFSET].to_numpy(float) if EXTRA_SALES_OFFSET in target.columns else 0.0))
     pc = raw[s_i, steps, 1] * sc["c_sd"].to_numpy()[s_i] + sc["c_mu"].to_numpy()[s_i]
     return prediction_frame(target, np.expm1(np.clip(ps, 0, 20)), np.expm1(np.clip(pc, 0, 20)))
 
@@ -426,7 +472,8 @@ def save(fitted: LSTMModel, directory: str | Path) -> Path:
     directory = Path(directory)
     path = directory / MODEL_FILE
     fitted.network.save(path)
-    state = {k: getattr(fitted, k) for k in ["params", "scaler", "layout", "train_start", "train_end", "history"]}
+    state = {k: getattr(fitted, k) for k in ["params", "scaler", "layout", "train_start", "train_end", "history",
+                                             "offset_stats"]}
     joblib.dump(state, directory / STATE_FILE)
     return path
 
@@ -449,9 +496,9 @@ class LSTMForecaster(BaseForecaster):
     supports_refit = True
     warm_start_folds = WARM_START_FOLDS
 
-    def fit(self, history: pd.DataFrame, stats=None) -> LSTMForecaster:
-        """``stats`` is unused: the network scales each store itself."""
-        self.model = fit(history, self.params)
+    def fit(self, history: pd.DataFrame, stats: StoreStats | None = None) -> LSTMForecaster:
+        """The network scales each store itself; ``stats`` gives only the carnival memory (None: no memory)."""
+        self.model = fit(history, self.params, stats)
         return self
 
     def refit(self, history: pd.DataFrame, **overrides) -> LSTMForecaster:

@@ -44,6 +44,9 @@ CALENDAR_NAMES = [f"dow_{d}" for d in range(1, 8)] + ["dom_sin", "dom_cos", "doy
 # y channels: scaled sales, scaled customers, loss weight, the sales level offset (added back to forecast), the
 # store's sales scale (log units per scaled unit: the loss turns scaled errors into percentage errors with it)
 Y_SALES, Y_CUST, Y_WEIGHT, Y_OFFSET, Y_SCALE = 0, 1, 2, 3, 4
+# a row column the caller may add: log sales known before the forecast (the carnival memory), added to the row's
+# sales offset on top of the store's weekday level
+EXTRA_SALES_OFFSET = "extra_log_sales_offset"
 N_Y = 5
 TARGET_LEVELS = ("store", "store_dow")
 _ROW_CHUNK = 262_144  # rows per covariate block when filling the grid (bounds the temporary [rows, channels] array)
@@ -243,6 +246,8 @@ def _fill_rows(grid: Grid, rows: pd.DataFrame, scaler: StoreScaler, layout: Chan
     grid.x[s_idx, t_idx, CH_OBSERVED] = 1.0
     store_ids = rows["store_id"].to_numpy()
     grid.y[s_idx, t_idx, Y_OFFSET] = scaler.sales_offset(store_ids, rows["day_of_week"].to_numpy())
+    if EXTRA_SALES_OFFSET in rows.columns:
+        grid.y[s_idx, t_idx, Y_OFFSET] += rows[EXTRA_SALES_OFFSET].to_numpy("float32")
     if future:
         return
     sc = scaler.lookup(store_ids)

@@ -29,14 +29,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
-from forecasting.features import StoreStats, design_columns, tabular_design, tabular_training_rows
+from forecasting.features import CARNIVAL_MEMORY, StoreStats, design_columns, tabular_design, tabular_training_rows
 from forecasting.protocol import BaseForecaster, prediction_frame
 
 log = logging.getLogger(__name__)
 
 # defaults every tabular model shares (a subclass's default_params and the caller's params override them)
 TABULAR_DEFAULTS = {"carnival_memory_offset": True}
-CARNIVAL_MEMORY = "recent_store_carnival_monday_vs_year"
 STORE_TREND = "recent_store_log_sales_trend"
 MAX_LOG_SALES = 20.0  # expm1(20) ~ 5e8: a guard against overflow, far above any store-day
 
