@@ -276,8 +276,21 @@ def _history_only(df: pd.DataFrame) -> pd.DataFrame:
     return h.reset_index(drop=True)
 
 
-def _train(network, hist, scaler, layout, p, epochs, learning_rate, with_validation):
-    """Train ``network`` on windows of ``hist``; returns the epoch history, first and last training day."""
+@dataclass
+class _TrainingWindows:
+    """The grid of a training history and the window positions cut from it, shared by every seed member."""
+
+    grid: Grid
+    s_idx: np.ndarray
+    a_idx: np.ndarray
+    per_epoch: int
+    val: tuple | None  # (inputs, targets, store mu, store sd) of the validation slice
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+
+def _training_windows(hist, scaler, layout, p, with_validation) -> _TrainingWindows:
+    """The grid of ``hist``, its training window positions and (``with_validation``) the validation slice."""
     horizon = int(p["horizon_days"])
     window = int(p["lookback_days"]) + horizon
     start, end = pd.Timestamp(hist["sale_date"].min()), pd.Timestamp(hist["sale_date"].max())
@@ -303,14 +316,21 @@ def _train(network, hist, scaler, layout, p, epochs, learning_rate, with_validat
     wpe = p.get("windows_per_epoch", "auto")
     if wpe in (None, "auto"):
         wpe = int(np.clip(0.05 * len(s_idx), 4096, 32768))
-    wpe = int(min(int(wpe), len(s_idx)))
+    level = logging.INFO if int(p.get("verbose", 0)) else logging.DEBUG
+    log.log(level, "%d stores x %d days x %d channels, %d candidate windows, %d windows/epoch, validation windows: %d",
+            len(grid.stores), n_days, layout.n_channels, len(s_idx), min(int(wpe), len(s_idx)),
+            0 if val is None else len(val[1]))
+    return _TrainingWindows(grid, s_idx, a_idx, int(min(int(wpe), len(s_idx))), val, start, end)
+
+
+def _train(network, windows: _TrainingWindows, p, epochs, learning_rate) -> dict:
+    """Train ``network`` on ``windows`` (the rate schedule and early stopping where it has a validation slice);
+    returns the epoch history."""
     network.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
                     loss=masked_loss(float(p["customers_weight"]), float(p.get("rmspe_weight", 0.0) or 0.0)))
     level = logging.INFO if int(p.get("verbose", 0)) else logging.DEBUG
-    log.log(level, "%d stores x %d days x %d channels, %d candidate windows, %d windows/epoch, validation windows: %d",
-            len(grid.stores), n_days, layout.n_channels, len(s_idx), wpe, 0 if val is None else len(val[1]))
-    callbacks, stop = [_EpochMetrics(val)], None
-    if val is not None:  # without one (refit), neither: the old loop also kept the rate and ran every epoch
+    callbacks, stop = [_EpochMetrics(windows.val)], None
+    if windows.val is not None:  # without one (refit), neither: the old loop also kept the rate and ran every epoch
         warmup = int(p.get("min_epochs", 1)) - 1  # epochs before early stopping and the rate schedule count
         if int(p.get("lr_patience", 0) or 0):
             callbacks.append(_PlateauAfterWarmup(
@@ -321,11 +341,11 @@ def _train(network, hist, scaler, layout, p, epochs, learning_rate, with_validat
     callbacks.append(_EpochLog(int(epochs), level))
     # shuffle=False keeps the drawn order; no steps_per_epoch, or Keras would reuse an iterator that tf.data has
     # already prefetched from the previous epoch's draw
-    h = network.fit(_WindowDataset(grid, s_idx, a_idx, p, wpe), epochs=int(epochs), shuffle=False,
-                    callbacks=callbacks, verbose=0).history
+    data = _WindowDataset(windows.grid, windows.s_idx, windows.a_idx, p, windows.per_epoch)
+    h = network.fit(data, epochs=int(epochs), shuffle=False, callbacks=callbacks, verbose=0).history
     history = {k: [float(v) for v in h.get(k, [])] for k in ["loss", "val_rmspe", "learning_rate"]}
     history["best_val_rmspe"] = None if stop is None or stop.best is None else float(stop.best)
-    return history, start, end
+    return history
 
 
 def _fitting_lookback(p: dict, hist: pd.DataFrame) -> dict:
@@ -358,18 +378,16 @@ def fit(train_df: pd.DataFrame, params: dict | None = None, stats: StoreStats | 
     p = _fitting_lookback({**DEFAULT_PARAMS, **(params or {})}, hist)
     layout = ChannelLayout.from_history(hist)
     scaler = StoreScaler.from_history(hist, layout, p["target_level"])
-    hist = _with_offsets(hist, p, stats)
+    windows = _training_windows(_with_offsets(hist, p, stats), scaler, layout, p, with_validation=True)
     members, histories = [], []
     for member in range(int(p.get("n_seeds", 1))):
         pm = _member_params(p, member)
         keras.utils.set_random_seed(int(pm["seed"]))
         network = build_network(pm, layout.n_channels, _member_name(member))
-        history, start, end = _train(network, hist, scaler, layout, pm, p["epochs"], float(p["learning_rate"]),
-                                     with_validation=True)
+        histories.append(_train(network, windows, pm, p["epochs"], float(p["learning_rate"])))
         members.append(network)
-        histories.append(history)
     return LSTMModel(params=p, network=seed_mean(members, "store_sales_lstm_seeds"), scaler=scaler, layout=layout,
-                     train_start=start, train_end=end, history=histories, offset_stats=stats)
+                     train_start=windows.start, train_end=windows.end, history=histories, offset_stats=stats)
 
 
 def refit(fitted: LSTMModel, full_df: pd.DataFrame, params: dict | None = None) -> LSTMModel:
@@ -382,19 +400,18 @@ def refit(fitted: LSTMModel, full_df: pd.DataFrame, params: dict | None = None) 
     # the memory of the fit's statistics: a newer carnival cannot lie between its cut and a forecast's carnival
     # (folds and the plan are weeks apart, carnivals a year)
     hist = _with_offsets(hist, p, fitted.offset_stats)
-    members, histories = [], []
     start, end = pd.Timestamp(hist["sale_date"].min()), pd.Timestamp(hist["sale_date"].max())
+    windows = (_training_windows(hist, scaler, layout, p, with_validation=False) if int(p["refit_epochs"]) > 0
+               else None)
+    members, histories = [], []
     for member, trained in enumerate(seed_members(fitted.network)):  # each member continues on its own
         pm = _member_params(p, member)
         keras.utils.set_random_seed(int(pm["seed"]) + 1)
         network = build_network(pm, layout.n_channels, _member_name(member))
         network.set_weights(trained.get_weights())
-        history = {}
-        if int(p["refit_epochs"]) > 0:
-            history, start, end = _train(network, hist, scaler, layout, pm, p["refit_epochs"],
-                                         float(p["refit_learning_rate"]), with_validation=False)
+        histories.append({} if windows is None else
+                         _train(network, windows, pm, p["refit_epochs"], float(p["refit_learning_rate"])))
         members.append(network)
-        histories.append(history)
     return LSTMModel(params=p, network=seed_mean(members, "store_sales_lstm_seeds"), scaler=scaler, layout=layout,
                      train_start=start, train_end=end, history=histories, offset_stats=fitted.offset_stats)
 
