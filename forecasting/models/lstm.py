@@ -100,12 +100,12 @@ DEFAULT_PARAMS: dict = {
     "target_level": "store_dow",  # sales scaled around the store's mean ("store") or its weekday level ("store_dow")
     # a carnival Monday's level adds the store's last carnival Monday against its Mondays (the tabular models' offset,
     # from the store statistics): a 42-day lookback never sees the last carnival (bench/README.md, "The LSTM's
-    # carnival")
+    # carnival and its seeds")
     "carnival_memory_offset": True,
     "min_lookback_observed": 0.5,
     "seed": 42,
     # networks trained apart (seeds seed, seed + 1, ..) whose mean log forecast is the model's: one seed's validation
-    # RMSPE moved by 0.005 with the seed alone (bench/README.md, "LSTM warm-up" and "The LSTM's carnival")
+    # RMSPE moves by up to 0.008 with the training path alone (bench/README.md, "The LSTM's carnival and its seeds")
     "n_seeds": 2,
     "verbose": 2,  # epoch progress log at INFO (0: at DEBUG)
 }
