@@ -194,6 +194,14 @@ def test_blend_of_trained_models_and_writeback(frame, tmp_path):
                                                      for m in members.values()), bl.registry_frame()]))
     assert counts["model_registry"] == 3
     assert con.execute("SELECT count(DISTINCT model) FROM ml.store_sales_forecast").fetchall() == [(3,)]
+    # a member that only forecast this run brings its registry row as read from the warehouse (Timestamps, where a
+    # refit member's row has dates): the blend takes both
+    read_back = con.execute("SELECT * FROM ml.model_registry WHERE model = 'baseline'").df()
+    fresh = members["hist_gradient_boosting"]["registry"]
+    assert type(read_back["train_end"].iloc[0]) is not type(fresh["train_end"].iloc[0])
+    mixed = fit_blend({**members, "baseline": {**members["baseline"], "registry": read_back}})
+    assert (mixed.registry["train_start"], mixed.registry["train_end"]) == (bl.registry["train_start"],
+                                                                          bl.registry["train_end"])
 
 
 def test_series_diagnostics(hist):
