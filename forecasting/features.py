@@ -74,6 +74,7 @@ STORE_STAT_FEATURES = STORE_LEVEL_FEATURES + [
 ]
 
 CARNIVAL_MEMORY = "recent_store_carnival_monday_vs_year"
+CARNIVAL_TUESDAY_MEMORY = "recent_store_carnival_tuesday_vs_year"
 # Joined on by recent_sales_features() from marts.agg_store_recent_sales at the cut each row is forecast from.
 RECENT_SALES_FEATURES = [
     "days_after_cut",  # the row's day in the horizon of its cut (0 = the cut)
@@ -89,6 +90,7 @@ RECENT_SALES_FEATURES = [
     # on carnival Mondays (0 on other days): the store's sales on the latest carnival Monday before the cut against
     # its Mondays -- the same stores empty at carnival every year; on the day only, so one split finds them
     CARNIVAL_MEMORY,
+    CARNIVAL_TUESDAY_MEMORY,  # the same on carnival Tuesdays, against the store's Tuesdays
 ]
 
 _BOOL_COLUMNS = ["is_history", "is_open", *BOOLEAN_FEATURES]
@@ -140,7 +142,10 @@ RECENT_GRAIN = "recent_store_dow_promo"  # the grain of the recent-sales rows in
 _RECENT_KEYS = ["feature_cut_date", "store_id", "day_of_week", "is_promo"]
 _RECENT_COLUMNS = ["log_sales_mean_year", "log_sales_last_vs_year", "log_sales_8_weeks_vs_year", "days_since_last"]
 _RECENT_STORE_COLUMNS = ["store_log_sales_mean_year", "store_log_sales_4_weeks_vs_year", "store_log_sales_trend",
-                         "store_log_sales_carnival_vs_year"]
+                         "store_log_sales_carnival_vs_year", "store_log_sales_carnival_tuesday_vs_year"]
+# carnival day (days from the carnival Monday) -> its memory feature and the recent_store column it reads
+_CARNIVAL_DAYS = {0: (CARNIVAL_MEMORY, "store_log_sales_carnival_vs_year"),
+                  1: (CARNIVAL_TUESDAY_MEMORY, "store_log_sales_carnival_tuesday_vs_year")}
 
 
 def load_store_stats_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -335,23 +340,27 @@ def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFram
                                            - at_training_cut["log_sales_mean_year"]).to_numpy()
     out["recent_store_log_sales_year_vs_cut"] = (store_at_row_cut["store_log_sales_mean_year"]
                                                  - store_at_training_cut["store_log_sales_mean_year"]).to_numpy()
-    on_carnival_monday = (frame["days_from_carnival_monday"].to_numpy() == 0 if "days_from_carnival_monday" in frame
-                          else np.zeros(len(frame), bool))
-    out[CARNIVAL_MEMORY] = np.where(
-        on_carnival_monday, store_at_row_cut["store_log_sales_carnival_vs_year"].to_numpy(),
-        np.where(row_cut.isna().to_numpy(), np.nan, 0.0))
+    carnival_day = (frame["days_from_carnival_monday"].to_numpy() if "days_from_carnival_monday" in frame
+                    else np.full(len(frame), -99))
+    for day, (feature, column) in _CARNIVAL_DAYS.items():
+        # statistics saved before a column existed lack it: no memory (models trained then never used it)
+        memory = (store_at_row_cut[column].to_numpy() if column in store_at_row_cut
+                  else np.zeros(len(frame)))
+        out[feature] = np.where(carnival_day == day, memory, np.where(row_cut.isna().to_numpy(), np.nan, 0.0))
     return out
 
 
 def carnival_memory(frame: pd.DataFrame, stats: StoreStats | None) -> np.ndarray:
-    """Per row of ``frame``: the store's last carnival Monday against its Mondays (CARNIVAL_MEMORY) on carnival
-    Mondays, 0 on every other day and where it is unknown (no statistics, a store without that carnival)."""
+    """Per row of ``frame``: the store's last carnival Monday against its Mondays on carnival Mondays, its last
+    carnival Tuesday against its Tuesdays on carnival Tuesdays (CARNIVAL_MEMORY, CARNIVAL_TUESDAY_MEMORY), 0 on
+    every other day and where it is unknown (no statistics, a store without that carnival)."""
     out = np.zeros(len(frame))
     if stats is None or stats.recent is None or "days_from_carnival_monday" not in frame:
         return out
-    monday = frame["days_from_carnival_monday"].to_numpy() == 0
-    if monday.any():
-        out[monday] = np.nan_to_num(recent_store_value(frame.loc[monday], stats, "store_log_sales_carnival_vs_year"))
+    for day, (_, column) in _CARNIVAL_DAYS.items():
+        rows = frame["days_from_carnival_monday"].to_numpy() == day
+        if rows.any() and column in stats.recent_store.columns:
+            out[rows] = np.nan_to_num(recent_store_value(frame.loc[rows], stats, column))
     return out
 
 

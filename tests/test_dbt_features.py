@@ -466,6 +466,31 @@ def test_recent_sales_at_every_cut_are_the_days_before_it(built):
     assert s5["n_days_8_weeks"].sum() < s1["n_days_8_weeks"].sum()
 
 
+def test_carnival_memory_is_the_last_carnival_monday_and_tuesday_before_each_cut(built):
+    """The store's log sales on the last carnival Monday (2015-02-16) and Tuesday before a cut, each against its
+    weekday x promo mean of the year before the cut; NULL at cuts without that day before them."""
+    wh, history = built["warehouse"], built["history"]
+    recent = query(wh, "select feature_cut_date, store_id, store_log_sales_carnival_vs_year as monday, "
+                       "store_log_sales_carnival_tuesday_vs_year as tuesday from marts.agg_store_recent_sales")
+    recent["feature_cut_date"] = pd.to_datetime(recent["feature_cut_date"])
+    by_cut = recent.groupby(["feature_cut_date", "store_id"]).first()
+    checked = 0
+    for (cut, store), got in by_cut.iterrows():
+        for day, column in ((pd.Timestamp("2015-02-16"), "monday"), (pd.Timestamp("2015-02-17"), "tuesday")):
+            h = history[(history["Store"] == store) & (history["Date"] < cut) & (history["Open"] == 1)
+                        & (history["Sales"] > 0)]
+            on_day = h[h["Date"] == day]
+            if on_day.empty:
+                assert pd.isna(got[column]), (cut, store, column)
+                continue
+            same = h[(h["DayOfWeek"] == day.isoweekday()) & (h["Promo"] == on_day["Promo"].item())
+                     & (h["Date"] >= cut - pd.Timedelta(days=364))]
+            expected = np.log1p(on_day["Sales"].item()) - np.log1p(same["Sales"]).mean()
+            assert got[column] == pytest.approx(expected), (cut, store, column)
+            checked += 1
+    assert checked > 0
+
+
 def test_recent_sales_agree_with_the_store_statistics_at_fold_cuts(built):
     """The windows both models compute mean the same days: at a fold cut the year's weekday x promo means and the
     store's quarter and year means equal agg_store_sales_stats'."""

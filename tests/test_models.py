@@ -15,6 +15,7 @@ import pytest
 
 from forecasting.features import (
     CARNIVAL_MEMORY,
+    CARNIVAL_TUESDAY_MEMORY,
     load_store_stats_table,
     BOOLEAN_FEATURES,
     CATEGORICAL_FEATURES,
@@ -23,6 +24,7 @@ from forecasting.features import (
     STORE_STAT_FEATURES,
     StoreStats,
     add_store_stats,
+    carnival_memory,
     recent_sales_features,
     history_rows,
     load_feature_frame,
@@ -249,10 +251,18 @@ def test_recent_sales_join_each_row_onto_the_cut_it_is_forecast_from(frame, spli
     in_valid = days >= cut
     np.testing.assert_array_equal(x.loc[in_valid, "days_after_cut"], (days[in_valid] - cut).dt.days)
     assert not x.loc[in_valid, ["recent_log_sales_year_vs_cut", "recent_store_log_sales_year_vs_cut"]].any().any()
-    # the carnival memory is a feature of carnival Mondays only
+    # the carnival memories are features of carnival Mondays and Tuesdays only
     carnival_day = x["days_from_carnival_monday"] if "days_from_carnival_monday" in x else pd.Series(9, index=x.index)
-    other_days = carnival_day.ne(0) & x["days_after_cut"].notna()
-    assert other_days.any() and (x.loc[other_days, "recent_store_carnival_monday_vs_year"] == 0).all()
+    for day, memory in ((0, CARNIVAL_MEMORY), (1, CARNIVAL_TUESDAY_MEMORY)):
+        other_days = carnival_day.ne(day) & x["days_after_cut"].notna()
+        assert other_days.any() and (x.loc[other_days, memory] == 0).all()
+    # statistics saved with a model before the Tuesday's column existed still give every feature (no memory)
+    older_stats = copy.deepcopy(stats)
+    older_stats.recent_store = older_stats.recent_store.drop(columns="store_log_sales_carnival_tuesday_vs_year")
+    old = recent_sales_features(rows, older_stats)
+    assert not old[CARNIVAL_TUESDAY_MEMORY].fillna(0).any()
+    np.testing.assert_array_equal(old[CARNIVAL_MEMORY], x[CARNIVAL_MEMORY])
+    np.testing.assert_allclose(carnival_memory(rows, older_stats), np.nan_to_num(x[CARNIVAL_MEMORY].to_numpy(float)))
     # training rows: 0..41 days after their block's cut, blocks ending at the training cut
     older = x.loc[~in_valid & x["days_after_cut"].notna()]
     row_cut = pd.to_datetime(older["sale_date"]) - pd.to_timedelta(older["days_after_cut"], unit="D")
@@ -279,6 +289,9 @@ def test_carnival_memory_and_store_trend_shift_the_sales_offset():
                       CARNIVAL_MEMORY: [-0.7, 0.0, np.nan]})
     offsets = model._offsets(x)
     np.testing.assert_allclose(offsets[:, 0], [7.3, 8.0, 8.0])
+    # the carnival Tuesday's memory likewise (a model trained before it has no such design column)
+    np.testing.assert_allclose(model._offsets(x.assign(**{CARNIVAL_TUESDAY_MEMORY: [0.0, 0.2, np.nan]}))[:, 0],
+                               [7.3, 8.2, 8.0])
     if model.forecasts_customers:
         np.testing.assert_allclose(offsets[:, 1], 6.0)
     assert x[offset_column].tolist() == [8.0, 8.0, 8.0]  # the design frame is not written to

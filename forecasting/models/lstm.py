@@ -98,9 +98,9 @@ DEFAULT_PARAMS: dict = {
     "customers_weight": 0.5,
     "rmspe_weight": 10.0,  # weight of the squared percentage error in the loss (0: log-space MSE only)
     "target_level": "store_dow",  # sales scaled around the store's mean ("store") or its weekday level ("store_dow")
-    # a carnival Monday's level adds the store's last carnival Monday against its Mondays (the tabular models' offset,
-    # from the store statistics): a 42-day lookback never sees the last carnival (bench/README.md, "The LSTM's
-    # carnival and its seeds")
+    # a carnival Monday's (Tuesday's) level adds the store's last carnival Monday (Tuesday) against its Mondays
+    # (Tuesdays), the tabular models' offset from the store statistics: a 42-day lookback never sees the last
+    # carnival (bench/README.md, "The LSTM's carnival and its seeds")
     "carnival_memory_offset": True,
     "min_lookback_observed": 0.5,
     "seed": 42,

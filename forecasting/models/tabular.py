@@ -11,10 +11,11 @@ needs: :meth:`TabularForecaster.estimator_fit_params`) and whether it forecasts 
 
 Parameters every tabular model takes besides its estimator's: ``target`` / ``target_offset`` (above),
 ``carnival_memory_offset`` (default on: a carnival Monday's offset adds the store's last carnival Monday against its
-year, see :meth:`TabularForecaster._offsets`), ``trend_offset_weight`` (default 0: that many times the store's
-trend, its last quarter against the same quarter a year before, added to the offset), ``drop_features`` (design
-columns left out, for feature trials) and ``recency_half_life_days`` (None: every training row weighs the same; else
-a row ``d`` days before the cut weighs ``0.5 ** (d / half_life)``).
+year, a carnival Tuesday's its last carnival Tuesday, see :meth:`TabularForecaster._offsets`),
+``trend_offset_weight`` (default 0: that many times the store's trend, its last quarter against the same quarter a
+year before, added to the offset), ``drop_features`` (design columns left out, for feature trials) and
+``recency_half_life_days`` (None: every training row weighs the same; else a row ``d`` days before the cut weighs
+``0.5 ** (d / half_life)``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
-from forecasting.features import CARNIVAL_MEMORY, StoreStats, design_columns, tabular_design, tabular_training_rows
+from forecasting.features import (
+    CARNIVAL_MEMORY,
+    CARNIVAL_TUESDAY_MEMORY,
+    StoreStats,
+    design_columns,
+    tabular_design,
+    tabular_training_rows,
+)
 from forecasting.protocol import BaseForecaster, prediction_frame
 
 log = logging.getLogger(__name__)
@@ -92,10 +100,13 @@ class TabularForecaster(BaseForecaster):
         columns = [self.params["target_offset"], "store_log_customers_mean"][:width]
         offsets = x[columns].to_numpy(float, copy=True)
         # absent in models saved before the offset existed: they were trained without it
-        if self.params.get("carnival_memory_offset", False) and CARNIVAL_MEMORY in x.columns:
+        if self.params.get("carnival_memory_offset", False):
             # the store's last carnival Monday against its year (0 on other days) predicts this one's sales at a
-            # slope near 1; as a feature alone the trees, which see one carnival per year, shrink it to 0.65
-            offsets[:, 0] += np.nan_to_num(x[CARNIVAL_MEMORY].to_numpy(float))
+            # slope near 1; as a feature alone the trees, which see one carnival per year, shrink it to 0.65.  The
+            # carnival Tuesday likewise (absent from models trained before it: they have no such column)
+            for memory in (CARNIVAL_MEMORY, CARNIVAL_TUESDAY_MEMORY):
+                if memory in x.columns:
+                    offsets[:, 0] += np.nan_to_num(x[memory].to_numpy(float))
         trend_weight = float(self.params.get("trend_offset_weight", 0.0))
         if trend_weight and STORE_TREND in x.columns:
             offsets[:, 0] += trend_weight * np.nan_to_num(x[STORE_TREND].to_numpy(float))

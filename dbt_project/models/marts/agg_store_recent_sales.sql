@@ -11,9 +11,9 @@
 -- cut: 28 days (4 weeks), 56 days (8 weeks), 91 days (a quarter), 364 days (a year of whole
 -- weeks) and the quarter one year earlier (days 365 .. 455 before the cut).
 -- The carnival memory: the store's log sales on the latest carnival Monday (with any store selling)
--- before the cut against
--- its Monday mean of the year (same promo status). Carnival empties many stores of some states,
--- the same stores every year (bench/README.md, "Error analysis").
+-- before the cut against its Monday mean of the year (same promo status), and on the Tuesday after
+-- it against its Tuesdays. Carnival empties many stores of some states, the same stores every year
+-- (bench/README.md, "Error analysis" and "Carnival Tuesday").
 -- One row per cut, store, ISO weekday and promo status with a selling day in the year before
 -- the cut; the store_* columns are the store's (all weekdays), repeated on its rows.
 
@@ -113,20 +113,37 @@ last_carnival_monday as (
 
 ),
 
-store_carnival as (
+-- the carnival Monday and Tuesday of that carnival, each against the store's same weekday and promo
+-- status of the year (the Tuesday only when it lies before the cut too)
+store_carnival_days as (
 
     select
         last_carnival_monday.feature_cut_date,
         selling_days.store_id,
-        selling_days.log_sales - weekday_promo.log_sales_mean_year as store_log_sales_carnival_vs_year
+        cast(selling_days.sale_date - last_carnival_monday.carnival_monday as integer) as carnival_day,
+        selling_days.log_sales - weekday_promo.log_sales_mean_year as log_sales_vs_year
     from last_carnival_monday
     inner join selling_days
-        on selling_days.sale_date = last_carnival_monday.carnival_monday
+        on selling_days.sale_date between last_carnival_monday.carnival_monday
+            and last_carnival_monday.carnival_monday + 1
+        and selling_days.sale_date < last_carnival_monday.feature_cut_date
     inner join weekday_promo
         on weekday_promo.feature_cut_date = last_carnival_monday.feature_cut_date
         and weekday_promo.store_id = selling_days.store_id
         and weekday_promo.day_of_week = selling_days.day_of_week
         and weekday_promo.is_promo = selling_days.is_promo
+
+),
+
+store_carnival as (
+
+    select
+        feature_cut_date,
+        store_id,
+        max(log_sales_vs_year) filter (where carnival_day = 0) as store_log_sales_carnival_vs_year,
+        max(log_sales_vs_year) filter (where carnival_day = 1) as store_log_sales_carnival_tuesday_vs_year
+    from store_carnival_days
+    group by feature_cut_date, store_id
 
 )
 
@@ -152,7 +169,8 @@ select
         as store_log_sales_4_weeks_vs_year,
     store_level.store_log_sales_mean_quarter - store_level.store_log_sales_mean_quarter_year_ago
         as store_log_sales_trend,
-    store_carnival.store_log_sales_carnival_vs_year
+    store_carnival.store_log_sales_carnival_vs_year,
+    store_carnival.store_log_sales_carnival_tuesday_vs_year
 
 from weekday_promo
 inner join store_level
