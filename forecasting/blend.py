@@ -113,7 +113,7 @@ def fit_blend(members: dict[str, dict], spec: ForecastSpec = ForecastSpec()) -> 
     combined = combine(aligned, weights)
     registries = {n: (r.iloc[0].to_dict() if isinstance(r := members[n]["registry"], pd.DataFrame) else dict(r))
                   for n in names}
-    # a member that only forecast brings its registry row as the warehouse holds it (dates), a refit one Timestamps
+    # a member that only forecast brings its registry row as read from the warehouse (Timestamps), a refit one dates
     train_end = max(pd.Timestamp(r["train_end"]) for r in registries.values())
     plan_start = train_end + pd.Timedelta(days=1)
     forecast = interval_forecast(base["store_id"], base["forecast_date"], combined["sales_pred"].clip(min=0),
@@ -121,8 +121,8 @@ def fit_blend(members: dict[str, dict], spec: ForecastSpec = ForecastSpec()) -> 
     params = {"weights": weights, "members": {n: registries[n]["model_version"] for n in names},
               "fold_weights": per_fold, "method": "nnls_rmspe",
               "champion_half_life_folds": spec.champion_half_life_folds}
-    result = package(BLEND, params, forecast, calibration, train_start=min(pd.Timestamp(r["train_start"]) for r in registries.values()),
-                     train_end=train_end, n_train_rows=int(registries[names[0]]["n_train_rows"]),
-                     meta={"blended_at": datetime.now(timezone.utc)}, spec=spec)
+    train_start = min(pd.Timestamp(r["train_start"]) for r in registries.values())
+    result = package(BLEND, params, forecast, calibration, train_start=train_start, train_end=train_end,
+                     n_train_rows=int(registries[names[0]]["n_train_rows"]), meta={"blended_at": datetime.now(timezone.utc)}, spec=spec)
     result.forecaster = BlendWeights({**params, "interval_factors": calibration.factors.to_dict(orient="list")})
     return result

@@ -294,24 +294,6 @@ def add_store_stats(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
     return out
 
 
-def _row_cuts(sale_dates: pd.Series, stats: StoreStats) -> pd.Series:
-    """The cut each day is forecast from: the latest cut of ``stats.recent`` on or before it (NaT before the first),
-    as a Series with a RangeIndex."""
-    cuts = np.sort(stats.recent.index.get_level_values("feature_cut_date").unique().to_numpy())
-    days = pd.to_datetime(sale_dates).to_numpy("datetime64[ns]")
-    position = np.searchsorted(cuts, days, side="right") - 1
-    return pd.Series(np.where(position >= 0, cuts[np.maximum(position, 0)], np.datetime64("NaT")),
-                     dtype="datetime64[ns]")
-
-
-def recent_store_value(frame: pd.DataFrame, stats: StoreStats, column: str) -> np.ndarray:
-    """A store-grain recent-sales column (``stats.recent_store``, e.g. store_log_sales_mean_year) at the cut each
-    row of ``frame`` is forecast from (:func:`recent_sales_features`' rule); NaN where there is none."""
-    keys = pd.DataFrame({"feature_cut_date": _row_cuts(frame["sale_date"], stats),
-                         "store_id": frame["store_id"].to_numpy("int64")})
-    return stats_lookup(keys, stats.recent_store[[column]], ["feature_cut_date", "store_id"]).iloc[:, 0].to_numpy(float)
-
-
 def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFrame:
     """The RECENT_SALES_FEATURES of ``frame``'s rows (a frame of those columns only, in row order, RangeIndex: the
     caller's wide frame is not copied).
@@ -322,7 +304,11 @@ def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFram
     """
     rows = frame[["store_id", "sale_date", "day_of_week", "is_promo"]].reset_index(drop=True)
     out = pd.DataFrame(index=rows.index)
-    row_cut = _row_cuts(rows["sale_date"], stats)
+    cuts = np.sort(stats.recent.index.get_level_values("feature_cut_date").unique().to_numpy())
+    days = pd.to_datetime(rows["sale_date"]).to_numpy("datetime64[ns]")
+    position = np.searchsorted(cuts, days, side="right") - 1
+    row_cut = pd.Series(np.where(position >= 0, cuts[np.maximum(position, 0)], np.datetime64("NaT")),
+                        dtype="datetime64[ns]")
     keys = pd.DataFrame({"feature_cut_date": row_cut, "store_id": rows["store_id"].astype("int64"),
                          "day_of_week": rows["day_of_week"].astype("int64"), "is_promo": rows["is_promo"].astype(bool)})
     at_row_cut = stats_lookup(keys, stats.recent, _RECENT_KEYS)
@@ -357,10 +343,10 @@ def carnival_memory(frame: pd.DataFrame, stats: StoreStats | None) -> np.ndarray
     out = np.zeros(len(frame))
     if stats is None or stats.recent is None or "days_from_carnival_monday" not in frame:
         return out
-    for day, (_, column) in _CARNIVAL_DAYS.items():
-        rows = frame["days_from_carnival_monday"].to_numpy() == day
-        if rows.any() and column in stats.recent_store.columns:
-            out[rows] = np.nan_to_num(recent_store_value(frame.loc[rows], stats, column))
+    rows = np.isin(frame["days_from_carnival_monday"].to_numpy(), list(_CARNIVAL_DAYS))
+    if rows.any():  # recent_sales_features' rule, on the carnival days only
+        memories = recent_sales_features(frame.loc[rows], stats)[[f for f, _ in _CARNIVAL_DAYS.values()]]
+        out[rows] = np.nan_to_num(memories.to_numpy(float)).sum(axis=1)
     return out
 
 

@@ -35,7 +35,7 @@ from forecasting.artifacts import load_forecaster, prune_artifacts, save_result
 from forecasting.correction import StoreBiasCorrection
 from forecasting.folds import ForecastSpec, fold_frames, make_folds
 from forecasting.models import lstm, lstm_windows
-from forecasting.models.networks import seed_members as lstm_seed_members
+from forecasting.models.networks import seed_members
 from forecasting.models.tabular import STORE_TREND
 from forecasting.protocol import MODEL_NAMES, PREDICTION_COLUMNS, REGISTRY, create, forecaster_class
 from forecasting.runner import FORECAST_COLUMNS, train
@@ -461,7 +461,7 @@ def test_lstm_seeds_average_into_one_network(split, stats_table, tmp_path):
     assert len(list(tmp_path.glob("*.keras"))) == 1
     pd.testing.assert_frame_equal(type(both).load(tmp_path).predict(train, valid), both.predict(train, valid))
     refitted = both.refit(history_rows(pd.concat([train, valid])), refit_epochs=1)
-    assert len(lstm_seed_members(refitted.model.network)) == 2 and len(refitted.model.history) == 2
+    assert len(seed_members(refitted.model.network)) == 2 and len(refitted.model.history) == 2
     assert refitted.model.train_end == valid["sale_date"].max()
 
 

@@ -316,11 +316,15 @@ def _training_windows(hist, scaler, layout, p, with_validation) -> _TrainingWind
     wpe = p.get("windows_per_epoch", "auto")
     if wpe in (None, "auto"):
         wpe = int(np.clip(0.05 * len(s_idx), 4096, 32768))
-    level = logging.INFO if int(p.get("verbose", 0)) else logging.DEBUG
-    log.log(level, "%d stores x %d days x %d channels, %d candidate windows, %d windows/epoch, validation windows: %d",
-            len(grid.stores), n_days, layout.n_channels, len(s_idx), min(int(wpe), len(s_idx)),
+    per_epoch = min(int(wpe), len(s_idx))
+    log.log(_log_level(p), "%d stores x %d days x %d channels, %d candidate windows, %d windows/epoch, "
+            "validation windows: %d", len(grid.stores), n_days, layout.n_channels, len(s_idx), per_epoch,
             0 if val is None else len(val[1]))
-    return _TrainingWindows(grid, s_idx, a_idx, int(min(int(wpe), len(s_idx))), val, start, end)
+    return _TrainingWindows(grid, s_idx, a_idx, per_epoch, val, start, end)
+
+
+def _log_level(p: dict) -> int:
+    return logging.INFO if int(p.get("verbose", 0)) else logging.DEBUG
 
 
 def _train(network, windows: _TrainingWindows, p, epochs, learning_rate) -> dict:
@@ -328,7 +332,6 @@ def _train(network, windows: _TrainingWindows, p, epochs, learning_rate) -> dict
     returns the epoch history."""
     network.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
                     loss=masked_loss(float(p["customers_weight"]), float(p.get("rmspe_weight", 0.0) or 0.0)))
-    level = logging.INFO if int(p.get("verbose", 0)) else logging.DEBUG
     callbacks, stop = [_EpochMetrics(windows.val)], None
     if windows.val is not None:  # without one (refit), neither: the old loop also kept the rate and ran every epoch
         warmup = int(p.get("min_epochs", 1)) - 1  # epochs before early stopping and the rate schedule count
@@ -338,7 +341,7 @@ def _train(network, windows: _TrainingWindows, p, epochs, learning_rate) -> dict
         stop = keras.callbacks.EarlyStopping("val_rmspe", patience=int(p["patience"]), mode="min", min_delta=1e-5,
                                              restore_best_weights=True, start_from_epoch=warmup)
         callbacks.append(stop)
-    callbacks.append(_EpochLog(int(epochs), level))
+    callbacks.append(_EpochLog(int(epochs), _log_level(p)))
     # shuffle=False keeps the drawn order; no steps_per_epoch, or Keras would reuse an iterator that tf.data has
     # already prefetched from the previous epoch's draw
     data = _WindowDataset(windows.grid, windows.s_idx, windows.a_idx, p, windows.per_epoch)

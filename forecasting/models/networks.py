@@ -13,7 +13,7 @@ def seed_mean(members: list[keras.Model], name: str) -> keras.Model:
     inputs = [keras.Input(t.shape[1:], dtype=t.dtype, name=t.name) for t in members[0].inputs]
     args = inputs if len(inputs) > 1 else inputs[0]
     out = keras.layers.Average(name="seed_mean")([_uncompiled(m)(args) for m in members])
-    return keras.Model(inputs if len(inputs) > 1 else inputs[0], out, name=name)
+    return keras.Model(args, out, name=name)
 
 
 def seed_members(network: keras.Model) -> list[keras.Model]:
