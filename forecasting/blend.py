@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from forecasting.folds import ForecastSpec
-from forecasting.intervals import add_fold_intervals, conformal_factors
+from forecasting.intervals import SPREAD, add_fold_intervals, conformal_factors, member_spread
 from forecasting.runner import FOLD_COLUMNS, Calibration, TrainingResult, interval_forecast, jsonable, package
 from forecasting.metrics import fold_metrics
 
@@ -68,10 +68,15 @@ def fold_order(backtest: pd.DataFrame) -> list[str]:
 
 
 def combine(preds: dict[str, pd.DataFrame], weights: dict[str, float]) -> dict[str, np.ndarray]:
-    """Weighted sum of aligned member predictions: sales with the raw weights, customers with normalised ones."""
+    """Weighted sum of aligned member predictions: sales with the raw weights, customers with normalised ones,
+    and the spread of the members it weighs (``member_spread``) that scales the blend's interval."""
     total = sum(weights.values()) or 1.0
-    return {col: sum(weights[n] / norm * np.nan_to_num(preds[n][col].to_numpy(float)) for n in weights)
-            for col, norm in (("sales_pred", 1.0), ("customers_pred", total))}
+    out = {col: sum(weights[n] / norm * np.nan_to_num(preds[n][col].to_numpy(float)) for n in weights)
+           for col, norm in (("sales_pred", 1.0), ("customers_pred", total))}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = [np.log(np.where(p > 0, p, np.nan)) for p in (preds[n]["sales_pred"].to_numpy(float) for n in weights)]
+    out[SPREAD] = member_spread(logs, list(weights.values()))
+    return out
 
 
 def blend_backtest(preds: dict[str, pd.DataFrame], spec: ForecastSpec) -> tuple[pd.DataFrame, dict]:
@@ -95,6 +100,7 @@ def blend_backtest(preds: dict[str, pd.DataFrame], spec: ForecastSpec) -> tuple[
         combined = combine({n: p.loc[rows] for n, p in preds.items()}, weights)
         out.loc[rows, "sales_pred"] = combined["sales_pred"]
         out.loc[rows, "customers_pred"] = combined["customers_pred"]
+        out.loc[rows, SPREAD] = combined[SPREAD]
     return add_fold_intervals(out, spec.interval, spec.horizon_weeks), per_fold
 
 
@@ -117,7 +123,8 @@ def fit_blend(members: dict[str, dict], spec: ForecastSpec = ForecastSpec()) -> 
     train_end = max(pd.Timestamp(r["train_end"]) for r in registries.values())
     plan_start = train_end + pd.Timedelta(days=1)
     forecast = interval_forecast(base["store_id"], base["forecast_date"], combined["sales_pred"].clip(min=0),
-                                 combined["customers_pred"].clip(min=0), plan_start, calibration.factors)
+                                 combined["customers_pred"].clip(min=0), plan_start, calibration.factors,
+                                 spread=combined[SPREAD])
     params = {"weights": weights, "members": {n: registries[n]["model_version"] for n in names},
               "fold_weights": per_fold, "method": "nnls_rmspe",
               "champion_half_life_folds": spec.champion_half_life_folds}

@@ -16,6 +16,7 @@ from forecasting.artifacts import load_forecaster, read_meta
 from forecasting.correction import StoreBiasCorrection
 from forecasting.blend import combine
 from forecasting.features import history_rows, plan_rows, prepare_frame
+from forecasting.intervals import SPREAD
 from forecasting.runner import FORECAST_COLUMNS, forecast_plan, interval_forecast
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def forecast_saved_blend(directory: str | Path, member_forecasts: dict[str, pd.D
     combined = combine(aligned, weights)
     origin = pd.Timestamp(member_forecasts[names[0]]["forecast_date"].min())
     forecast = interval_forecast(base["store_id"], base["forecast_date"], combined["sales_pred"].clip(min=0),
-                                 combined["customers_pred"].clip(min=0), origin, _factors(meta))
+                                 combined["customers_pred"].clip(min=0), origin, _factors(meta), spread=combined[SPREAD])
     return forecast.assign(model=meta["model"], model_version=meta["model_version"])[FORECAST_COLUMNS]
 
 

@@ -164,15 +164,16 @@ def forecast_plan(final: BaseForecaster, hist: pd.DataFrame, plan: pd.DataFrame,
 
 
 def interval_forecast(store_id, forecast_date, sales_pred, customers_pred, plan_start: pd.Timestamp,
-                      factors: pd.DataFrame, correction: StoreBiasCorrection | None = None) -> pd.DataFrame:
+                      factors: pd.DataFrame, correction: StoreBiasCorrection | None = None,
+                      spread=None) -> pd.DataFrame:
     """Forecast rows, the store correction (if any) applied to the sales, with the interval factors of their horizon
-    week (lower <= forecast <= upper); ``origin_date`` = ``plan_start``, the first day the forecast covers (the day
-    after its history)."""
+    week (lower <= forecast <= upper) -- scaled by the blend members' ``spread`` where the factors ask for it;
+    ``origin_date`` = ``plan_start``, the first day the forecast covers (the day after its history)."""
     dates = pd.to_datetime(pd.Series(np.asarray(forecast_date))).dt.normalize()
     sales = np.asarray(sales_pred, dtype=float)
     if correction is not None:
         sales = sales * correction.factors(store_id)
-    lo, hi = apply_factors(sales, (dates - plan_start).dt.days.to_numpy(), factors)
+    lo, hi = apply_factors(sales, (dates - plan_start).dt.days.to_numpy(), factors, spread)
     return pd.DataFrame({
         "store_id": np.asarray(store_id).astype("int32"),
         "forecast_date": dates.to_numpy(),

@@ -11,7 +11,7 @@ from forecasting.blend import blend_backtest, blend_weights, fit_blend
 from forecasting.features import extra_feature_columns, history_rows, prepare_frame
 from forecasting.folds import VALIDATION, ForecastSpec, fold_frames, make_folds
 from forecasting.importance import combine_permuted, importance_from_permuted, permuted_predictions
-from forecasting.intervals import add_fold_intervals, conformal_factors
+from forecasting.intervals import SPREAD, SPREAD_FLOOR, add_fold_intervals, apply_factors, conformal_factors, member_spread
 from forecasting.metrics import fold_metrics
 from forecasting.models.baseline import BaselineForecaster
 from forecasting.protocol import create
@@ -114,6 +114,40 @@ def test_conformal_intervals_cover_about_80_percent_and_never_use_the_own_fold()
     assert (f["lower_factor"] <= 1).all() and (f["upper_factor"] >= 1).all() and len(f) == 6
     # the level is a parameter: a wider interval at 95%
     assert (conformal_factors(pred, 0.95, 6)["upper_factor"] > f["upper_factor"]).all()
+
+
+def test_member_spread_is_the_weighted_disagreement_of_the_members():
+    one, two = np.log([100.0, 100.0, 100.0]), np.log([100.0, 200.0, np.nan])
+    np.testing.assert_allclose(member_spread([one, two], [1, 1]), [0, np.log(2) / 2, 0])  # no forecast: 0
+    np.testing.assert_allclose(member_spread([one, two], [1, 0]), 0)  # a member of weight 0 does not count
+    assert member_spread([one, two], [3, 1])[1] == pytest.approx(np.sqrt(0.75 * 0.25) * np.log(2))
+
+
+def test_blend_intervals_widen_where_the_members_disagree():
+    """Hard rows (a third): large errors, and the members disagree there.  A fixed-width interval misses many hard
+    rows and covers nearly every calm one; scaled by the members' spread (plus its floor) it covers most of each."""
+    base = _fake_preds(noise=0.0, seed=6)
+    rng = np.random.default_rng(7)
+    hard = np.arange(len(base)) % 3 == 0
+    truth = base["sales"] * np.exp(rng.normal(0, np.where(hard, 0.25, 0.04)))
+    gap = np.where(hard, 0.3, 0.03) * rng.choice([-1, 1], len(base))
+    preds = {name: base.assign(sales=truth, sales_pred=base["sales"] * np.exp(sign * gap))
+             for name, sign in (("up", 1), ("down", -1))}
+    blended, _ = blend_backtest(preds, ForecastSpec())
+    assert blended[SPREAD].to_numpy()[hard].mean() > 5 * blended[SPREAD].to_numpy()[~hard].mean()
+    fixed = add_fold_intervals(blended.drop(columns=SPREAD), 0.8, 6)
+
+    def coverage(frame, rows):
+        return float(frame["sales"].between(frame["sales_lower"], frame["sales_upper"])[rows].mean())
+
+    assert coverage(fixed, hard) < 0.65 and coverage(fixed, ~hard) > 0.95
+    assert 0.8 < coverage(blended, hard) < 0.95 and 0.65 < coverage(blended, ~hard) < 0.9
+    factors = conformal_factors(blended, 0.8, 6)
+    assert factors[SPREAD_FLOOR].iloc[0] > 0
+    with pytest.raises(ValueError, match="member_spread"):
+        apply_factors([100.0], [0], factors)
+    lower, upper = apply_factors([100.0, 100.0], [0, 0], factors, spread=[0.0, 0.3])
+    assert upper[1] - lower[1] > upper[0] - lower[0] > 0
 
 
 def test_blend_weights_fix_bias_and_prefer_the_better_model():

@@ -28,6 +28,7 @@ from forecasting.artifacts import ArtifactIntegrityError, load_forecaster, verif
 from forecasting.blend import BLEND, combine
 from forecasting.correction import StoreBiasCorrection
 from forecasting.features import prepare_frame
+from forecasting.intervals import SPREAD
 from forecasting.protocol import MODEL_NAMES
 from forecasting.runner import interval_forecast
 from serving.features import ForecastContext, request_passes
@@ -79,9 +80,9 @@ def load_model_artifact(directory: Path, models_dirs: Collection[Path],
     correction = StoreBiasCorrection.from_meta(meta)
     plan_start = pd.Timestamp(meta["train_end"]) + pd.Timedelta(days=1)
 
-    def with_interval(features: pd.DataFrame, sales_pred, customers_pred) -> pd.DataFrame:
+    def with_interval(features: pd.DataFrame, sales_pred, customers_pred, spread=None) -> pd.DataFrame:
         out = interval_forecast(features["store_id"], features["sale_date"], sales_pred, customers_pred, plan_start,
-                                factors, correction)
+                                factors, correction, spread)
         return out[PREDICTION_COLUMNS]
 
     if meta["model"] != BLEND and members:
@@ -156,6 +157,7 @@ def _blend_predictor(meta: dict, members: Sequence[LoadedModel], with_interval) 
 
     def predict(features: pd.DataFrame, context: ForecastContext | None) -> pd.DataFrame:
         combined = combine({name: by_name[name].predict(features, context) for name in weights}, weights)
-        return with_interval(features, combined["sales_pred"].clip(min=0), combined["customers_pred"].clip(min=0))
+        return with_interval(features, combined["sales_pred"].clip(min=0), combined["customers_pred"].clip(min=0),
+                             combined[SPREAD])
 
     return predict
