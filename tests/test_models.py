@@ -668,3 +668,13 @@ def test_prune_artifacts_keeps_the_newest_versions_per_model(tmp_path):
     assert prune_artifacts(tmp_path, keep=2) == []
     with pytest.raises(ValueError, match="at least 2"):
         prune_artifacts(tmp_path, keep=1)
+
+
+def test_lightgbm_seeds_fitted_in_parallel_forecast_as_fitted_in_turn(split, stats_table):
+    train, valid = split
+    stats = stats_for(train, stats_table)
+    in_turn = create("lightgbm", {"n_seeds": 3, "n_parallel_seeds": 1}, profile="fast").fit(train, stats)
+    parallel = create("lightgbm", {"n_seeds": 3, "n_parallel_seeds": 2}, profile="fast").fit(train, stats)
+    boosters = parallel.pipeline.named_steps["boosting"].boosters_
+    assert [b.random_state for b in boosters] == [42, 43, 44]
+    np.testing.assert_array_equal(in_turn.predict(train, valid)["sales_pred"], parallel.predict(train, valid)["sales_pred"])
