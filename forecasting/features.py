@@ -75,6 +75,7 @@ STORE_STAT_FEATURES = STORE_LEVEL_FEATURES + [
 
 CARNIVAL_MEMORY = "recent_store_carnival_monday_vs_year"
 CARNIVAL_TUESDAY_MEMORY = "recent_store_carnival_tuesday_vs_year"
+HOLIDAY_MEMORY = "recent_store_state_holiday_vs_year"
 # Joined on by recent_sales_features() from marts.agg_store_recent_sales at the cut each row is forecast from.
 RECENT_SALES_FEATURES = [
     "days_after_cut",  # the row's day in the horizon of its cut (0 = the cut)
@@ -91,6 +92,9 @@ RECENT_SALES_FEATURES = [
     # its Mondays -- the same stores empty at carnival every year; on the day only, so one split finds them
     CARNIVAL_MEMORY,
     CARNIVAL_TUESDAY_MEMORY,  # the same on carnival Tuesdays, against the store's Tuesdays
+    # on state holidays (0 on other days): the store's mean sales on the state holidays it sold on before the cut,
+    # against its same weekday and promo status -- the few stores open on a holiday sell alike on the next one
+    HOLIDAY_MEMORY,
 ]
 
 _BOOL_COLUMNS = ["is_history", "is_open", *BOOLEAN_FEATURES]
@@ -142,10 +146,12 @@ RECENT_GRAIN = "recent_store_dow_promo"  # the grain of the recent-sales rows in
 _RECENT_KEYS = ["feature_cut_date", "store_id", "day_of_week", "is_promo"]
 _RECENT_COLUMNS = ["log_sales_mean_year", "log_sales_last_vs_year", "log_sales_8_weeks_vs_year", "days_since_last"]
 _RECENT_STORE_COLUMNS = ["store_log_sales_mean_year", "store_log_sales_4_weeks_vs_year", "store_log_sales_trend",
-                         "store_log_sales_carnival_vs_year", "store_log_sales_carnival_tuesday_vs_year"]
+                         "store_log_sales_carnival_vs_year", "store_log_sales_carnival_tuesday_vs_year",
+                         "store_log_sales_state_holiday_vs_year"]
 # carnival day (days from the carnival Monday) -> its memory feature and the recent_store column it reads
 _CARNIVAL_DAYS = {0: (CARNIVAL_MEMORY, "store_log_sales_carnival_vs_year"),
                   1: (CARNIVAL_TUESDAY_MEMORY, "store_log_sales_carnival_tuesday_vs_year")}
+_HOLIDAY_COLUMN = "store_log_sales_state_holiday_vs_year"  # the recent_store column HOLIDAY_MEMORY reads
 
 
 def load_store_stats_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -333,19 +339,36 @@ def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFram
         memory = (store_at_row_cut[column].to_numpy() if column in store_at_row_cut
                   else np.zeros(len(frame)))
         out[feature] = np.where(carnival_day == day, memory, np.where(row_cut.isna().to_numpy(), np.nan, 0.0))
+    memory = (store_at_row_cut[_HOLIDAY_COLUMN].to_numpy() if _HOLIDAY_COLUMN in store_at_row_cut
+              else np.zeros(len(frame)))
+    out[HOLIDAY_MEMORY] = np.where(_state_holidays(frame), memory, np.where(row_cut.isna().to_numpy(), np.nan, 0.0))
     return out
 
 
-def carnival_memory(frame: pd.DataFrame, stats: StoreStats | None) -> np.ndarray:
-    """Per row of ``frame``: the store's last carnival Monday against its Mondays on carnival Mondays, its last
-    carnival Tuesday against its Tuesdays on carnival Tuesdays (CARNIVAL_MEMORY, CARNIVAL_TUESDAY_MEMORY), 0 on
-    every other day and where it is unknown (no statistics, a store without that carnival)."""
+def _state_holidays(frame: pd.DataFrame) -> np.ndarray:
+    return (frame["is_state_holiday"].to_numpy(bool) if "is_state_holiday" in frame
+            else np.zeros(len(frame), dtype=bool))
+
+
+def event_memory(frame: pd.DataFrame, stats: StoreStats | None, *, carnival: bool = True,
+                 holidays: bool = True) -> np.ndarray:
+    """Per row of ``frame``, the log-sales offset the store's memory of the day's event gives: with ``carnival``
+    its last carnival Monday against its Mondays on carnival Mondays, its last carnival Tuesday against its
+    Tuesdays on carnival Tuesdays (CARNIVAL_MEMORY, CARNIVAL_TUESDAY_MEMORY); with ``holidays`` its past state
+    holidays against its year on state holidays (HOLIDAY_MEMORY); 0 on every other day and where it is unknown (no
+    statistics, a store without that event)."""
     out = np.zeros(len(frame))
-    if stats is None or stats.recent is None or "days_from_carnival_monday" not in frame:
+    if stats is None or stats.recent is None:
         return out
-    rows = np.isin(frame["days_from_carnival_monday"].to_numpy(), list(_CARNIVAL_DAYS))
-    if rows.any():  # recent_sales_features' rule, on the carnival days only
-        memories = recent_sales_features(frame.loc[rows], stats)[[f for f, _ in _CARNIVAL_DAYS.values()]]
+    features, rows = [], np.zeros(len(frame), dtype=bool)
+    if carnival and "days_from_carnival_monday" in frame:
+        features += [f for f, _ in _CARNIVAL_DAYS.values()]
+        rows |= np.isin(frame["days_from_carnival_monday"].to_numpy(), list(_CARNIVAL_DAYS))
+    if holidays:
+        features.append(HOLIDAY_MEMORY)
+        rows |= _state_holidays(frame)
+    if rows.any():  # recent_sales_features' rule, on the event days only
+        memories = recent_sales_features(frame.loc[rows], stats)[features]
         out[rows] = np.nan_to_num(memories.to_numpy(float)).sum(axis=1)
     return out
 

@@ -100,7 +100,7 @@ def make_history() -> pd.DataFrame:
     school = np.where(df["Store"] == 4, day.between(*STORE4_SCHOOL_HOLIDAYS),
                       day.between("2015-03-30", "2015-04-10"))
     df["SchoolHoliday"] = school.astype(int)
-    closed = (df["DayOfWeek"] == 7) | (df["StateHoliday"] != "0")
+    closed = (df["DayOfWeek"] == 7) | ((df["StateHoliday"] != "0") & (df["Store"] != 1))  # store 1 opens on them
     closed |= (df["Store"] == 2) & day.between(*STORE2_CLOSURE)
     df["Open"] = (~closed).astype(int)
     df["Promo"] = ((iso["week"] % 2 == 0) & (df["DayOfWeek"] <= 5)).astype(int)
@@ -489,6 +489,29 @@ def test_carnival_memory_is_the_last_carnival_monday_and_tuesday_before_each_cut
             assert got[column] == pytest.approx(expected), (cut, store, column)
             checked += 1
     assert checked > 0
+
+
+def test_holiday_memory_is_the_stores_state_holidays_before_each_cut(built):
+    """The store's mean log sales on the state holidays it sold on in the 455 days before a cut, each against its
+    weekday x promo mean of the year before the cut; NULL for the stores closed on every holiday."""
+    wh, history = built["warehouse"], built["history"]
+    recent = query(wh, "select feature_cut_date, store_id, store_log_sales_state_holiday_vs_year as memory "
+                       "from marts.agg_store_recent_sales")
+    recent["feature_cut_date"] = pd.to_datetime(recent["feature_cut_date"])
+    checked = 0
+    for (cut, store), got in recent.groupby(["feature_cut_date", "store_id"]).first().iterrows():
+        h = history[(history["Store"] == store) & (history["Date"] < cut) & (history["Open"] == 1)
+                    & (history["Sales"] > 0)]
+        holidays = h[(h["StateHoliday"] != "0") & (h["Date"] >= cut - pd.Timedelta(days=455))]
+        if holidays.empty:
+            assert pd.isna(got["memory"]), (cut, store)
+            continue
+        year = h[h["Date"] >= cut - pd.Timedelta(days=364)]
+        level = np.log1p(year["Sales"]).groupby([year["DayOfWeek"], year["Promo"]]).mean()
+        expected = np.mean([np.log1p(row.Sales) - level[(row.DayOfWeek, row.Promo)] for row in holidays.itertuples()])
+        assert got["memory"] == pytest.approx(expected), (cut, store)
+        checked += 1
+    assert checked > 0 and recent.loc[recent["store_id"] != 1, "memory"].isna().all()
 
 
 def test_recent_sales_agree_with_the_store_statistics_at_fold_cuts(built):

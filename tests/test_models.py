@@ -16,6 +16,7 @@ import pytest
 from forecasting.features import (
     CARNIVAL_MEMORY,
     CARNIVAL_TUESDAY_MEMORY,
+    HOLIDAY_MEMORY,
     load_store_stats_table,
     BOOLEAN_FEATURES,
     CATEGORICAL_FEATURES,
@@ -24,7 +25,7 @@ from forecasting.features import (
     STORE_STAT_FEATURES,
     StoreStats,
     add_store_stats,
-    carnival_memory,
+    event_memory,
     recent_sales_features,
     history_rows,
     load_feature_frame,
@@ -48,7 +49,7 @@ ALL_MODELS = tuple(REGISTRY)  # the pipeline's (MODEL_NAMES) and the other regis
 def make_frame(n_stores=4, n_days=200, plan_days=HORIZON, seed=0, gap_store=2):
     """A frame with the columns of marts.fct_store_daily_features: history then plan rows.
 
-    Store ``gap_store`` misses 20 days of history (refurbishment-like gap).
+    Store ``gap_store`` misses 20 days of history (refurbishment-like gap); store 1 opens on state holidays.
     """
     rng = np.random.default_rng(seed)
     dates = pd.date_range("2014-09-01", periods=n_days + plan_days, freq="D")
@@ -59,7 +60,7 @@ def make_frame(n_stores=4, n_days=200, plan_days=HORIZON, seed=0, gap_store=2):
     dow = pd.DatetimeIndex(d).dayofweek.to_numpy() + 1
     week = np.asarray((d - dates[0]).days) // 7
     holiday = np.isin(pd.DatetimeIndex(d).strftime("%m-%d"), ["10-03", "12-25", "12-26", "01-01"])
-    is_open = (dow != 7) & ~holiday & (rng.random(n) > 0.01)
+    is_open = (dow != 7) & ~(holiday & (s != 1)) & (rng.random(n) > 0.01)  # store 1 opens on holidays
     is_promo = (week % 2 == 0) & (dow <= 5)
     level = rng.uniform(3000, 9000, n_stores)[s - 1]
     dow_eff = np.array([1.15, 1.0, 0.95, 0.95, 1.05, 0.9, 0.5])[dow - 1]
@@ -256,13 +257,25 @@ def test_recent_sales_join_each_row_onto_the_cut_it_is_forecast_from(frame, spli
     for day, memory in ((0, CARNIVAL_MEMORY), (1, CARNIVAL_TUESDAY_MEMORY)):
         other_days = carnival_day.ne(day) & x["days_after_cut"].notna()
         assert other_days.any() and (x.loc[other_days, memory] == 0).all()
+    # the holiday memory is a feature of state holidays only, the store's value at the row's cut
+    holidays = x["is_state_holiday"].astype(bool)
+    assert (x.loc[~holidays & x["days_after_cut"].notna(), HOLIDAY_MEMORY] == 0).all()
+    on_holiday = x.loc[holidays & x["days_after_cut"].notna()]
+    on_holiday = on_holiday.assign(feature_cut_date=pd.to_datetime(on_holiday["sale_date"])
+                                   - pd.to_timedelta(on_holiday["days_after_cut"], unit="D"))
+    on_holiday = on_holiday.merge(stats.recent_store.reset_index(), on=["feature_cut_date", "store_id"])
+    assert on_holiday["store_log_sales_state_holiday_vs_year"].notna().sum() >= 2  # store 1 after its first holiday
+    np.testing.assert_allclose(on_holiday[HOLIDAY_MEMORY], on_holiday["store_log_sales_state_holiday_vs_year"])
+    np.testing.assert_allclose(event_memory(rows, stats, carnival=False),
+                               np.nan_to_num(x[HOLIDAY_MEMORY].to_numpy(float)))
     # statistics saved with a model before the Tuesday's column existed still give every feature (no memory)
     older_stats = copy.deepcopy(stats)
     older_stats.recent_store = older_stats.recent_store.drop(columns="store_log_sales_carnival_tuesday_vs_year")
     old = recent_sales_features(rows, older_stats)
     assert not old[CARNIVAL_TUESDAY_MEMORY].fillna(0).any()
     np.testing.assert_array_equal(old[CARNIVAL_MEMORY], x[CARNIVAL_MEMORY])
-    np.testing.assert_allclose(carnival_memory(rows, older_stats), np.nan_to_num(x[CARNIVAL_MEMORY].to_numpy(float)))
+    np.testing.assert_allclose(event_memory(rows, older_stats, holidays=False),
+                               np.nan_to_num(x[CARNIVAL_MEMORY].to_numpy(float)))
     # training rows: 0..41 days after their block's cut, blocks ending at the training cut
     older = x.loc[~in_valid & x["days_after_cut"].notna()]
     row_cut = pd.to_datetime(older["sale_date"]) - pd.to_timedelta(older["days_after_cut"], unit="D")
@@ -297,6 +310,11 @@ def test_carnival_memory_and_store_trend_shift_the_sales_offset():
     assert x[offset_column].tolist() == [8.0, 8.0, 8.0]  # the design frame is not written to
     off = create("random_forest", {"carnival_memory_offset": False}, profile="fast")._offsets(x)
     np.testing.assert_allclose(off[:, 0], 8.0)
+    # a state holiday's memory likewise, with its own switch
+    holiday = x.assign(**{HOLIDAY_MEMORY: [0.0, -1.5, np.nan]})
+    np.testing.assert_allclose(model._offsets(holiday)[:, 0], [7.3, 6.5, 8.0])
+    np.testing.assert_allclose(create("random_forest", {"holiday_memory_offset": False},
+                                      profile="fast")._offsets(holiday)[:, 0], [7.3, 8.0, 8.0])
     saved_before_the_offset = create("random_forest", profile="fast")
     del saved_before_the_offset.params["carnival_memory_offset"]  # what an older artifact unpickles to
     np.testing.assert_allclose(saved_before_the_offset._offsets(x)[:, 0], 8.0)

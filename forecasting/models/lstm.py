@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
-from forecasting.features import StoreStats, carnival_memory
+from forecasting.features import StoreStats, event_memory
 from forecasting.models.lstm_windows import (
     EXTRA_SALES_OFFSET,
     Y_CUST,
@@ -102,6 +102,7 @@ DEFAULT_PARAMS: dict = {
     # (Tuesdays), the tabular models' offset from the store statistics: a 42-day lookback never sees the last
     # carnival (bench/README.md, "The LSTM's carnival and its seeds")
     "carnival_memory_offset": True,
+    "holiday_memory_offset": True,  # a state holiday's level adds the store's past holidays against its year
     "min_lookback_observed": 0.5,
     "seed": 42,
     # networks trained apart (seeds seed, seed + 1, ..) whose mean log forecast is the model's: one seed's validation
@@ -261,15 +262,17 @@ class LSTMModel:
     train_start: pd.Timestamp
     train_end: pd.Timestamp
     history: list[dict] = field(default_factory=list)  # the epochs of each seed member (a dict in older models)
-    # the store statistics the carnival memory is read from (None: no memory offset, as in models saved before it)
+    # the store statistics the event memory is read from (None: no memory offset, as in models saved before it)
     offset_stats: StoreStats | None = None
 
 
 def _with_offsets(rows: pd.DataFrame | None, params: dict, stats: StoreStats | None) -> pd.DataFrame | None:
-    """``rows`` with their EXTRA_SALES_OFFSET column (the carnival memory) where the model uses one."""
-    if rows is None or stats is None or not params.get("carnival_memory_offset", False):
+    """``rows`` with their EXTRA_SALES_OFFSET column (the carnival and state-holiday memory) where the model uses
+    one (models saved before the holiday memory have no ``holiday_memory_offset``: carnival only)."""
+    carnival, holidays = (bool(params.get(p, False)) for p in ("carnival_memory_offset", "holiday_memory_offset"))
+    if rows is None or stats is None or not (carnival or holidays):
         return rows
-    return rows.assign(**{EXTRA_SALES_OFFSET: carnival_memory(rows, stats)})
+    return rows.assign(**{EXTRA_SALES_OFFSET: event_memory(rows, stats, carnival=carnival, holidays=holidays)})
 
 
 def _history_only(df: pd.DataFrame) -> pd.DataFrame:

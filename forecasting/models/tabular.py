@@ -12,6 +12,8 @@ needs: :meth:`TabularForecaster.estimator_fit_params`) and whether it forecasts 
 Parameters every tabular model takes besides its estimator's: ``target`` / ``target_offset`` (above),
 ``carnival_memory_offset`` (default on: a carnival Monday's offset adds the store's last carnival Monday against its
 year, a carnival Tuesday's its last carnival Tuesday, see :meth:`TabularForecaster._offsets`),
+``holiday_memory_offset`` (default on: a state holiday's offset adds the store's past state holidays against its
+year),
 ``trend_offset_weight`` (default 0: that many times the store's trend, its last quarter against the same quarter a
 year before, added to the offset), ``drop_features`` (design columns left out, for feature trials) and
 ``recency_half_life_days`` (None: every training row weighs the same; else a row ``d`` days before the cut weighs
@@ -33,6 +35,7 @@ from threadpoolctl import threadpool_limits
 from forecasting.features import (
     CARNIVAL_MEMORY,
     CARNIVAL_TUESDAY_MEMORY,
+    HOLIDAY_MEMORY,
     StoreStats,
     design_columns,
     tabular_design,
@@ -43,7 +46,7 @@ from forecasting.protocol import BaseForecaster, prediction_frame
 log = logging.getLogger(__name__)
 
 # defaults every tabular model shares (a subclass's default_params and the caller's params override them)
-TABULAR_DEFAULTS = {"carnival_memory_offset": True}
+TABULAR_DEFAULTS = {"carnival_memory_offset": True, "holiday_memory_offset": True}
 STORE_TREND = "recent_store_log_sales_trend"
 MAX_LOG_SALES = 20.0  # expm1(20) ~ 5e8: a guard against overflow, far above any store-day
 
@@ -107,6 +110,9 @@ class TabularForecaster(BaseForecaster):
             for memory in (CARNIVAL_MEMORY, CARNIVAL_TUESDAY_MEMORY):
                 if memory in x.columns:
                     offsets[:, 0] += np.nan_to_num(x[memory].to_numpy(float))
+        if self.params.get("holiday_memory_offset", False) and HOLIDAY_MEMORY in x.columns:
+            # on a state holiday the store's past holidays against its year (bench/README.md, "Open on a holiday")
+            offsets[:, 0] += np.nan_to_num(x[HOLIDAY_MEMORY].to_numpy(float))
         trend_weight = float(self.params.get("trend_offset_weight", 0.0))
         if trend_weight and STORE_TREND in x.columns:
             offsets[:, 0] += trend_weight * np.nan_to_num(x[STORE_TREND].to_numpy(float))

@@ -11,7 +11,7 @@ Every model the pipeline trains has a live predict path:
 - the blend combines its members' live predictions (the member versions it was fitted on) with its saved weights.
 
 Each answers with its own calibrated interval: the ``interval_factors`` per horizon week counted from the day
-after its ``train_end``.
+after its ``train_end`` (a blend's scaled by its members' spread on each requested day, as in the pipeline).
 """
 
 from __future__ import annotations

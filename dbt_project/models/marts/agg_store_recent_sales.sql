@@ -14,6 +14,9 @@
 -- before the cut against its Monday mean of the year (same promo status), and on the Tuesday after
 -- it against its Tuesdays. Carnival empties many stores of some states, the same stores every year
 -- (bench/README.md, "Error analysis" and "Carnival Tuesday").
+-- The state-holiday memory: the store's mean log sales on the state holidays it sold on in the
+-- window before the cut, against its same weekday and promo status of the year. The few stores open
+-- on a holiday do the same on the next one: correlation 0.93 (bench/README.md, "Open on a holiday").
 -- One row per cut, store, ISO weekday and promo status with a selling day in the year before
 -- the cut; the store_* columns are the store's (all weekdays), repeated on its rows.
 
@@ -32,6 +35,7 @@ selling_days as (
         sale_date,
         cast(isodow(sale_date) as integer) as day_of_week,
         is_promo,
+        state_holiday <> '0' as is_state_holiday,
         ln(1 + sales) as log_sales
     from {{ ref('stg_rossmann__sales') }}
     where is_open and sales > 0
@@ -145,6 +149,23 @@ store_carnival as (
     from store_carnival_days
     group by feature_cut_date, store_id
 
+),
+
+store_state_holiday as (
+
+    select
+        before_cut.feature_cut_date,
+        before_cut.store_id,
+        avg(before_cut.log_sales - weekday_promo.log_sales_mean_year) as store_log_sales_state_holiday_vs_year
+    from before_cut
+    inner join weekday_promo
+        on weekday_promo.feature_cut_date = before_cut.feature_cut_date
+        and weekday_promo.store_id = before_cut.store_id
+        and weekday_promo.day_of_week = before_cut.day_of_week
+        and weekday_promo.is_promo = before_cut.is_promo
+    where before_cut.is_state_holiday
+    group by before_cut.feature_cut_date, before_cut.store_id
+
 )
 
 select
@@ -170,7 +191,8 @@ select
     store_level.store_log_sales_mean_quarter - store_level.store_log_sales_mean_quarter_year_ago
         as store_log_sales_trend,
     store_carnival.store_log_sales_carnival_vs_year,
-    store_carnival.store_log_sales_carnival_tuesday_vs_year
+    store_carnival.store_log_sales_carnival_tuesday_vs_year,
+    store_state_holiday.store_log_sales_state_holiday_vs_year
 
 from weekday_promo
 inner join store_level
@@ -179,3 +201,6 @@ inner join store_level
 left join store_carnival
     on weekday_promo.feature_cut_date = store_carnival.feature_cut_date
     and weekday_promo.store_id = store_carnival.store_id
+left join store_state_holiday
+    on weekday_promo.feature_cut_date = store_state_holiday.feature_cut_date
+    and weekday_promo.store_id = store_state_holiday.store_id
