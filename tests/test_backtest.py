@@ -130,7 +130,7 @@ def test_blend_intervals_widen_where_the_members_disagree():
     rng = np.random.default_rng(7)
     hard = np.arange(len(base)) % 3 == 0
     truth = base["sales"] * np.exp(rng.normal(0, np.where(hard, 0.25, 0.04)))
-    gap = np.where(hard, 0.3, 0.03) * rng.choice([-1, 1], len(base))
+    gap = np.where(hard, 0.2, 0.01) * rng.choice([-1, 1], len(base))
     preds = {name: base.assign(sales=truth, sales_pred=base["sales"] * np.exp(sign * gap))
              for name, sign in (("up", 1), ("down", -1))}
     blended, _ = blend_backtest(preds, ForecastSpec())
