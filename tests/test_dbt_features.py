@@ -466,19 +466,27 @@ def test_recent_sales_at_every_cut_are_the_days_before_it(built):
     assert s5["n_days_8_weeks"].sum() < s1["n_days_8_weeks"].sum()
 
 
+def _memory_at_cuts(built, columns: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(agg_store_recent_sales' ``columns`` per cut and store, the raw history)."""
+    recent = query(built["warehouse"], f"select feature_cut_date, store_id, {columns} from marts.agg_store_recent_sales")
+    recent["feature_cut_date"] = pd.to_datetime(recent["feature_cut_date"])
+    return recent.groupby(["feature_cut_date", "store_id"]).first(), built["history"]
+
+
+def _selling_days_before(history: pd.DataFrame, store: int, cut: pd.Timestamp) -> pd.DataFrame:
+    return history[(history["Store"] == store) & (history["Date"] < cut) & (history["Open"] == 1)
+                   & (history["Sales"] > 0)]
+
+
 def test_carnival_memory_is_the_last_carnival_monday_and_tuesday_before_each_cut(built):
     """The store's log sales on the last carnival Monday (2015-02-16) and Tuesday before a cut, each against its
     weekday x promo mean of the year before the cut; NULL at cuts without that day before them."""
-    wh, history = built["warehouse"], built["history"]
-    recent = query(wh, "select feature_cut_date, store_id, store_log_sales_carnival_vs_year as monday, "
-                       "store_log_sales_carnival_tuesday_vs_year as tuesday from marts.agg_store_recent_sales")
-    recent["feature_cut_date"] = pd.to_datetime(recent["feature_cut_date"])
-    by_cut = recent.groupby(["feature_cut_date", "store_id"]).first()
+    by_cut, history = _memory_at_cuts(built, "store_log_sales_carnival_vs_year as monday, "
+                                             "store_log_sales_carnival_tuesday_vs_year as tuesday")
     checked = 0
     for (cut, store), got in by_cut.iterrows():
         for day, column in ((pd.Timestamp("2015-02-16"), "monday"), (pd.Timestamp("2015-02-17"), "tuesday")):
-            h = history[(history["Store"] == store) & (history["Date"] < cut) & (history["Open"] == 1)
-                        & (history["Sales"] > 0)]
+            h = _selling_days_before(history, store, cut)
             on_day = h[h["Date"] == day]
             if on_day.empty:
                 assert pd.isna(got[column]), (cut, store, column)
@@ -494,14 +502,10 @@ def test_carnival_memory_is_the_last_carnival_monday_and_tuesday_before_each_cut
 def test_holiday_memory_is_the_stores_state_holidays_before_each_cut(built):
     """The store's mean log sales on the state holidays it sold on in the 455 days before a cut, each against its
     weekday x promo mean of the year before the cut; NULL for the stores closed on every holiday."""
-    wh, history = built["warehouse"], built["history"]
-    recent = query(wh, "select feature_cut_date, store_id, store_log_sales_state_holiday_vs_year as memory "
-                       "from marts.agg_store_recent_sales")
-    recent["feature_cut_date"] = pd.to_datetime(recent["feature_cut_date"])
+    by_cut, history = _memory_at_cuts(built, "store_log_sales_state_holiday_vs_year as memory")
     checked = 0
-    for (cut, store), got in recent.groupby(["feature_cut_date", "store_id"]).first().iterrows():
-        h = history[(history["Store"] == store) & (history["Date"] < cut) & (history["Open"] == 1)
-                    & (history["Sales"] > 0)]
+    for (cut, store), got in by_cut.iterrows():
+        h = _selling_days_before(history, store, cut)
         holidays = h[(h["StateHoliday"] != "0") & (h["Date"] >= cut - pd.Timedelta(days=455))]
         if holidays.empty:
             assert pd.isna(got["memory"]), (cut, store)
@@ -511,7 +515,7 @@ def test_holiday_memory_is_the_stores_state_holidays_before_each_cut(built):
         expected = np.mean([np.log1p(row.Sales) - level[(row.DayOfWeek, row.Promo)] for row in holidays.itertuples()])
         assert got["memory"] == pytest.approx(expected), (cut, store)
         checked += 1
-    assert checked > 0 and recent.loc[recent["store_id"] != 1, "memory"].isna().all()
+    assert checked > 0 and by_cut.loc[by_cut.index.get_level_values("store_id") != 1, "memory"].isna().all()
 
 
 def test_recent_sales_agree_with_the_store_statistics_at_fold_cuts(built):
