@@ -130,6 +130,7 @@ def fit_blend(members: dict[str, dict], spec: ForecastSpec = ForecastSpec()) -> 
               "champion_half_life_folds": spec.champion_half_life_folds}
     train_start = min(pd.Timestamp(r["train_start"]) for r in registries.values())
     result = package(BLEND, params, forecast, calibration, train_start=train_start, train_end=train_end,
-                     n_train_rows=int(registries[names[0]]["n_train_rows"]), meta={"blended_at": datetime.now(timezone.utc)}, spec=spec)
+                     n_train_rows=int(registries[names[0]]["n_train_rows"]),
+                     meta={"blended_at": datetime.now(timezone.utc)}, spec=spec)
     result.forecaster = BlendWeights({**params, "interval_factors": calibration.factors.to_dict(orient="list")})
     return result

@@ -148,10 +148,19 @@ _RECENT_COLUMNS = ["log_sales_mean_year", "log_sales_last_vs_year", "log_sales_8
 _RECENT_STORE_COLUMNS = ["store_log_sales_mean_year", "store_log_sales_4_weeks_vs_year", "store_log_sales_trend",
                          "store_log_sales_carnival_vs_year", "store_log_sales_carnival_tuesday_vs_year",
                          "store_log_sales_state_holiday_vs_year"]
-# carnival day (days from the carnival Monday) -> its memory feature and the recent_store column it reads
-_CARNIVAL_DAYS = {0: (CARNIVAL_MEMORY, "store_log_sales_carnival_vs_year"),
-                  1: (CARNIVAL_TUESDAY_MEMORY, "store_log_sales_carnival_tuesday_vs_year")}
-_HOLIDAY_COLUMN = "store_log_sales_state_holiday_vs_year"  # the recent_store column HOLIDAY_MEMORY reads
+# The event memories: feature -> (the recent_store column it reads, its event)
+_EVENT_MEMORIES = {CARNIVAL_MEMORY: ("store_log_sales_carnival_vs_year", "carnival"),
+                   CARNIVAL_TUESDAY_MEMORY: ("store_log_sales_carnival_tuesday_vs_year", "carnival"),
+                   HOLIDAY_MEMORY: ("store_log_sales_state_holiday_vs_year", "holiday")}
+
+
+def _event_days(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per event memory, the rows of ``frame`` on its event's day (none where the mart lacks the column)."""
+    carnival_day = (frame["days_from_carnival_monday"].to_numpy() if "days_from_carnival_monday" in frame
+                    else np.full(len(frame), -99))
+    holiday = (frame["is_state_holiday"].to_numpy(bool) if "is_state_holiday" in frame
+               else np.zeros(len(frame), dtype=bool))
+    return {CARNIVAL_MEMORY: carnival_day == 0, CARNIVAL_TUESDAY_MEMORY: carnival_day == 1, HOLIDAY_MEMORY: holiday}
 
 
 def load_store_stats_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -332,22 +341,13 @@ def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFram
                                            - at_training_cut["log_sales_mean_year"]).to_numpy()
     out["recent_store_log_sales_year_vs_cut"] = (store_at_row_cut["store_log_sales_mean_year"]
                                                  - store_at_training_cut["store_log_sales_mean_year"]).to_numpy()
-    carnival_day = (frame["days_from_carnival_monday"].to_numpy() if "days_from_carnival_monday" in frame
-                    else np.full(len(frame), -99))
-    for day, (feature, column) in _CARNIVAL_DAYS.items():
+    no_event = np.where(row_cut.isna().to_numpy(), np.nan, 0.0)
+    for feature, on_day in _event_days(frame).items():
+        column = _EVENT_MEMORIES[feature][0]
         # statistics saved before a column existed lack it: no memory (models trained then never used it)
-        memory = (store_at_row_cut[column].to_numpy() if column in store_at_row_cut
-                  else np.zeros(len(frame)))
-        out[feature] = np.where(carnival_day == day, memory, np.where(row_cut.isna().to_numpy(), np.nan, 0.0))
-    memory = (store_at_row_cut[_HOLIDAY_COLUMN].to_numpy() if _HOLIDAY_COLUMN in store_at_row_cut
-              else np.zeros(len(frame)))
-    out[HOLIDAY_MEMORY] = np.where(_state_holidays(frame), memory, np.where(row_cut.isna().to_numpy(), np.nan, 0.0))
+        memory = store_at_row_cut[column].to_numpy() if column in store_at_row_cut else np.zeros(len(frame))
+        out[feature] = np.where(on_day, memory, no_event)
     return out
-
-
-def _state_holidays(frame: pd.DataFrame) -> np.ndarray:
-    return (frame["is_state_holiday"].to_numpy(bool) if "is_state_holiday" in frame
-            else np.zeros(len(frame), dtype=bool))
 
 
 def event_memory(frame: pd.DataFrame, stats: StoreStats | None, *, carnival: bool = True,
@@ -360,15 +360,13 @@ def event_memory(frame: pd.DataFrame, stats: StoreStats | None, *, carnival: boo
     out = np.zeros(len(frame))
     if stats is None or stats.recent is None:
         return out
-    features, rows = [], np.zeros(len(frame), dtype=bool)
-    if carnival and "days_from_carnival_monday" in frame:
-        features += [f for f, _ in _CARNIVAL_DAYS.values()]
-        rows |= np.isin(frame["days_from_carnival_monday"].to_numpy(), list(_CARNIVAL_DAYS))
-    if holidays:
-        features.append(HOLIDAY_MEMORY)
-        rows |= _state_holidays(frame)
+    wanted = {"carnival": carnival, "holiday": holidays}
+    days = {f: on_day for f, on_day in _event_days(frame).items() if wanted[_EVENT_MEMORIES[f][1]]}
+    rows = np.zeros(len(frame), dtype=bool)
+    for on_day in days.values():
+        rows |= on_day
     if rows.any():  # recent_sales_features' rule, on the event days only
-        memories = recent_sales_features(frame.loc[rows], stats)[features]
+        memories = recent_sales_features(frame.loc[rows], stats)[list(days)]
         out[rows] = np.nan_to_num(memories.to_numpy(float)).sum(axis=1)
     return out
 

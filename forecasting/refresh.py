@@ -54,7 +54,8 @@ def forecast_saved_blend(directory: str | Path, member_forecasts: dict[str, pd.D
     combined = combine(aligned, weights)
     origin = pd.Timestamp(member_forecasts[names[0]]["forecast_date"].min())
     forecast = interval_forecast(base["store_id"], base["forecast_date"], combined["sales_pred"].clip(min=0),
-                                 combined["customers_pred"].clip(min=0), origin, _factors(meta), spread=combined[SPREAD])
+                                 combined["customers_pred"].clip(min=0), origin, _factors(meta),
+                                 spread=combined[SPREAD])
     return forecast.assign(model=meta["model"], model_version=meta["model_version"])[FORECAST_COLUMNS]
 
 

@@ -11,7 +11,14 @@ from forecasting.blend import blend_backtest, blend_weights, fit_blend
 from forecasting.features import extra_feature_columns, history_rows, prepare_frame
 from forecasting.folds import VALIDATION, ForecastSpec, fold_frames, make_folds
 from forecasting.importance import combine_permuted, importance_from_permuted, permuted_predictions
-from forecasting.intervals import SPREAD, SPREAD_FLOOR, add_fold_intervals, apply_factors, conformal_factors, member_spread
+from forecasting.intervals import (
+    SPREAD,
+    SPREAD_FLOOR,
+    add_fold_intervals,
+    apply_factors,
+    conformal_factors,
+    member_spread,
+)
 from forecasting.metrics import fold_metrics
 from forecasting.models.baseline import BaselineForecaster
 from forecasting.protocol import create

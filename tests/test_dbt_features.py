@@ -468,7 +468,8 @@ def test_recent_sales_at_every_cut_are_the_days_before_it(built):
 
 def _memory_at_cuts(built, columns: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(agg_store_recent_sales' ``columns`` per cut and store, the raw history)."""
-    recent = query(built["warehouse"], f"select feature_cut_date, store_id, {columns} from marts.agg_store_recent_sales")
+    recent = query(built["warehouse"],
+                   f"select feature_cut_date, store_id, {columns} from marts.agg_store_recent_sales")
     recent["feature_cut_date"] = pd.to_datetime(recent["feature_cut_date"])
     return recent.groupby(["feature_cut_date", "store_id"]).first(), built["history"]
 

@@ -695,4 +695,5 @@ def test_lightgbm_seeds_fitted_in_parallel_forecast_as_fitted_in_turn(split, sta
     parallel = create("lightgbm", {"n_seeds": 3, "n_parallel_seeds": 2}, profile="fast").fit(train, stats)
     boosters = parallel.pipeline.named_steps["boosting"].boosters_
     assert [b.random_state for b in boosters] == [42, 43, 44]
-    np.testing.assert_array_equal(in_turn.predict(train, valid)["sales_pred"], parallel.predict(train, valid)["sales_pred"])
+    np.testing.assert_array_equal(in_turn.predict(train, valid)["sales_pred"],
+                                  parallel.predict(train, valid)["sales_pred"])
