@@ -148,10 +148,16 @@ _RECENT_COLUMNS = ["log_sales_mean_year", "log_sales_last_vs_year", "log_sales_8
 _RECENT_STORE_COLUMNS = ["store_log_sales_mean_year", "store_log_sales_4_weeks_vs_year", "store_log_sales_trend",
                          "store_log_sales_carnival_vs_year", "store_log_sales_carnival_tuesday_vs_year",
                          "store_log_sales_state_holiday_vs_year"]
-# The event memories: feature -> (the recent_store column it reads, its event)
-_EVENT_MEMORIES = {CARNIVAL_MEMORY: ("store_log_sales_carnival_vs_year", "carnival"),
-                   CARNIVAL_TUESDAY_MEMORY: ("store_log_sales_carnival_tuesday_vs_year", "carnival"),
-                   HOLIDAY_MEMORY: ("store_log_sales_state_holiday_vs_year", "holiday")}
+# The event memories: feature -> (the recent_store column it reads, the model parameter that adds it to the offset)
+_EVENT_MEMORIES = {CARNIVAL_MEMORY: ("store_log_sales_carnival_vs_year", "carnival_memory_offset"),
+                   CARNIVAL_TUESDAY_MEMORY: ("store_log_sales_carnival_tuesday_vs_year", "carnival_memory_offset"),
+                   HOLIDAY_MEMORY: ("store_log_sales_state_holiday_vs_year", "holiday_memory_offset")}
+
+
+def offset_memories(params: dict) -> list[str]:
+    """The event memory features a model's ``params`` add to its sales offset (a switch absent from a model saved
+    before it existed is off: that model was trained without the memory)."""
+    return [feature for feature, (_, switch) in _EVENT_MEMORIES.items() if params.get(switch, False)]
 
 
 def _event_days(frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -350,24 +356,20 @@ def recent_sales_features(frame: pd.DataFrame, stats: StoreStats) -> pd.DataFram
     return out
 
 
-def event_memory(frame: pd.DataFrame, stats: StoreStats | None, *, carnival: bool = True,
-                 holidays: bool = True) -> np.ndarray:
-    """Per row of ``frame``, the log-sales offset the store's memory of the day's event gives: with ``carnival``
-    its last carnival Monday against its Mondays on carnival Mondays, its last carnival Tuesday against its
-    Tuesdays on carnival Tuesdays (CARNIVAL_MEMORY, CARNIVAL_TUESDAY_MEMORY); with ``holidays`` its past state
-    holidays against its year on state holidays (HOLIDAY_MEMORY); 0 on every other day and where it is unknown (no
-    statistics, a store without that event)."""
+def event_memory(frame: pd.DataFrame, stats: StoreStats | None, memories: list[str]) -> np.ndarray:
+    """Per row of ``frame``, the log-sales offset the store's ``memories`` (of :func:`offset_memories`) give on their
+    event's day: its last carnival Monday against its Mondays on carnival Mondays, its last carnival Tuesday against
+    its Tuesdays on carnival Tuesdays (CARNIVAL_MEMORY, CARNIVAL_TUESDAY_MEMORY), its past state holidays against its
+    year on state holidays (HOLIDAY_MEMORY); 0 on every other day and where it is unknown (no statistics, a store
+    without that event)."""
     out = np.zeros(len(frame))
-    if stats is None or stats.recent is None:
+    if stats is None or stats.recent is None or not memories:
         return out
-    wanted = {"carnival": carnival, "holiday": holidays}
-    days = {f: on_day for f, on_day in _event_days(frame).items() if wanted[_EVENT_MEMORIES[f][1]]}
-    rows = np.zeros(len(frame), dtype=bool)
-    for on_day in days.values():
-        rows |= on_day
+    days = _event_days(frame)
+    rows = np.logical_or.reduce([days[memory] for memory in memories])
     if rows.any():  # recent_sales_features' rule, on the event days only
-        memories = recent_sales_features(frame.loc[rows], stats)[list(days)]
-        out[rows] = np.nan_to_num(memories.to_numpy(float)).sum(axis=1)
+        values = recent_sales_features(frame.loc[rows], stats)[list(memories)]
+        out[rows] = np.nan_to_num(values.to_numpy(float)).sum(axis=1)
     return out
 
 

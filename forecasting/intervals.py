@@ -12,8 +12,8 @@ normalised by it: score / (floor + spread), the floor being four times the media
 and the interval ``q * (floor + spread)`` wide in logs.  Where the members disagree -- holiday weeks,
 reopenings -- the error is larger too, so the interval widens there and narrows elsewhere: on the real data the
 fixed width covered a hard fold (Easter) 75% and an easy one 83%, the scaled one 78-81% and 80-82% on three runs
-(bench/README.md, "Intervals that widen where the members disagree").  Such factors keep ``spread_floor``; their ``lower/upper_factor`` are per unit
-of ``floor + spread``.
+(bench/README.md, "Intervals that widen where the members disagree").  Such factors keep ``spread_floor``; their
+``lower/upper_factor`` are per unit of ``floor + spread``.
 """
 
 from __future__ import annotations

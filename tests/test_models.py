@@ -266,7 +266,7 @@ def test_recent_sales_join_each_row_onto_the_cut_it_is_forecast_from(frame, spli
     on_holiday = on_holiday.merge(stats.recent_store.reset_index(), on=["feature_cut_date", "store_id"])
     assert on_holiday["store_log_sales_state_holiday_vs_year"].notna().sum() >= 2  # store 1 after its first holiday
     np.testing.assert_allclose(on_holiday[HOLIDAY_MEMORY], on_holiday["store_log_sales_state_holiday_vs_year"])
-    np.testing.assert_allclose(event_memory(rows, stats, carnival=False),
+    np.testing.assert_allclose(event_memory(rows, stats, [HOLIDAY_MEMORY]),
                                np.nan_to_num(x[HOLIDAY_MEMORY].to_numpy(float)))
     # statistics saved with a model before the Tuesday's column existed still give every feature (no memory)
     older_stats = copy.deepcopy(stats)
@@ -274,7 +274,7 @@ def test_recent_sales_join_each_row_onto_the_cut_it_is_forecast_from(frame, spli
     old = recent_sales_features(rows, older_stats)
     assert not old[CARNIVAL_TUESDAY_MEMORY].fillna(0).any()
     np.testing.assert_array_equal(old[CARNIVAL_MEMORY], x[CARNIVAL_MEMORY])
-    np.testing.assert_allclose(event_memory(rows, older_stats, holidays=False),
+    np.testing.assert_allclose(event_memory(rows, older_stats, [CARNIVAL_MEMORY, CARNIVAL_TUESDAY_MEMORY]),
                                np.nan_to_num(x[CARNIVAL_MEMORY].to_numpy(float)))
     # training rows: 0..41 days after their block's cut, blocks ending at the training cut
     older = x.loc[~in_valid & x["days_after_cut"].notna()]

@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
-from forecasting.features import StoreStats, event_memory
+from forecasting.features import StoreStats, event_memory, offset_memories
 from forecasting.models.lstm_windows import (
     EXTRA_SALES_OFFSET,
     Y_CUST,
@@ -268,12 +268,12 @@ class LSTMModel:
 
 
 def _with_offsets(rows: pd.DataFrame | None, params: dict, stats: StoreStats | None) -> pd.DataFrame | None:
-    """``rows`` with their EXTRA_SALES_OFFSET column (the carnival and state-holiday memory) where the model uses
-    one (models saved before the holiday memory have no ``holiday_memory_offset``: carnival only)."""
-    carnival, holidays = (bool(params.get(p, False)) for p in ("carnival_memory_offset", "holiday_memory_offset"))
-    if rows is None or stats is None or not (carnival or holidays):
+    """``rows`` with their EXTRA_SALES_OFFSET column (the carnival and state-holiday memories the model's params
+    switch on) where the model uses one."""
+    memories = offset_memories(params)
+    if rows is None or stats is None or not memories:
         return rows
-    return rows.assign(**{EXTRA_SALES_OFFSET: event_memory(rows, stats, carnival=carnival, holidays=holidays)})
+    return rows.assign(**{EXTRA_SALES_OFFSET: event_memory(rows, stats, memories)})
 
 
 def _history_only(df: pd.DataFrame) -> pd.DataFrame:

@@ -33,11 +33,9 @@ from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
 from forecasting.features import (
-    CARNIVAL_MEMORY,
-    CARNIVAL_TUESDAY_MEMORY,
-    HOLIDAY_MEMORY,
     StoreStats,
     design_columns,
+    offset_memories,
     tabular_design,
     tabular_training_rows,
 )
@@ -102,17 +100,12 @@ class TabularForecaster(BaseForecaster):
             raise ValueError(f"unknown target mode {self.params['target']!r}; expected 'residual' or 'log'")
         columns = [self.params["target_offset"], "store_log_customers_mean"][:width]
         offsets = x[columns].to_numpy(float, copy=True)
-        # absent in models saved before the offset existed: they were trained without it
-        if self.params.get("carnival_memory_offset", False):
-            # the store's last carnival Monday against its year (0 on other days) predicts this one's sales at a
-            # slope near 1; as a feature alone the trees, which see one carnival per year, shrink it to 0.65.  The
-            # carnival Tuesday likewise (absent from models trained before it: they have no such column)
-            for memory in (CARNIVAL_MEMORY, CARNIVAL_TUESDAY_MEMORY):
-                if memory in x.columns:
-                    offsets[:, 0] += np.nan_to_num(x[memory].to_numpy(float))
-        if self.params.get("holiday_memory_offset", False) and HOLIDAY_MEMORY in x.columns:
-            # on a state holiday the store's past holidays against its year (bench/README.md, "Open on a holiday")
-            offsets[:, 0] += np.nan_to_num(x[HOLIDAY_MEMORY].to_numpy(float))
+        # a carnival's memory predicts this carnival's sales at a slope near 1, where the trees, which see one
+        # carnival per year, shrink it to 0.65; a state holiday's likewise (bench/README.md, "Open on a holiday").
+        # Models trained before a memory's column existed have no such column
+        for memory in offset_memories(self.params):
+            if memory in x.columns:
+                offsets[:, 0] += np.nan_to_num(x[memory].to_numpy(float))
         trend_weight = float(self.params.get("trend_offset_weight", 0.0))
         if trend_weight and STORE_TREND in x.columns:
             offsets[:, 0] += trend_weight * np.nan_to_num(x[STORE_TREND].to_numpy(float))
