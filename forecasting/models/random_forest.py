@@ -22,9 +22,9 @@ class RandomForestForecaster(TabularForecaster):
     name = "random_forest"
     default_params = {
         # Tuned on the real data's backtest_2 fold (bench/tune.py; bench/README.md): max_features 0.3 / 0.5 / 0.7
-        # and min_samples_leaf 2 / 4 score alike, 0.3 fits fastest.  100 trees beat 60 by 0.0005 on the backtests;
-        # the time of the trees left out buys the LSTM a fourth seed within the 20 minutes (bench/README.md, "A fourth
-        # LSTM seed for a smaller forest")
+        # and min_samples_leaf 2 / 4 score alike, 0.3 fits fastest.  100 trees beat 40 by 0.0008-0.0014 per
+        # backtest fold; the time of the trees left out buys the LSTM a fourth seed within the 20 minutes
+        # (bench/README.md, "A fourth LSTM seed for a smaller forest")
         "n_estimators": 40,
         "max_depth": 24,
         "min_samples_leaf": 4,
